@@ -1,0 +1,279 @@
+//! Broker configuration: command-line flags, a TOML file of Kafka-named keys, and topic configs.
+//!
+//! The TOML file uses Kafka's broker config names as keys (`"num.partitions" = 6`), so a Kafka
+//! operator's knowledge carries over. Flags win over the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Errors met while loading configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: toml::de::Error,
+    },
+    /// A key has a value of the wrong type or range.
+    #[error("config key {key}: {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address the Kafka listener binds on every shard.
+    pub listen: SocketAddr,
+    /// Host and port that clients are told to connect to (Metadata responses).
+    pub advertised_host: String,
+    /// Advertised port.
+    pub advertised_port: i32,
+    /// Root of the partition directories.
+    pub data_dir: PathBuf,
+    /// Number of shards (pinned executors).
+    pub cores: usize,
+    /// This broker's node id.
+    pub node_id: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub socket_request_max_bytes: usize,
+    /// Bytes of registered DMA memory per shard (glommio `io_memory`).
+    pub io_memory: usize,
+    /// Byte budget of each shard's batch cache.
+    pub batch_cache_bytes: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// Broker-wide defaults of topic configs (`log.*` keys in Kafka).
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+/// Topic config names Ringlog understands, with Kafka's defaults, and the broker key that overrides them.
+pub const TOPIC_CONFIGS: &[(&str, &str, &str)] = &[
+    ("cleanup.policy", "delete", "log.cleanup.policy"),
+    ("retention.ms", "604800000", "log.retention.ms"),
+    ("retention.bytes", "-1", "log.retention.bytes"),
+    ("segment.bytes", "1073741824", "log.segment.bytes"),
+    ("segment.ms", "604800000", "log.roll.ms"),
+    ("max.message.bytes", "1048588", "message.max.bytes"),
+    ("flush.messages", "9223372036854775807", "log.flush.interval.messages"),
+    ("flush.ms", "9223372036854775807", "log.flush.interval.ms"),
+    ("message.timestamp.type", "CreateTime", "log.message.timestamp.type"),
+    ("min.insync.replicas", "1", "min.insync.replicas"),
+    ("segment.index.bytes", "10485760", "log.index.size.max.bytes"),
+    ("index.interval.bytes", "4096", "log.index.interval.bytes"),
+    ("delete.retention.ms", "86400000", "log.cleaner.delete.retention.ms"),
+];
+
+impl BrokerConfig {
+    /// Defaults for a single-node broker with data in `./data`.
+    pub fn new(listen: SocketAddr) -> Self {
+        let topic_defaults = TOPIC_CONFIGS
+            .iter()
+            .map(|(name, default, _)| (name.to_string(), default.to_string()))
+            .collect();
+        BrokerConfig {
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: i32::from(listen.port()),
+            data_dir: PathBuf::from("./data"),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            node_id: 0,
+            auto_create_topics: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 104_857_600,
+            io_memory: 512 * 1024,
+            batch_cache_bytes: 64 * 1024 * 1024,
+            retention_check_interval_ms: 300_000,
+            topic_defaults,
+        }
+    }
+
+    /// Applies the keys of a TOML config file.
+    pub fn apply_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let table: toml::Table =
+            text.parse().map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
+        for (key, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            self.apply_key(&key, &text)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one Kafka-named broker key.
+    pub fn apply_key(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+            value.parse().map_err(|_| ConfigError::Invalid {
+                key: key.to_string(),
+                reason: format!("{value:?} is not a number"),
+            })
+        }
+        match key {
+            "listen" | "listeners" => {
+                self.listen = value
+                    .trim_start_matches("PLAINTEXT://")
+                    .parse()
+                    .map_err(|_| ConfigError::Invalid { key: key.into(), reason: "bad address".into() })?
+            }
+            "advertised.listeners" | "advertised_listener" => {
+                let (host, port) = split_host_port(value.trim_start_matches("PLAINTEXT://"))
+                    .ok_or_else(|| ConfigError::Invalid { key: key.into(), reason: "want host:port".into() })?;
+                self.advertised_host = host;
+                self.advertised_port = port;
+            }
+            "data_dir" | "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
+            "cores" => self.cores = num(key, value)?,
+            "node.id" | "broker.id" => self.node_id = num(key, value)?,
+            "auto.create.topics.enable" => self.auto_create_topics = value == "true",
+            "num.partitions" => self.num_partitions = num(key, value)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = num(key, value)?,
+            "io_memory" => self.io_memory = num(key, value)?,
+            "batch_cache_bytes" => self.batch_cache_bytes = num(key, value)?,
+            "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
+            "log.retention.hours" => {
+                let hours: i64 = num(key, value)?;
+                self.topic_defaults.insert("retention.ms".into(), (hours * 3_600_000).to_string());
+            }
+            other => match TOPIC_CONFIGS.iter().find(|(_, _, broker_key)| *broker_key == other) {
+                Some((topic_key, _, _)) => {
+                    self.topic_defaults.insert(topic_key.to_string(), value.to_string());
+                }
+                None => tracing::warn!(key = other, "ignoring unknown config key"),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port`.
+pub fn split_host_port(text: &str) -> Option<(String, i32)> {
+    let (host, port) = text.rsplit_once(':')?;
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// The effective configs of one topic, parsed once so the hot path reads plain numbers.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
+    /// `retention.ms` (-1: unlimited).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `flush.messages`: fsync after this many messages even at acks=1.
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync at least this often.
+    pub flush_ms: i64,
+    /// `message.timestamp.type` is LogAppendTime.
+    pub log_append_time: bool,
+    /// `index.interval.bytes`: bytes between sparse index entries.
+    pub index_interval_bytes: u64,
+}
+
+impl TopicConfig {
+    /// Resolves a topic's overrides over the broker defaults.
+    pub fn resolve(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> Self {
+        let get = |name: &str| -> i64 {
+            overrides
+                .get(name)
+                .or_else(|| defaults.get(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| default_of(name).parse().unwrap_or(0))
+        };
+        let text = |name: &str| -> String {
+            overrides.get(name).or_else(|| defaults.get(name)).cloned().unwrap_or_default()
+        };
+        TopicConfig {
+            segment_bytes: get("segment.bytes").max(4096) as u64,
+            segment_ms: get("segment.ms"),
+            retention_ms: get("retention.ms"),
+            retention_bytes: get("retention.bytes"),
+            max_message_bytes: get("max.message.bytes").max(0) as usize,
+            flush_messages: get("flush.messages"),
+            flush_ms: get("flush.ms"),
+            log_append_time: text("message.timestamp.type") == "LogAppendTime",
+            index_interval_bytes: get("index.interval.bytes").max(1) as u64,
+        }
+    }
+}
+
+/// Kafka's default of a topic config, or "" when unknown.
+pub fn default_of(name: &str) -> &'static str {
+    TOPIC_CONFIGS.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d).unwrap_or("")
+}
+
+/// Checks a topic config override: known name and a value of the right shape.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
+    if !TOPIC_CONFIGS.iter().any(|(n, _, _)| *n == name) {
+        return Err(format!("unknown topic config {name}"));
+    }
+    match name {
+        "cleanup.policy" => match value {
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+            _ => Err(format!("invalid cleanup.policy {value}")),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!("invalid message.timestamp.type {value}")),
+        },
+        _ => value.parse::<i64>().map(|_| ()).map_err(|_| format!("{name} must be a number, got {value}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_use_kafka_names() {
+        let mut cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        cfg.apply_key("auto.create.topics.enable", "false").unwrap();
+        cfg.apply_key("num.partitions", "6").unwrap();
+        cfg.apply_key("log.segment.bytes", "1048576").unwrap();
+        assert!(!cfg.auto_create_topics);
+        assert_eq!(cfg.num_partitions, 6);
+        let topic = TopicConfig::resolve(&cfg.topic_defaults, &BTreeMap::new());
+        assert_eq!(topic.segment_bytes, 1_048_576);
+        assert_eq!(topic.max_message_bytes, 1_048_588);
+        assert!(cfg.apply_key("num.partitions", "six").is_err());
+    }
+
+    #[test]
+    fn topic_overrides_win() {
+        let cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        assert_eq!(TopicConfig::resolve(&cfg.topic_defaults, &o).retention_ms, 1000);
+        assert!(validate_topic_config("retention.ms", "x").is_err());
+        assert!(validate_topic_config("nope", "1").is_err());
+    }
+}

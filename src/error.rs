@@ -1,0 +1,66 @@
+//! Kafka error codes, and the one place where subsystem errors become them.
+
+use crate::storage::StorageError;
+
+/// Kafka's numeric error codes that Ringlog returns (names as in Kafka's `Errors` enum).
+#[allow(missing_docs)]
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const INVALID_FETCH_SIZE: i16 = 4;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const POLICY_VIOLATION: i16 = 44;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_CONFIG: i16 = 40;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+/// Maps a storage error onto the Kafka error code a client acts on.
+pub fn storage_error_code(err: &StorageError) -> i16 {
+    match err {
+        StorageError::Io(_) => code::KAFKA_STORAGE_ERROR,
+        StorageError::CorruptBatch(_) => code::CORRUPT_MESSAGE,
+        StorageError::UnsupportedMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        StorageError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
+        StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        StorageError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        StorageError::Closed => code::NOT_LEADER_OR_FOLLOWER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_map_to_kafka_codes() {
+        assert_eq!(storage_error_code(&StorageError::CorruptBatch("crc".into())), 2);
+        assert_eq!(storage_error_code(&StorageError::MessageTooLarge { size: 10, max: 5 }), 10);
+        assert_eq!(storage_error_code(&StorageError::OffsetOutOfRange { offset: 9, start: 0, end: 1 }), 1);
+        assert_eq!(storage_error_code(&StorageError::OutOfOrderSequence { expected: 1, got: 3 }), 45);
+        assert_eq!(storage_error_code(&StorageError::UnsupportedMagic(1)), 43);
+    }
+}

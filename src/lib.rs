@@ -1,0 +1,17 @@
+//! Ringlog: a Kafka-compatible, thread-per-core streaming broker on glommio.
+//!
+//! A reader's path: [`net`] (connections) → [`protocol`] (one handler per Kafka API) →
+//! [`router`] (cross-core messages, owner shards) → [`storage`] (Kafka's log format).
+//! [`metadata`] holds topics and placement; [`server`] starts the shards.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod metadata;
+pub mod net;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod storage;
+pub mod types;

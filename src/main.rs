@@ -1,0 +1,74 @@
+//! The `ringlog` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ringlog", version, about = "A Kafka-compatible, thread-per-core streaming broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (single node; data in ./data by default).
+    Serve {
+        /// Address to listen on for Kafka clients.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        listen: SocketAddr,
+        /// host:port that clients are told to connect to (default: the listen address).
+        #[arg(long)]
+        advertised_listener: Option<String>,
+        /// Directory of the partition logs and metadata.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Number of shards, one per core (default: all cores).
+        #[arg(long)]
+        cores: Option<usize>,
+        /// TOML file of Kafka-named broker configs.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { listen, advertised_listener, data_dir, cores, config } => {
+            let mut cfg = ringlog::config::BrokerConfig::new(listen);
+            if let Some(path) = config {
+                if let Err(e) = cfg.apply_file(&path) {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            }
+            // Flags win over the file.
+            cfg.listen = listen;
+            let advertised = advertised_listener.unwrap_or_else(|| listen.to_string());
+            if let Err(e) = cfg.apply_key("advertised.listeners", &advertised) {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+            if let Some(dir) = data_dir {
+                cfg.data_dir = dir;
+            }
+            if let Some(n) = cores {
+                cfg.cores = n;
+            }
+            if let Err(e) = ringlog::server::run(cfg) {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! One client connection: read frames, run up to [`MAX_IN_FLIGHT`] requests concurrently, and
+//! write their responses strictly in request order (Kafka clients pipeline and rely on it).
+//!
+//! ```text
+//!  socket ─► reader: size-checked frame ─► spawn dispatch task ─► in-order queue ─► writer ─► socket
+//! ```
+//! A frame larger than `socket.request.max.bytes`, a truncated frame or an undecodable request
+//! closes the connection with one log line. Nothing else is affected.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures::channel::mpsc;
+use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
+use glommio::net::TcpStream;
+
+use crate::protocol::{self, ProtocolError};
+use crate::router::Router;
+
+/// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// Why a connection ends.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client sent a frame over the limit.
+    #[error("frame of {size} bytes exceeds socket.request.max.bytes {max}")]
+    FrameTooLarge {
+        /// Declared size.
+        size: i64,
+        /// Limit.
+        max: usize,
+    },
+    /// The client closed the socket in the middle of a frame.
+    #[error("truncated frame: {got} of {size} bytes before end of stream")]
+    Truncated {
+        /// Declared size.
+        size: usize,
+        /// Bytes received.
+        got: usize,
+    },
+    /// The request could not be served.
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+type Pending = glommio::Task<Result<Option<BytesMut>, ProtocolError>>;
+
+/// Serves a connection until the peer closes it or it must be dropped.
+pub async fn serve(stream: TcpStream, router: Rc<Router>) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.split();
+    let (queue_tx, mut queue_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let max = router.config.socket_request_max_bytes;
+
+    let reading = {
+        let router = Rc::clone(&router);
+        let mut queue_tx = queue_tx;
+        async move {
+            loop {
+                let mut size_buf = [0u8; 4];
+                if reader.read(&mut size_buf[..1]).await? == 0 {
+                    return Ok::<(), ConnectionError>(());
+                }
+                read_full(&mut reader, &mut size_buf[1..], 4).await?;
+                let size = i32::from_be_bytes(size_buf);
+                if size < 0 || size as usize > max {
+                    return Err(ConnectionError::FrameTooLarge { size: i64::from(size), max });
+                }
+                let mut frame = BytesMut::zeroed(size as usize);
+                read_full(&mut reader, &mut frame, size as usize).await?;
+                let router = Rc::clone(&router);
+                let frame = frame.freeze();
+                let task = glommio::spawn_local(async move { protocol::dispatch(&router, frame).await });
+                if queue_tx.send(task).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let writing = async move {
+        while let Some(task) = queue_rx.next().await {
+            if let Some(response) = task.await? {
+                writer.write_all(&response).await?;
+            }
+        }
+        Ok::<(), ConnectionError>(())
+    };
+
+    futures::pin_mut!(reading, writing);
+    let outcome = match futures::future::select(reading, writing).await {
+        // The peer is done sending: finish answering what it asked.
+        futures::future::Either::Left((Ok(()), writing)) => writing.await,
+        futures::future::Either::Left((Err(e), _)) => Err(e),
+        futures::future::Either::Right((result, _)) => result,
+    };
+    match outcome {
+        Ok(()) => tracing::debug!(peer = %peer, shard = %router.me, "connection closed by peer"),
+        Err(ConnectionError::Io(e)) => tracing::debug!(peer = %peer, error = %e, "connection i/o error"),
+        Err(e) => tracing::warn!(peer = %peer, shard = %router.me, reason = %e, "closing connection"),
+    }
+}
+
+async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8], size: usize) -> Result<(), ConnectionError> {
+    let mut got = size - buf.len();
+    let mut at = 0;
+    while at < buf.len() {
+        let n = reader.read(&mut buf[at..]).await?;
+        if n == 0 {
+            return Err(ConnectionError::Truncated { size, got });
+        }
+        at += n;
+        got += n;
+    }
+    Ok(())
+}

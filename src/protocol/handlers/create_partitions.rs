@@ -1,0 +1,31 @@
+//! CreatePartitions: grows a topic; new partitions go to the least-loaded shards.
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::str_bytes;
+use crate::metadata::MetadataMutation;
+use crate::protocol::RequestContext;
+
+/// Versions served.
+pub const VERSIONS: (i16, i16) = (0, 3);
+
+/// Handles CreatePartitions.
+pub async fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let r = ctx
+            .router
+            .mutate(MetadataMutation::CreatePartitions { name: name.clone(), count: t.count, validate_only: req.validate_only })
+            .await;
+        tracing::info!(topic = %name, count = t.count, error_code = r.error_code, "create partitions");
+        results.push(
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(r.error_code)
+                .with_error_message(r.message.map(str_bytes)),
+        );
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

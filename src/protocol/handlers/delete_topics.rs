@@ -1,0 +1,45 @@
+//! DeleteTopics: by name (all versions) or by id (v6+).
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+
+use super::str_bytes;
+use crate::error::code;
+use crate::metadata::MetadataMutation;
+use crate::protocol::RequestContext;
+
+/// Versions served.
+pub const VERSIONS: (i16, i16) = (1, 6);
+
+/// Handles DeleteTopics.
+pub async fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let router = ctx.router;
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+    } else {
+        req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = name.or_else(|| router.metadata.load().topic_by_id(id).map(|t| t.name.clone()));
+        let (error_code, message, topic_id) = match &name {
+            None => (code::UNKNOWN_TOPIC_ID, Some("unknown topic id".to_string()), id),
+            Some(n) => {
+                let r = router.mutate(MetadataMutation::DeleteTopic { name: n.clone() }).await;
+                tracing::info!(topic = %n, error_code = r.error_code, "delete topic");
+                (r.error_code, r.message, r.topic.map(|t| t.id).unwrap_or(id))
+            }
+        };
+        let mut r = DeletableTopicResult::default()
+            .with_name(name.map(|n| TopicName(str_bytes(n))))
+            .with_error_code(error_code);
+        if ctx.version >= 5 {
+            r = r.with_error_message(message.map(str_bytes));
+        }
+        if ctx.version >= 6 {
+            r = r.with_topic_id(topic_id);
+        }
+        responses.push(r);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

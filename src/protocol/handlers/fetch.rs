@@ -1,0 +1,167 @@
+//! Fetch: reads from the owner shards, long-polls up to `max_wait_ms` for `min_bytes`.
+//!
+//! Parked fetches wait on the owner shards' "high watermark moved" events, registered before
+//! each read round so no append can slip between the read and the wait. Nothing busy-polls.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+
+use super::str_bytes;
+use crate::error::code;
+use crate::protocol::RequestContext;
+use crate::router::{FetchPart, FetchPartResult, Router, ShardRequest, ShardResponse};
+use crate::types::{ShardId, TopicPartition};
+
+/// Versions served (Kafka 4.0: 4–17).
+pub const VERSIONS: (i16, i16) = (4, 17);
+
+struct Wanted {
+    topic_slot: usize,
+    partition: i32,
+    /// Owner and read, or an error code decided up front.
+    target: Result<(ShardId, FetchPart), i16>,
+}
+
+async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> {
+    let mut by_shard: std::collections::BTreeMap<ShardId, Vec<(usize, FetchPart)>> = Default::default();
+    let mut out: Vec<FetchPartResult> = wanted
+        .iter()
+        .map(|w| FetchPartResult {
+            error_code: *w.target.as_ref().err().unwrap_or(&code::NONE),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Vec::new(),
+        })
+        .collect();
+    for (i, w) in wanted.iter().enumerate() {
+        if let Ok((shard, part)) = &w.target {
+            by_shard.entry(*shard).or_default().push((i, part.clone()));
+        }
+    }
+    let calls = by_shard.into_iter().map(|(shard, parts)| async move {
+        let idx: Vec<usize> = parts.iter().map(|(i, _)| *i).collect();
+        let resp = router.call(shard, ShardRequest::Fetch(parts.into_iter().map(|(_, p)| p).collect())).await;
+        (idx, resp)
+    });
+    for (idx, resp) in futures::future::join_all(calls).await {
+        if let ShardResponse::Fetch(results) = resp {
+            for (i, r) in idx.into_iter().zip(results) {
+                out[i] = r;
+            }
+        }
+    }
+    out
+}
+
+/// Handles Fetch.
+pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+    let router = ctx.router;
+    let snapshot = router.metadata.load_full();
+    let mut topics: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let meta = if ctx.version >= 13 {
+            snapshot.topic_by_id(t.topic_id).cloned()
+        } else {
+            snapshot.topics.get(t.topic.0.as_str()).cloned()
+        };
+        let slot = topics.len();
+        topics.push((meta.as_ref().map(|m| m.name.clone()).or_else(|| Some(t.topic.0.to_string())), t.topic_id));
+        for p in &t.partitions {
+            let target = match &meta {
+                None if ctx.version >= 13 => Err(code::UNKNOWN_TOPIC_ID),
+                None => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(m) => match m.partitions.get(p.partition as usize) {
+                    Some(pm) if p.partition >= 0 => Ok((
+                        pm.owner,
+                        FetchPart {
+                            tp: TopicPartition::new(m.name.clone(), p.partition),
+                            offset: p.fetch_offset,
+                            max_bytes: p.partition_max_bytes.max(0) as usize,
+                        },
+                    )),
+                    _ => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
+                },
+            };
+            wanted.push(Wanted { topic_slot: slot, partition: p.partition, target });
+        }
+    }
+    let mut owners: Vec<ShardId> = wanted.iter().filter_map(|w| w.target.as_ref().ok().map(|(s, _)| *s)).collect();
+    owners.sort();
+    owners.dedup();
+
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let results = loop {
+        let listeners: Vec<_> = owners.iter().map(|s| router.data_events[s.0].listen()).collect();
+        let results = read_round(router, &wanted).await;
+        let bytes: usize = results.iter().flat_map(|r| r.records.iter()).map(|b| b.len()).sum();
+        let any_error = results.iter().any(|r| r.error_code != code::NONE);
+        let now = Instant::now();
+        if bytes >= min_bytes || any_error || now >= deadline || listeners.is_empty() {
+            break results;
+        }
+        let woken = futures::future::select_all(listeners.into_iter().map(Box::pin));
+        let timer = glommio::timer::sleep(deadline - now);
+        futures::select! {
+            _ = woken.fuse() => {},
+            _ = Box::pin(timer).fuse() => {},
+        }
+    };
+
+    // Response max_bytes: the first non-empty partition always gets its data (KIP-74).
+    let mut budget = req.max_bytes.max(0) as usize;
+    let mut first = true;
+    let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
+    for (w, r) in wanted.iter().zip(results) {
+        let size: usize = r.records.iter().map(|b| b.len()).sum();
+        let records = if size == 0 || (!first && size > budget) {
+            Bytes::new()
+        } else {
+            first = false;
+            budget = budget.saturating_sub(size);
+            concat(r.records, size)
+        };
+        per_topic[w.topic_slot].push(
+            PartitionData::default()
+                .with_partition_index(w.partition)
+                .with_error_code(r.error_code)
+                .with_high_watermark(r.high_watermark)
+                .with_last_stable_offset(r.high_watermark)
+                .with_log_start_offset(r.log_start_offset)
+                .with_aborted_transactions(Some(Vec::new()))
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_records(Some(records)),
+        );
+    }
+    let responses = topics
+        .into_iter()
+        .zip(per_topic)
+        .map(|((name, id), partitions)| {
+            let mut t = FetchableTopicResponse::default().with_partitions(partitions);
+            if ctx.version >= 13 {
+                t = t.with_topic_id(id);
+            } else {
+                t = t.with_topic(TopicName(str_bytes(name.unwrap_or_default())));
+            }
+            t
+        })
+        .collect();
+    FetchResponse::default().with_error_code(code::NONE).with_session_id(0).with_responses(responses)
+}
+
+/// One contiguous `Bytes` for the codec: free when a single batch, one copy otherwise.
+fn concat(mut parts: Vec<Bytes>, size: usize) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(size);
+    for p in parts {
+        buf.extend_from_slice(&p);
+    }
+    buf.freeze()
+}

@@ -1,0 +1,28 @@
+//! InitProducerId: hands out producer ids for idempotent producers. Transactions are not served
+//! yet, so a transactional id is refused.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use crate::error::code;
+use crate::metadata::MetadataMutation;
+use crate::protocol::RequestContext;
+
+/// Versions served (Kafka 4.0: 0–5).
+pub const VERSIONS: (i16, i16) = (0, 5);
+
+/// Handles InitProducerId.
+pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    if req.transactional_id.is_some() {
+        return InitProducerIdResponse::default()
+            .with_error_code(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // A producer that re-initialises (KIP-360) gets a fresh id: its old state is simply left behind.
+    let r = ctx.router.mutate(MetadataMutation::AllocateProducerId).await;
+    tracing::info!(producer_id = r.producer_id, "producer id allocated");
+    InitProducerIdResponse::default()
+        .with_error_code(r.error_code)
+        .with_producer_id(ProducerId(r.producer_id))
+        .with_producer_epoch(0)
+}

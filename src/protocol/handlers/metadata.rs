@@ -1,0 +1,77 @@
+//! Metadata: brokers, topics (with ids), partitions and leaders; auto-creates topics.
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+
+use super::{str_bytes, topic_or_create};
+use crate::error::code;
+use crate::metadata::TopicMeta;
+use crate::protocol::RequestContext;
+
+/// Versions served.
+pub const VERSIONS: (i16, i16) = (0, 12);
+
+fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+/// Answers Metadata.
+pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
+    let router = ctx.router;
+    let cfg = &router.config;
+    // v0-v3 have no flag: auto-creation follows the broker setting.
+    let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
+    let topics = match req.topics {
+        // v0: an empty list means all topics; v1+: null means all.
+        None => router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect(),
+        Some(list) if list.is_empty() && ctx.version == 0 => {
+            router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect()
+        }
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for wanted in list {
+                let by_id = router.metadata.load().topic_by_id(wanted.topic_id).cloned();
+                let name = wanted.name.as_ref().map(|n| n.0.to_string());
+                let result = match (name, by_id) {
+                    (Some(name), _) => topic_or_create(router, &name, allow_create).await.map_err(|e| (e, Some(name))),
+                    (None, Some(t)) => Ok(t),
+                    (None, None) => Err((code::UNKNOWN_TOPIC_ID, None)),
+                };
+                out.push(match result {
+                    Ok(t) => describe(&t, cfg.node_id),
+                    Err((error_code, name)) => MetadataResponseTopic::default()
+                        .with_error_code(error_code)
+                        .with_name(name.map(|n| TopicName(str_bytes(n))))
+                        .with_topic_id(wanted.topic_id),
+                });
+            }
+            out
+        }
+    };
+    tracing::debug!(topics = topics.len(), version = ctx.version, "metadata");
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(cfg.node_id))
+            .with_host(str_bytes(cfg.advertised_host.clone()))
+            .with_port(cfg.advertised_port)])
+        .with_cluster_id(Some(str_bytes(router.metadata.load().cluster_id.clone())))
+        .with_controller_id(BrokerId(cfg.node_id))
+        .with_topics(topics)
+}

@@ -1,0 +1,118 @@
+//! One file per Kafka API. Each declares `VERSIONS` (the range Ringlog serves, at least Apache
+//! Kafka 4.0's) and `handle`: decode → log → (authorize, later) → work → respond.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::protocol::StrBytes;
+
+use crate::error::code;
+use crate::metadata::{MetadataMutation, TopicMeta, valid_topic_name};
+use crate::router::{Router, ShardRequest, ShardResponse, OffsetAnswer};
+use crate::types::{ShardId, TopicPartition};
+
+/// Turns a `String` into the codec's string type.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Finds a topic, creating it with `num.partitions` when auto-creation is on and `allow`.
+/// Returns the Kafka error code when it neither exists nor can be created.
+pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result<Arc<TopicMeta>, i16> {
+    if let Some(t) = router.metadata.load().topics.get(name) {
+        return Ok(Arc::clone(t));
+    }
+    if !valid_topic_name(name) {
+        return Err(code::INVALID_TOPIC_EXCEPTION);
+    }
+    if !(allow && router.config.auto_create_topics) {
+        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    let result = router
+        .mutate(MetadataMutation::CreateTopic {
+            name: name.to_string(),
+            partitions: router.config.num_partitions,
+            configs: BTreeMap::new(),
+            validate_only: false,
+        })
+        .await;
+    match (result.error_code, result.topic) {
+        (code::NONE, Some(t)) => {
+            tracing::info!(topic = name, partitions = t.partitions.len(), "auto-created topic");
+            Ok(t)
+        }
+        // Another connection created it first.
+        (code::TOPIC_ALREADY_EXISTS, _) => router
+            .metadata
+            .load()
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
+        (err, _) => Err(err),
+    }
+}
+
+/// Runs a per-partition query on the owner shards, concurrently. Takes and returns
+/// `(topic, [(partition, item)])` in request order; unknown partitions get
+/// UNKNOWN_TOPIC_OR_PARTITION. ListOffsets, OffsetForLeaderEpoch and DeleteRecords share it.
+pub async fn query_partitions<T: Send + 'static>(
+    router: &Router,
+    topics: Vec<(String, Vec<(i32, T)>)>,
+    make: fn(Vec<(TopicPartition, T)>) -> ShardRequest,
+) -> Vec<(String, Vec<(i32, OffsetAnswer)>)> {
+    let mut shape = Vec::with_capacity(topics.len());
+    let mut items = Vec::new();
+    for (name, parts) in topics {
+        let mut indexes = Vec::with_capacity(parts.len());
+        for (p, item) in parts {
+            indexes.push(p);
+            items.push((TopicPartition::new(name.clone(), p), item));
+        }
+        shape.push((name, indexes));
+    }
+    let unknown_answer = OffsetAnswer { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, offset: -1, timestamp_or_epoch: -1 };
+    let mut answers = vec![unknown_answer; items.len()];
+    let (by_shard, _unknown) = router.split_by_owner(items);
+    let calls = by_shard.into_iter().map(|(shard, parts)| async move {
+        let idx: Vec<usize> = parts.iter().map(|(i, _, _)| *i).collect();
+        let req = make(parts.into_iter().map(|(_, tp, t)| (tp, t)).collect());
+        (idx, router.call(shard, req).await)
+    });
+    for (idx, resp) in futures::future::join_all(calls).await {
+        if let ShardResponse::Offsets(got) = resp {
+            for (i, a) in idx.into_iter().zip(got) {
+                answers[i] = a;
+            }
+        }
+    }
+    let mut answers = answers.into_iter();
+    shape
+        .into_iter()
+        .map(|(name, indexes)| {
+            let parts = indexes.into_iter().map(|p| (p, answers.next().unwrap_or_default())).collect();
+            (name, parts)
+        })
+        .collect()
+}
+
+/// The shard a connection's log lines name.
+pub fn conn_shard(router: &Router) -> ShardId {
+    router.me
+}

@@ -1,0 +1,256 @@
+//! Everything that crosses cores. A handler splits a request by owner shard, runs its own part
+//! inline, and sends the rest as [`ShardRequest`]s over glommio's `channel_mesh`, each with a
+//! one-shot reply. Record data crosses as `bytes::Bytes`: moved, never re-encoded.
+//!
+//! Data plane: partition work goes to the partition's owner shard ([`Router::call`]).
+//! Control plane: metadata mutations always go to shard 0 ([`Router::mutate`]).
+
+pub mod owner;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::Senders;
+
+pub use owner::OwnerShard;
+
+use crate::config::BrokerConfig;
+use crate::metadata::{MetadataMutation, MutationResult, SnapshotHandle, TopicMeta};
+use crate::types::{ShardId, TopicPartition};
+
+/// Capacity of each mesh channel (cross-core round trips must never block on it).
+pub const MESH_CAPACITY: usize = 1024;
+
+/// One partition's records in a produce request.
+#[derive(Debug)]
+pub struct ProducePart {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// Record batches, as sliced from the request frame.
+    pub records: Bytes,
+}
+
+/// The outcome of one [`ProducePart`].
+#[derive(Debug, Clone, Default)]
+pub struct ProducePartResult {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Base offset assigned.
+    pub base_offset: i64,
+    /// LogAppendTime, or -1.
+    pub log_append_time: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+    /// Error text.
+    pub message: Option<String>,
+}
+
+/// One partition of a fetch request.
+#[derive(Debug, Clone)]
+pub struct FetchPart {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// First offset wanted.
+    pub offset: i64,
+    /// Byte limit for this partition.
+    pub max_bytes: usize,
+}
+
+/// The outcome of one [`FetchPart`].
+#[derive(Debug, Clone, Default)]
+pub struct FetchPartResult {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+    /// Whole batches.
+    pub records: Vec<Bytes>,
+}
+
+/// What ListOffsets asks of one partition.
+#[derive(Debug, Clone, Copy)]
+pub enum OffsetQuery {
+    /// The log start offset (-2, and -4 earliest-local).
+    Earliest,
+    /// The high watermark (-1).
+    Latest,
+    /// The record with the largest timestamp (-3).
+    MaxTimestamp,
+    /// The first record at or after a timestamp.
+    Timestamp(i64),
+}
+
+/// The outcome of a ListOffsets or OffsetForLeaderEpoch query.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetAnswer {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// The offset found, or -1.
+    pub offset: i64,
+    /// Timestamp of that record, or -1 (ListOffsets); the epoch (OffsetForLeaderEpoch).
+    pub timestamp_or_epoch: i64,
+}
+
+/// A unit of work for one shard.
+#[derive(Debug)]
+pub enum ShardRequest {
+    /// Append to partitions owned by the target shard.
+    Produce {
+        /// The shard holding the client connection (for logs).
+        conn_shard: ShardId,
+        /// 0, 1 or -1.
+        acks: i16,
+        /// Parts for this shard.
+        parts: Vec<ProducePart>,
+    },
+    /// Read from partitions owned by the target shard.
+    Fetch(Vec<FetchPart>),
+    /// ListOffsets parts.
+    ListOffsets(Vec<(TopicPartition, OffsetQuery)>),
+    /// OffsetForLeaderEpoch parts.
+    EpochEndOffsets(Vec<(TopicPartition, i32)>),
+    /// DeleteRecords parts: truncate before the offset (-1 = high watermark).
+    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// Open (create) the logs of a topic's partitions owned by the target shard.
+    OpenPartitions(Arc<TopicMeta>),
+    /// Delete the logs of a deleted topic.
+    RemoveTopic(Arc<TopicMeta>),
+    /// A topic's configs changed: re-resolve them.
+    ReloadConfig(Arc<TopicMeta>),
+    /// A metadata mutation (shard 0 only).
+    Mutate(MetadataMutation),
+}
+
+/// The answer to a [`ShardRequest`], in the same order as its parts.
+#[derive(Debug)]
+pub enum ShardResponse {
+    /// Produce results.
+    Produce(Vec<ProducePartResult>),
+    /// Fetch results.
+    Fetch(Vec<FetchPartResult>),
+    /// ListOffsets, OffsetForLeaderEpoch or DeleteRecords results.
+    Offsets(Vec<OffsetAnswer>),
+    /// Opened, removed or reloaded.
+    Done,
+    /// A mutation's result.
+    Mutated(MutationResult),
+}
+
+/// A request with its reply channel: the message type of the mesh.
+pub struct Envelope {
+    /// The work.
+    pub request: ShardRequest,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<ShardResponse>,
+}
+
+/// A shard's view of the world: its own partitions, the mesh to the others, and metadata.
+pub struct Router {
+    /// This shard.
+    pub me: ShardId,
+    /// Number of shards.
+    pub nr_shards: usize,
+    /// Broker configuration.
+    pub config: Arc<BrokerConfig>,
+    /// Latest metadata snapshot (shared, lock-free).
+    pub metadata: SnapshotHandle,
+    /// The partitions this shard owns.
+    pub local: Rc<OwnerShard>,
+    /// Per-shard "high watermark moved" events, for long-polling fetches on any shard.
+    pub data_events: Arc<Vec<Arc<event_listener::Event>>>,
+    senders: Senders<Envelope>,
+}
+
+impl Router {
+    /// Builds a shard's router.
+    pub fn new(
+        me: ShardId,
+        config: Arc<BrokerConfig>,
+        metadata: SnapshotHandle,
+        local: Rc<OwnerShard>,
+        data_events: Arc<Vec<Arc<event_listener::Event>>>,
+        senders: Senders<Envelope>,
+    ) -> Self {
+        Router { me, nr_shards: senders.nr_consumers(), config, metadata, local, data_events, senders }
+    }
+
+    /// Data plane: runs `request` on `shard`, inline when it is this one.
+    pub async fn call(&self, shard: ShardId, request: ShardRequest) -> ShardResponse {
+        if shard == self.me {
+            return self.local.handle(request, self).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        let envelope = Envelope { request, reply: tx };
+        if self.senders.send_to(shard.0, envelope).await.is_err() {
+            tracing::error!(shard = %shard, "mesh send failed");
+            return ShardResponse::Done;
+        }
+        rx.await.unwrap_or(ShardResponse::Done)
+    }
+
+    /// Control plane: runs a metadata mutation on shard 0.
+    pub async fn mutate(&self, m: MetadataMutation) -> MutationResult {
+        match self.call(ShardId(0), ShardRequest::Mutate(m)).await {
+            ShardResponse::Mutated(r) => r,
+            _ => MutationResult {
+                error_code: crate::error::code::UNKNOWN_SERVER_ERROR,
+                message: Some("controller did not answer".into()),
+                topic: None,
+                producer_id: -1,
+            },
+        }
+    }
+
+    /// Sends `request(shard)` to every shard that owns one of `topic`'s partitions, and waits.
+    pub async fn broadcast_topic(&self, topic: &Arc<TopicMeta>, make: fn(Arc<TopicMeta>) -> ShardRequest) {
+        let mut owners: Vec<ShardId> = topic.partitions.iter().map(|p| p.owner).collect();
+        owners.sort();
+        owners.dedup();
+        let calls = owners.into_iter().map(|s| self.call(s, make(Arc::clone(topic))));
+        futures::future::join_all(calls).await;
+    }
+
+    /// Groups items by the owner shard of their partition, keeping each item's position.
+    /// Items whose partition is unknown come back in the second list.
+    pub fn split_by_owner<T>(
+        &self,
+        items: Vec<(TopicPartition, T)>,
+    ) -> (BTreeMap<ShardId, Vec<(usize, TopicPartition, T)>>, Vec<(usize, TopicPartition, T)>) {
+        let snapshot = self.metadata.load();
+        let mut by_shard: BTreeMap<ShardId, Vec<_>> = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (i, (tp, item)) in items.into_iter().enumerate() {
+            match snapshot.owner(&tp.topic, tp.partition) {
+                Some(owner) => by_shard.entry(owner).or_default().push((i, tp, item)),
+                None => unknown.push((i, tp, item)),
+            }
+        }
+        (by_shard, unknown)
+    }
+
+    /// Serves the mesh inbox from peer shards until the mesh closes. Each message runs in its
+    /// own task; tasks start in arrival order, so appends keep their order.
+    pub async fn serve_inbox(self: Rc<Self>, mut receivers: glommio::channels::channel_mesh::Receivers<Envelope>) {
+        let streams = receivers.streams();
+        let mut loops = Vec::new();
+        for (_, receiver) in streams {
+            let router = Rc::clone(&self);
+            loops.push(glommio::spawn_local(async move {
+                while let Some(envelope) = receiver.recv().await {
+                    let router = Rc::clone(&router);
+                    glommio::spawn_local(async move {
+                        let answer = router.local.handle(envelope.request, &router).await;
+                        let _ = envelope.reply.send(answer);
+                    })
+                    .detach();
+                }
+            }));
+        }
+        futures::future::join_all(loops).await;
+    }
+}

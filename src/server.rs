@@ -1,0 +1,145 @@
+//! Start-up and shutdown: one pinned glommio executor per core, each with its own listener,
+//! owner state, mesh inbox and housekeeping loop.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+use crate::config::BrokerConfig;
+use crate::metadata::{MetadataStore, SnapshotHandle};
+use crate::router::{Envelope, MESH_CAPACITY, OwnerShard, Router};
+use crate::storage::prime_dma_probe;
+use crate::types::ShardId;
+
+/// Errors that stop the broker from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Data directory or metadata problem.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// glommio could not start the executors.
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+/// Set when SIGTERM or SIGINT arrives: shards flush, sync and stop.
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+/// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
+pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let cores = config.cores.max(1);
+    let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
+    let store = Arc::new(Mutex::new(Some(store)));
+    let config = Arc::new(config);
+    let mesh = MeshBuilder::<Envelope, _>::full(cores, MESH_CAPACITY);
+    let data_events: Arc<Vec<Arc<event_listener::Event>>> =
+        Arc::new((0..cores).map(|_| Arc::new(event_listener::Event::new())).collect());
+
+    block_stop_signals();
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, None))
+        .io_memory(config.io_memory)
+        .ring_depth(128)
+        .name("ringlog-shard")
+        .on_all_shards({
+            let config = Arc::clone(&config);
+            move || async move {
+                if let Err(e) = shard_main(config, metadata, store, mesh, data_events).await {
+                    tracing::error!(error = %e, "shard failed");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .map_err(|e| ServerError::Runtime(e.to_string()))?;
+    tracing::info!(listen = %config.listen, shards = cores, data_dir = %config.data_dir.display(), "broker ready");
+    wait_for_stop_signal();
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    for r in handles.join_all() {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "shard thread ended with an error");
+        }
+    }
+    tracing::info!("broker stopped cleanly");
+    Ok(())
+}
+
+async fn shard_main(
+    config: Arc<BrokerConfig>,
+    metadata: SnapshotHandle,
+    store: Arc<Mutex<Option<MetadataStore>>>,
+    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    data_events: Arc<Vec<Arc<event_listener::Event>>>,
+) -> Result<(), ServerError> {
+    prime_dma_probe(&config.data_dir).await.map_err(|e| ServerError::Runtime(e.to_string()))?;
+    let (senders, receivers) = mesh.join().await.map_err(|_| ServerError::Runtime("mesh join failed".into()))?;
+    let me = ShardId(senders.peer_id());
+    let store = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
+    let owner = Rc::new(OwnerShard::new(me, Arc::clone(&config), Arc::clone(&metadata), store, Arc::clone(&data_events[me.0])));
+    owner.open_owned().await.map_err(|e| ServerError::Runtime(e.to_string()))?;
+    let router = Rc::new(Router::new(me, Arc::clone(&config), metadata, Rc::clone(&owner), data_events, senders));
+    glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
+
+    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| ServerError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    tracing::info!(shard = %me, listen = %config.listen, "shard listening");
+    glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router))).detach();
+
+    // Housekeeping: flush.ms every tick, retention every retention check interval.
+    let tick = Duration::from_millis(100);
+    let retention_every = (config.retention_check_interval_ms / 100).max(1);
+    let mut ticks: u64 = 0;
+    while !SHUTDOWN.load(Ordering::SeqCst) {
+        glommio::timer::sleep(tick).await;
+        ticks += 1;
+        if ticks % 10 == 0 {
+            for log in owner.all_logs() {
+                log.maybe_timed_sync().await;
+            }
+        }
+        if ticks % retention_every == 0 {
+            owner.housekeeping().await;
+        }
+    }
+    for log in owner.all_logs() {
+        if let Err(e) = log.close().await {
+            tracing::error!(partition = %log.tp, error = %e, "flush at shutdown failed");
+        }
+    }
+    tracing::info!(shard = %me, "shard stopped");
+    Ok(())
+}
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset only write the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Blocks SIGTERM/SIGINT in this thread before the shards start, so they inherit the mask and
+/// only [`wait_for_stop_signal`] receives them.
+fn block_stop_signals() {
+    let set = stop_signals();
+    // SAFETY: set is initialised; a null old-set pointer is allowed.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn wait_for_stop_signal() {
+    let set = stop_signals();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: both pointers are valid for the call.
+    unsafe {
+        libc::sigwait(&set, &mut sig);
+    }
+    tracing::info!(signal = sig, "stop signal received; flushing");
+}

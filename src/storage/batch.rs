@@ -1,0 +1,321 @@
+//! Kafka record batch v2: header parsing, validation and in-place offset assignment.
+//!
+//! ```text
+//! baseOffset:8 batchLength:4 partitionLeaderEpoch:4 magic:1 crc:4 | attributes:2 lastOffsetDelta:4
+//! baseTimestamp:8 maxTimestamp:8 producerId:8 producerEpoch:2 baseSequence:4 recordsCount:4 records...
+//! ```
+//! The CRC32C covers everything from `attributes` on, so assigning `baseOffset` and
+//! `partitionLeaderEpoch` never needs a new CRC.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::StorageError;
+
+/// Length of the fixed batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength` ends: a batch occupies `LOG_OVERHEAD + batchLength` bytes.
+pub const LOG_OVERHEAD: usize = 12;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+/// Attribute bit: the batch timestamps are LogAppendTime.
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+/// Attribute bit: the batch is transactional.
+const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Attribute bit: the batch is a control batch.
+const CONTROL_BIT: i16 = 0x20;
+
+/// The fixed header of a record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the length field.
+    pub batch_length: i32,
+    /// Leader epoch that appended the batch.
+    pub leader_epoch: i32,
+    /// Format version (2).
+    pub magic: i8,
+    /// CRC32C of attributes..end.
+    pub crc: u32,
+    /// Compression, timestamp type, transactional and control bits.
+    pub attributes: i16,
+    /// Offset of the last record minus the base offset.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Idempotent producer id, or -1.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence of the first record, or -1.
+    pub base_sequence: i32,
+    /// Number of records.
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `buf`, or `None` when fewer than [`HEADER_LEN`] bytes are there.
+    pub fn parse(mut buf: &[u8]) -> Option<BatchHeader> {
+        if buf.len() < HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: buf.get_i64(),
+            batch_length: buf.get_i32(),
+            leader_epoch: buf.get_i32(),
+            magic: buf.get_i8(),
+            crc: buf.get_u32(),
+            attributes: buf.get_i16(),
+            last_offset_delta: buf.get_i32(),
+            base_timestamp: buf.get_i64(),
+            max_timestamp: buf.get_i64(),
+            producer_id: buf.get_i64(),
+            producer_epoch: buf.get_i16(),
+            base_sequence: buf.get_i32(),
+            records_count: buf.get_i32(),
+        })
+    }
+
+    /// Total bytes the batch occupies in the log.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// Sequence of the last record.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        // Sequences wrap at i32::MAX, as in Kafka.
+        ((i64::from(self.base_sequence) + i64::from(self.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+    }
+
+    /// Whether the batch is transactional.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// Whether the batch is a control batch.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn compression(&self) -> i16 {
+        self.attributes & 0x07
+    }
+}
+
+/// Checks one whole batch: length, magic and CRC.
+pub fn validate(batch: &[u8]) -> Result<BatchHeader, StorageError> {
+    let header = BatchHeader::parse(batch)
+        .ok_or_else(|| StorageError::CorruptBatch(format!("batch of {} bytes is shorter than a header", batch.len())))?;
+    if header.magic != 2 {
+        return Err(StorageError::UnsupportedMagic(header.magic));
+    }
+    if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || header.total_len() != batch.len() {
+        return Err(StorageError::CorruptBatch(format!(
+            "batch length {} does not match {} bytes",
+            header.batch_length,
+            batch.len()
+        )));
+    }
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    if computed != header.crc {
+        return Err(StorageError::CorruptBatch(format!("crc mismatch: stored {:#x}, computed {computed:#x}", header.crc)));
+    }
+    if header.records_count < 0 || header.last_offset_delta < 0 {
+        return Err(StorageError::CorruptBatch("negative record count or offset delta".into()));
+    }
+    Ok(header)
+}
+
+/// Splits a produce request's records region into whole batches, without copying.
+pub fn split_batches(records: &Bytes) -> Result<Vec<Bytes>, StorageError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        if rest.len() < LOG_OVERHEAD {
+            return Err(StorageError::CorruptBatch("trailing bytes shorter than a batch header".into()));
+        }
+        let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        if len < 0 || LOG_OVERHEAD + len as usize > rest.len() {
+            return Err(StorageError::CorruptBatch(format!("batch length {len} runs past the request")));
+        }
+        let total = LOG_OVERHEAD + len as usize;
+        out.push(records.slice(pos..pos + total));
+        pos += total;
+    }
+    Ok(out)
+}
+
+/// Copies a validated batch and stamps its base offset and leader epoch. With `append_time`
+/// (LogAppendTime topics) it also sets the timestamp type and max timestamp, and recomputes the CRC.
+pub fn stamp(batch: &[u8], base_offset: i64, leader_epoch: i32, append_time: Option<i64>) -> Bytes {
+    let mut out = BytesMut::from(batch);
+    out[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    out[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    if let Some(now) = append_time {
+        let attrs = i16::from_be_bytes([out[ATTRIBUTES_OFFSET], out[ATTRIBUTES_OFFSET + 1]]) | TIMESTAMP_TYPE_BIT;
+        out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+        out[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+        out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    out.freeze()
+}
+
+/// Reads a zig-zag varint (Kafka record fields) and advances `buf`.
+fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let (&byte, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
+}
+
+/// For an uncompressed batch, the offset of the first record whose timestamp is at least `target`.
+/// Compressed batches answer with the base offset, since Ringlog never decompresses.
+pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
+    let header = BatchHeader::parse(batch)?;
+    if header.max_timestamp < target {
+        return None;
+    }
+    if header.compression() != 0 || header.attributes & TIMESTAMP_TYPE_BIT != 0 {
+        return Some(header.base_offset);
+    }
+    let mut buf = &batch[HEADER_LEN..];
+    for _ in 0..header.records_count {
+        let len = read_varint(&mut buf)? as usize;
+        if len > buf.len() {
+            return None;
+        }
+        let mut rec = &buf[..len];
+        buf = &buf[len..];
+        rec = rec.get(1..)?; // attributes
+        let ts_delta = read_varint(&mut rec)?;
+        let offset_delta = read_varint(&mut rec)?;
+        if header.base_timestamp + ts_delta >= target {
+            return Some(header.base_offset + offset_delta);
+        }
+    }
+    Some(header.last_offset())
+}
+
+/// Test helpers that build real batches.
+#[cfg(test)]
+pub mod testing {
+    use bytes::{BufMut, Bytes, BytesMut};
+
+    fn put_varint(buf: &mut BytesMut, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            if z < 0x80 {
+                buf.put_u8(z as u8);
+                return;
+            }
+            buf.put_u8((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+
+    /// Builds an uncompressed batch of `values`, with timestamps `ts0, ts0+1, ...`.
+    pub fn make_batch(values: &[&[u8]], ts0: i64, producer_id: i64, base_sequence: i32) -> Bytes {
+        let mut records = BytesMut::new();
+        for (i, v) in values.iter().enumerate() {
+            let mut rec = BytesMut::new();
+            rec.put_u8(0);
+            put_varint(&mut rec, i as i64);
+            put_varint(&mut rec, i as i64);
+            put_varint(&mut rec, -1);
+            put_varint(&mut rec, v.len() as i64);
+            rec.put_slice(v);
+            put_varint(&mut rec, 0);
+            put_varint(&mut records, rec.len() as i64);
+            records.put_slice(&rec);
+        }
+        let mut b = BytesMut::new();
+        b.put_i64(0);
+        b.put_i32((super::HEADER_LEN - super::LOG_OVERHEAD + records.len()) as i32);
+        b.put_i32(0);
+        b.put_i8(2);
+        b.put_u32(0);
+        b.put_i16(0);
+        b.put_i32(values.len() as i32 - 1);
+        b.put_i64(ts0);
+        b.put_i64(ts0 + values.len() as i64 - 1);
+        b.put_i64(producer_id);
+        b.put_i16(0);
+        b.put_i32(base_sequence);
+        b.put_i32(values.len() as i32);
+        b.put_slice(&records);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::make_batch;
+    use super::*;
+
+    #[test]
+    fn valid_batch_passes_and_bad_crc_fails() {
+        let batch = make_batch(&[b"a", b"bb"], 1000, -1, -1);
+        let h = validate(&batch).unwrap();
+        assert_eq!(h.records_count, 2);
+        assert_eq!(h.last_offset_delta, 1);
+        let mut bad = BytesMut::from(&batch[..]);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(matches!(validate(&bad), Err(StorageError::CorruptBatch(_))));
+    }
+
+    #[test]
+    fn stamping_keeps_crc_valid() {
+        let batch = make_batch(&[b"x"], 5, -1, -1);
+        let stamped = stamp(&batch, 42, 3, None);
+        let h = validate(&stamped).unwrap();
+        assert_eq!((h.base_offset, h.leader_epoch), (42, 3));
+        let appended = stamp(&batch, 42, 3, Some(999));
+        let h = validate(&appended).unwrap();
+        assert_eq!(h.max_timestamp, 999);
+    }
+
+    #[test]
+    fn split_finds_every_batch_and_rejects_truncation() {
+        let a = make_batch(&[b"1"], 0, -1, -1);
+        let b = make_batch(&[b"2", b"3"], 0, -1, -1);
+        let joined = Bytes::from([a.as_ref(), b.as_ref()].concat());
+        assert_eq!(split_batches(&joined).unwrap().len(), 2);
+        assert!(split_batches(&joined.slice(..joined.len() - 1)).is_err());
+    }
+
+    #[test]
+    fn timestamp_search_finds_the_record() {
+        let batch = stamp(&make_batch(&[b"a", b"b", b"c"], 100, -1, -1), 10, 0, None);
+        assert_eq!(first_offset_at_or_after(&batch, 101), Some(11));
+        assert_eq!(first_offset_at_or_after(&batch, 50), Some(10));
+        assert_eq!(first_offset_at_or_after(&batch, 103), None);
+    }
+}

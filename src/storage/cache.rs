@@ -1,0 +1,138 @@
+//! The shard's batch cache: recently appended batches, kept as `Bytes`, bounded in bytes.
+//!
+//! ```text
+//!   append ──► insert(partition, base_offset, batch) ──► fifo (oldest first) ──► evict when over budget
+//!   fetch  ──► get(partition, offset): the batch holding `offset`, then its successors while contiguous
+//! ```
+//! A consumer that keeps up reads only from here, never touching the disk. One cache serves
+//! every partition of a shard, so a busy partition can use the whole budget.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use super::batch::BatchHeader;
+
+/// A shard-wide cache of record batches keyed by (partition id, base offset).
+pub struct BatchCache {
+    limit: usize,
+    used: Cell<usize>,
+    hits: Cell<u64>,
+    misses: Cell<u64>,
+    partitions: RefCell<HashMap<u64, BTreeMap<i64, Bytes>>>,
+    fifo: RefCell<VecDeque<(u64, i64, usize)>>,
+}
+
+impl BatchCache {
+    /// A cache that holds at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        BatchCache {
+            limit,
+            used: Cell::new(0),
+            hits: Cell::new(0),
+            misses: Cell::new(0),
+            partitions: RefCell::new(HashMap::new()),
+            fifo: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// Adds a stamped batch, evicting the oldest batches of any partition when over budget.
+    pub fn insert(&self, partition: u64, base_offset: i64, batch: Bytes) {
+        if batch.len() > self.limit {
+            return;
+        }
+        let len = batch.len();
+        self.partitions.borrow_mut().entry(partition).or_default().insert(base_offset, batch);
+        self.fifo.borrow_mut().push_back((partition, base_offset, len));
+        self.used.set(self.used.get() + len);
+        while self.used.get() > self.limit {
+            let Some((p, off, l)) = self.fifo.borrow_mut().pop_front() else { break };
+            if let Some(map) = self.partitions.borrow_mut().get_mut(&p) {
+                if map.remove(&off).is_some() {
+                    self.used.set(self.used.get() - l);
+                }
+            }
+        }
+    }
+
+    /// Contiguous batches starting with the one that holds `offset`, up to `max_bytes`
+    /// (at least one batch), and never past `limit_offset` (the high watermark).
+    pub fn read(&self, partition: u64, offset: i64, max_bytes: usize, limit_offset: i64) -> Option<Vec<Bytes>> {
+        let parts = self.partitions.borrow();
+        let map = parts.get(&partition);
+        let found = map.and_then(|m| {
+            let (_, first) = m.range(..=offset).next_back()?;
+            let header = BatchHeader::parse(first)?;
+            if header.last_offset() < offset || header.base_offset >= limit_offset {
+                return None;
+            }
+            let mut out = Vec::new();
+            let mut total = 0;
+            let mut next = header.base_offset;
+            for (&base, batch) in m.range(header.base_offset..) {
+                if base != next || base >= limit_offset || (total > 0 && total + batch.len() > max_bytes) {
+                    break;
+                }
+                let h = BatchHeader::parse(batch)?;
+                next = h.last_offset() + 1;
+                total += batch.len();
+                out.push(batch.clone());
+            }
+            Some(out)
+        });
+        match found {
+            Some(v) => {
+                self.hits.set(self.hits.get() + 1);
+                Some(v)
+            }
+            None => {
+                self.misses.set(self.misses.get() + 1);
+                None
+            }
+        }
+    }
+
+    /// Drops a partition's batches (delete, truncation).
+    pub fn drop_partition(&self, partition: u64) {
+        if let Some(map) = self.partitions.borrow_mut().remove(&partition) {
+            let freed: usize = map.values().map(|b| b.len()).sum();
+            self.used.set(self.used.get() - freed);
+        }
+    }
+
+    /// Drops a partition's batches below `offset` (retention, DeleteRecords).
+    pub fn drop_below(&self, partition: u64, offset: i64) {
+        if let Some(map) = self.partitions.borrow_mut().get_mut(&partition) {
+            let keep = map.split_off(&offset);
+            let freed: usize = map.values().map(|b| b.len()).sum();
+            *map = keep;
+            self.used.set(self.used.get() - freed);
+        }
+    }
+
+    /// (hits, misses) so far.
+    pub fn hit_counts(&self) -> (u64, u64) {
+        (self.hits.get(), self.misses.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::{stamp, testing::make_batch};
+
+    #[test]
+    fn reads_contiguous_batches_and_evicts_oldest() {
+        let b0 = stamp(&make_batch(&[b"a", b"b"], 0, -1, -1), 0, 0, None);
+        let b1 = stamp(&make_batch(&[b"c"], 0, -1, -1), 2, 0, None);
+        let cache = BatchCache::new(b0.len() + b1.len());
+        cache.insert(1, 0, b0.clone());
+        cache.insert(1, 2, b1.clone());
+        assert_eq!(cache.read(1, 1, 1 << 20, 3).unwrap().len(), 2);
+        assert_eq!(cache.read(1, 1, 1 << 20, 2).unwrap().len(), 1, "high watermark bounds reads");
+        assert!(cache.read(1, 3, 1 << 20, 10).is_none());
+        cache.insert(1, 3, stamp(&make_batch(&[b"d"], 0, -1, -1), 3, 0, None));
+        assert!(cache.read(1, 0, 1 << 20, 10).is_none(), "oldest batch evicted");
+    }
+}

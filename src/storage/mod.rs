@@ -1,0 +1,92 @@
+//! Storage: Kafka's on-disk log format, written with direct I/O on the owner shard.
+//!
+//! A reader's path: [`batch`] (the record batch format) → [`segment`] (one `.log` file and its
+//! sparse indexes) → [`partition`] (a partition's segments, its group-commit appender and reads)
+//! → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
+
+pub mod batch;
+pub mod cache;
+pub mod partition;
+pub mod producers;
+pub mod segment;
+
+pub use partition::{AppendOutcome, PartitionLog, ReadOutcome};
+
+/// Errors of the storage subsystem. `crate::error::storage_error_code` maps each to a Kafka code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The disk failed us.
+    #[error("i/o error: {0}")]
+    Io(String),
+    /// A batch failed its length or CRC check.
+    #[error("corrupt batch: {0}")]
+    CorruptBatch(String),
+    /// A batch used a magic other than 2.
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    /// A batch is larger than `max.message.bytes`.
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge {
+        /// Batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A read asked for an offset outside the log.
+    #[error("offset {offset} is outside [{start}, {end}]")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        offset: i64,
+        /// Log start offset.
+        start: i64,
+        /// High watermark.
+        end: i64,
+    },
+    /// An idempotent producer skipped or repeated sequence numbers.
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// Next expected sequence.
+        expected: i32,
+        /// Sequence received.
+        got: i32,
+    },
+    /// An idempotent producer used an older epoch than the log has seen.
+    #[error("producer epoch {got} is older than {current}")]
+    InvalidProducerEpoch {
+        /// Epoch received.
+        got: i16,
+        /// Current epoch.
+        current: i16,
+    },
+    /// The partition was deleted or failed.
+    #[error("partition is closed")]
+    Closed,
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        StorageError::Io(e.to_string())
+    }
+}
+
+impl From<glommio::GlommioError<()>> for StorageError {
+    fn from(e: glommio::GlommioError<()>) -> Self {
+        StorageError::Io(e.to_string())
+    }
+}
+
+/// Works around a glommio 0.9 bug: the first DMA file a thread opens on a disk decides whether
+/// polled I/O is used, and an empty file makes it guess wrong (later reads fail with errno 95).
+/// Each shard opens this non-empty file first.
+pub async fn prime_dma_probe(data_dir: &std::path::Path) -> Result<(), StorageError> {
+    let path = data_dir.join(".dma-probe");
+    let needs_write = std::fs::metadata(&path).map(|m| m.len() < 4096).unwrap_or(true);
+    if needs_write {
+        std::fs::write(&path, vec![0u8; 4096])?;
+    }
+    let file = glommio::io::DmaFile::open(&path).await?;
+    let _ = file.read_at(0, 512).await?;
+    file.close().await?;
+    Ok(())
+}

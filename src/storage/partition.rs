@@ -1,0 +1,745 @@
+//! A partition's log on its owner shard: segments, the group-commit appender, reads, recovery
+//! and retention.
+//!
+//! Appends are synchronous up to the point of assigning offsets: [`PartitionLog::append`]
+//! validates, checks idempotent sequences, stamps offsets and queues the batches, all before the
+//! first `.await`. So requests that reach the shard in order are appended in order. One flusher
+//! task per partition then drains the queue:
+//!
+//! ```text
+//!  append ─┬─► pending ──► flusher: copy tail page + all pending batches into one aligned buffer
+//!  append ─┘                        ─► O_DIRECT write ─► fdatasync if any waiter needs it
+//!                                   ─► advance high watermark ─► wake waiters and parked fetches
+//! ```
+//! Every produce that arrived while a flush ran shares the next write and the next fdatasync:
+//! that is the group commit.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use glommio::io::{DmaFile, OpenOptions};
+
+use super::StorageError;
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::cache::BatchCache;
+use super::producers::{ProducerStates, SequenceCheck};
+use super::segment::{self, Segment};
+use crate::config::TopicConfig;
+use crate::types::{TopicPartition, now_ms};
+
+/// Direct I/O page size.
+const PAGE: u64 = 4096;
+/// The `.log` file grows by this much at a time, so fdatasync rarely has metadata to write.
+const FALLOCATE_STEP: u64 = 32 * 1024 * 1024;
+/// Bytes read per disk read when serving a fetch, at least.
+const MIN_READ: usize = 64 * 1024;
+
+/// Result of an append.
+pub struct AppendOutcome {
+    /// Offset of the first record appended (or of the duplicate already in the log).
+    pub base_offset: i64,
+    /// LogAppendTime when the topic uses it, else -1.
+    pub log_append_time: i64,
+    /// Resolves when the append is written (and synced, if asked for).
+    pub done: Option<oneshot::Receiver<Result<(), StorageError>>>,
+}
+
+/// Result of a read.
+pub struct ReadOutcome {
+    /// Whole batches, in order.
+    pub records: Vec<Bytes>,
+    /// High watermark at the time of the read.
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+}
+
+enum Pending {
+    Batch(Bytes, BatchHeader),
+    Roll(i64),
+}
+
+struct Waiter {
+    end_offset: i64,
+    sync: bool,
+    reply: oneshot::Sender<Result<(), StorageError>>,
+}
+
+struct LogState {
+    segments: BTreeMap<i64, Segment>,
+    /// Bytes of the active segment's last partial page, rewritten by the next write.
+    tail: Vec<u8>,
+    /// Bytes reserved with fallocate in the active segment.
+    allocated: u64,
+    /// Next offset to assign (log end offset, including queued batches).
+    next_offset: i64,
+    /// Offsets below this are written: readers see up to here.
+    high_watermark: i64,
+    log_start_offset: i64,
+    /// Projected size of the active segment including queued batches, for roll decisions.
+    projected_size: u64,
+    projected_created_ms: i64,
+    pending: Vec<Pending>,
+    waiters: Vec<Waiter>,
+    producers: ProducerStates,
+    unsynced_messages: i64,
+    last_sync_ms: i64,
+    failed: bool,
+}
+
+/// A partition's log. Lives on its owner shard (`!Send`).
+pub struct PartitionLog {
+    /// The partition.
+    pub tp: TopicPartition,
+    uid: u64,
+    dir: PathBuf,
+    leader_epoch: i32,
+    config: RefCell<TopicConfig>,
+    state: RefCell<LogState>,
+    cache: Rc<BatchCache>,
+    flush_wakeup: event_listener::Event,
+    /// Notified when the high watermark moves: parked fetches wait on it (from any shard).
+    data_event: Arc<event_listener::Event>,
+    flushing: Cell<bool>,
+}
+
+async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
+    Ok(OpenOptions::new().read(true).write(true).create(true).dma_open(path).await?)
+}
+
+impl PartitionLog {
+    /// Opens (or creates) a partition's log and recovers it: every segment's batch headers are
+    /// scanned to rebuild indexes and producer state, and the last segment's CRCs are checked;
+    /// its torn or corrupt tail is cut off.
+    pub async fn open(
+        tp: TopicPartition,
+        uid: u64,
+        data_dir: &Path,
+        leader_epoch: i32,
+        config: TopicConfig,
+        cache: Rc<BatchCache>,
+        data_event: Arc<event_listener::Event>,
+    ) -> Result<Rc<PartitionLog>, StorageError> {
+        let dir = data_dir.join(tp.dir_name());
+        std::fs::create_dir_all(&dir)?;
+        let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let mut log_start_offset = read_number(&dir.join("log-start-offset")).unwrap_or(0);
+        if bases.is_empty() {
+            bases.push(log_start_offset);
+        }
+        write_epoch_checkpoint(&dir, leader_epoch)?;
+
+        let mut segments = BTreeMap::new();
+        let mut producers = ProducerStates::default();
+        let mut tail = Vec::new();
+        let mut allocated = 0;
+        let interval = config.index_interval_bytes;
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let log_path = dir.join(format!("{}.log", segment::file_stem(base)));
+            if !log_path.exists() {
+                std::fs::write(&log_path, [])?;
+            }
+            let file = Rc::new(open_dma(&log_path).await?);
+            let created = std::fs::metadata(&log_path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_else(now_ms);
+            let mut seg = Segment::new(base, file, log_path.clone(), created);
+            let scan = segment::scan_log(&log_path, is_last, |h, pos| {
+                seg.track_batch(h, pos, interval);
+                producers.record(h);
+            })?;
+            if scan.trailing > 0 {
+                if is_last {
+                    tracing::info!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
+                        dropped_bytes = scan.trailing, "recovery truncated the log tail");
+                } else {
+                    tracing::warn!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
+                        dropped_bytes = scan.trailing, "closed segment had trailing bytes; truncating");
+                }
+                seg.file.truncate(scan.valid_len).await?;
+            }
+            if is_last {
+                tail = segment::read_tail_page(&log_path, scan.valid_len, PAGE)?;
+                allocated = scan.valid_len;
+            } else {
+                seg.write_index_files()?;
+            }
+            segments.insert(base, seg);
+        }
+        let (next_offset, created) = segments
+            .values()
+            .next_back()
+            .map(|s| (s.last_offset + 1, s.created_ms))
+            .unwrap_or((0, now_ms()));
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        log_start_offset = log_start_offset.max(first_base).min(next_offset);
+        let projected_size = segments.values().next_back().map(|s| s.size).unwrap_or(0);
+        tracing::info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = next_offset,
+            "partition log recovered");
+        let log = Rc::new(PartitionLog {
+            tp,
+            uid,
+            dir,
+            leader_epoch,
+            config: RefCell::new(config),
+            state: RefCell::new(LogState {
+                segments,
+                tail,
+                allocated,
+                next_offset,
+                high_watermark: next_offset,
+                log_start_offset,
+                projected_size,
+                projected_created_ms: created,
+                pending: Vec::new(),
+                waiters: Vec::new(),
+                producers,
+                unsynced_messages: 0,
+                last_sync_ms: now_ms(),
+                failed: false,
+            }),
+            cache,
+            flush_wakeup: event_listener::Event::new(),
+            data_event,
+            flushing: Cell::new(false),
+        });
+        glommio::spawn_local(Rc::clone(&log).flusher()).detach();
+        Ok(log)
+    }
+
+    /// The partition's leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Replaces the topic config (AlterConfigs).
+    pub fn set_config(&self, config: TopicConfig) {
+        *self.config.borrow_mut() = config;
+    }
+
+    /// (log start offset, high watermark, log end offset).
+    pub fn offsets(&self) -> (i64, i64, i64) {
+        let s = self.state.borrow();
+        (s.log_start_offset, s.high_watermark, s.next_offset)
+    }
+
+    /// Validates and queues `records` (one produce request's data for this partition).
+    /// `acks = -1` makes the returned future wait for fdatasync; `acks = 1` for the write.
+    pub fn append(&self, records: &Bytes, acks: i16) -> Result<AppendOutcome, StorageError> {
+        let config = self.config.borrow().clone();
+        let batches = batch::split_batches(records)?;
+        if batches.is_empty() {
+            return Err(StorageError::CorruptBatch("produce carried no record batch".into()));
+        }
+        let mut headers = Vec::with_capacity(batches.len());
+        for b in &batches {
+            if b.len() > config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge { size: b.len(), max: config.max_message_bytes });
+            }
+            headers.push(batch::validate(b)?);
+        }
+        let mut st = self.state.borrow_mut();
+        if st.failed {
+            return Err(StorageError::Closed);
+        }
+        // Idempotence: a request's batches come from one producer; a retried request is a duplicate.
+        if let Some(first) = headers.first() {
+            if let SequenceCheck::Duplicate(base_offset) = st.producers.check(first)? {
+                tracing::debug!(partition = %self.tp, producer_id = first.producer_id, base_offset,
+                    "duplicate batch acknowledged without a write");
+                return Ok(AppendOutcome { base_offset, log_append_time: -1, done: None });
+            }
+        }
+        let now = now_ms();
+        let append_time = config.log_append_time.then_some(now);
+        let base_offset = st.next_offset;
+        let mut messages = 0i64;
+        for (raw, h) in batches.iter().zip(&headers) {
+            let offset = st.next_offset;
+            let stamped = batch::stamp(raw, offset, self.leader_epoch, append_time);
+            let mut h = *h;
+            h.base_offset = offset;
+            st.producers.record(&h);
+            let len = stamped.len() as u64;
+            let age = now - st.projected_created_ms;
+            if st.projected_size > 0
+                && (st.projected_size + len > config.segment_bytes || age >= config.segment_ms)
+            {
+                st.pending.push(Pending::Roll(offset));
+                st.projected_size = 0;
+                st.projected_created_ms = now;
+            }
+            st.projected_size += len;
+            st.next_offset = h.last_offset() + 1;
+            messages += i64::from(h.records_count);
+            self.cache.insert(self.uid, offset, stamped.clone());
+            st.pending.push(Pending::Batch(stamped, h));
+        }
+        st.unsynced_messages += messages;
+        let done = if acks == 0 {
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let end_offset = st.next_offset;
+            st.waiters.push(Waiter { end_offset, sync: acks == -1, reply: tx });
+            Some(rx)
+        };
+        drop(st);
+        self.flush_wakeup.notify(1);
+        Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
+    }
+
+    async fn flusher(self: Rc<Self>) {
+        loop {
+            let listener = self.flush_wakeup.listen();
+            let idle = self.state.borrow().pending.is_empty() && self.state.borrow().waiters.is_empty();
+            if idle {
+                listener.await;
+                continue;
+            }
+            if Rc::strong_count(&self) == 1 {
+                return;
+            }
+            self.flush_once().await;
+            if self.state.borrow().failed {
+                return;
+            }
+        }
+    }
+
+    /// Writes everything queued, syncs when a waiter or the flush policy needs it, then
+    /// acknowledges the waiters.
+    async fn flush_once(&self) {
+        self.flushing.set(true);
+        let (items, waiters) = {
+            let mut st = self.state.borrow_mut();
+            (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiters))
+        };
+        let result = self.write_items(items).await;
+        let result = match result {
+            Ok(()) => {
+                let config = self.config.borrow().clone();
+                let (unsynced, last_sync) = {
+                    let st = self.state.borrow();
+                    (st.unsynced_messages, st.last_sync_ms)
+                };
+                let policy_sync = unsynced >= config.flush_messages
+                    || (config.flush_ms < i64::MAX && now_ms() - last_sync >= config.flush_ms);
+                if waiters.iter().any(|w| w.sync) || policy_sync {
+                    self.sync().await
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(partition = %self.tp, error = %e, "log write failed; partition taken offline");
+                self.state.borrow_mut().failed = true;
+            }
+        }
+        for w in waiters {
+            let _ = w.end_offset;
+            let _ = w.reply.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StorageError::Io(e.to_string())),
+            });
+        }
+        self.flushing.set(false);
+    }
+
+    /// fdatasyncs the active segment.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let file = {
+            let st = self.state.borrow();
+            st.segments.values().next_back().map(|s| Rc::clone(&s.file))
+        };
+        if let Some(file) = file {
+            file.fdatasync().await?;
+        }
+        let mut st = self.state.borrow_mut();
+        st.unsynced_messages = 0;
+        st.last_sync_ms = now_ms();
+        Ok(())
+    }
+
+    /// fdatasyncs when `flush.ms` has passed with unsynced data (the periodic flush policy).
+    pub async fn maybe_timed_sync(&self) {
+        let flush_ms = self.config.borrow().flush_ms;
+        let due = {
+            let st = self.state.borrow();
+            st.unsynced_messages > 0 && flush_ms < i64::MAX && now_ms() - st.last_sync_ms >= flush_ms
+        };
+        if due && !self.flushing.get() {
+            if let Err(e) = self.sync().await {
+                tracing::error!(partition = %self.tp, error = %e, "periodic fdatasync failed");
+            }
+        }
+    }
+
+    async fn write_items(&self, items: Vec<Pending>) -> Result<(), StorageError> {
+        let mut run: Vec<(Bytes, BatchHeader)> = Vec::new();
+        for item in items {
+            match item {
+                Pending::Batch(b, h) => run.push((b, h)),
+                Pending::Roll(base) => {
+                    self.write_run(std::mem::take(&mut run)).await?;
+                    self.roll(base).await?;
+                }
+            }
+        }
+        self.write_run(run).await
+    }
+
+    /// Writes batches at the end of the active segment: the tail page plus the batches, padded to
+    /// whole pages, in one O_DIRECT write.
+    async fn write_run(&self, run: Vec<(Bytes, BatchHeader)>) -> Result<(), StorageError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let (file, size, tail, allocated) = {
+            let st = self.state.borrow();
+            let seg = st.segments.values().next_back().ok_or(StorageError::Closed)?;
+            (Rc::clone(&seg.file), seg.size, st.tail.clone(), st.allocated)
+        };
+        let start = size - tail.len() as u64;
+        let data_len: usize = run.iter().map(|(b, _)| b.len()).sum();
+        let used = tail.len() + data_len;
+        let buf_len = (used as u64).div_ceil(PAGE) * PAGE;
+        if start + buf_len > allocated {
+            let target = (start + buf_len).div_ceil(FALLOCATE_STEP) * FALLOCATE_STEP;
+            file.pre_allocate(target, false).await?;
+            self.state.borrow_mut().allocated = target;
+        }
+        let mut buf = file.alloc_dma_buffer(buf_len as usize);
+        {
+            let dst = buf.as_bytes_mut();
+            dst[..tail.len()].copy_from_slice(&tail);
+            let mut at = tail.len();
+            for (b, _) in &run {
+                dst[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            }
+            dst[at..].fill(0);
+        }
+        let new_tail_start = (start + used as u64) / PAGE * PAGE;
+        let new_tail = buf.as_bytes()[(new_tail_start - start) as usize..used].to_vec();
+        let written = file.write_at(buf, start).await?;
+        if (written as u64) < buf_len {
+            return Err(StorageError::Io(format!("short write: {written} of {buf_len} bytes")));
+        }
+        let interval = self.config.borrow().index_interval_bytes;
+        let mut st = self.state.borrow_mut();
+        let mut pos = size;
+        let mut hw = st.high_watermark;
+        if let Some(seg) = st.segments.values_mut().next_back() {
+            for (b, h) in &run {
+                seg.track_batch(h, pos, interval);
+                pos += b.len() as u64;
+                hw = h.last_offset() + 1;
+            }
+        }
+        st.tail = new_tail;
+        st.high_watermark = hw;
+        drop(st);
+        self.data_event.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Closes the active segment (trimmed to its logical size, index files written) and starts a
+    /// new one at `base`.
+    async fn roll(&self, base: i64) -> Result<(), StorageError> {
+        let (file, size) = {
+            let st = self.state.borrow();
+            let seg = st.segments.values().next_back().ok_or(StorageError::Closed)?;
+            seg.write_index_files()?;
+            (Rc::clone(&seg.file), seg.size)
+        };
+        file.fdatasync().await?;
+        file.truncate(size).await?;
+        let log_path = self.dir.join(format!("{}.log", segment::file_stem(base)));
+        let new_file = Rc::new(open_dma(&log_path).await?);
+        let mut st = self.state.borrow_mut();
+        st.segments.insert(base, Segment::new(base, new_file, log_path, now_ms()));
+        st.tail.clear();
+        st.allocated = 0;
+        tracing::info!(partition = %self.tp, base_offset = base, "rolled to a new segment");
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (at least
+    /// one batch), never past the high watermark. Hot data comes from the batch cache.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        let (hw, start) = {
+            let st = self.state.borrow();
+            (st.high_watermark, st.log_start_offset)
+        };
+        if offset < start || offset > hw {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end: hw });
+        }
+        let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start };
+        if offset == hw {
+            return Ok(outcome(Vec::new()));
+        }
+        if let Some(records) = self.cache.read(self.uid, offset, max_bytes, hw) {
+            return Ok(outcome(records));
+        }
+        let mut from = offset;
+        loop {
+            let target = {
+                let st = self.state.borrow();
+                st.segments
+                    .range(..=from)
+                    .next_back()
+                    .map(|(_, s)| (Rc::clone(&s.file), s.lookup(from).0, s.size, s.last_offset))
+            };
+            let Some((file, pos, seg_size, seg_last)) = target else {
+                return Ok(outcome(Vec::new()));
+            };
+            if seg_last < from {
+                // The offset lies past this segment (an empty or compacted tail): try the next.
+                let next = self.state.borrow().segments.range(from + 1..).next().map(|(b, _)| *b);
+                match next {
+                    Some(b) => {
+                        from = b;
+                        continue;
+                    }
+                    None => return Ok(outcome(Vec::new())),
+                }
+            }
+            let records = read_batches(&file, pos, seg_size, from, max_bytes, hw).await?;
+            return Ok(outcome(records));
+        }
+    }
+
+    /// The first offset whose record timestamp is at least `ts`, or `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<i64>, StorageError> {
+        let candidates: Vec<_> = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| s.max_timestamp >= ts && s.last_offset >= st.log_start_offset)
+                .filter_map(|s| s.lookup_time(ts).map(|p| (Rc::clone(&s.file), p.0, s.size)))
+                .collect()
+        };
+        for (file, pos, size) in candidates {
+            let mut at = pos;
+            while at + HEADER_LEN as u64 <= size {
+                let head = file.read_at(at, HEADER_LEN).await?;
+                let Some(h) = BatchHeader::parse(&head) else { break };
+                if h.max_timestamp >= ts {
+                    let whole = file.read_at(at, h.total_len()).await?;
+                    let start = self.state.borrow().log_start_offset;
+                    return Ok(batch::first_offset_at_or_after(&whole, ts).map(|o| o.max(start)));
+                }
+                at += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (batch granularity for
+    /// compressed batches), for ListOffsets MAX_TIMESTAMP.
+    pub async fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let best = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| s.max_timestamp >= 0)
+                .max_by_key(|s| s.max_timestamp)
+                .map(|s| s.max_timestamp)
+        };
+        let Some(ts) = best else { return Ok(None) };
+        Ok(self.offset_for_timestamp(ts).await?.map(|o| (o, ts)))
+    }
+
+    /// The end offset of `epoch` (OffsetForLeaderEpoch): the log end when it is the current epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        if epoch > self.leader_epoch {
+            return None;
+        }
+        let st = self.state.borrow();
+        Some((self.leader_epoch.min(epoch.max(0)), st.high_watermark))
+    }
+
+    /// Moves the log start offset forward (DeleteRecords) and drops whole segments below it.
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let target = {
+            let st = self.state.borrow();
+            let target = if offset == -1 { st.high_watermark } else { offset };
+            if target < 0 || target > st.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset: target,
+                    start: st.log_start_offset,
+                    end: st.high_watermark,
+                });
+            }
+            target
+        };
+        self.advance_start(target)?;
+        Ok(self.state.borrow().log_start_offset)
+    }
+
+    fn advance_start(&self, target: i64) -> Result<(), StorageError> {
+        let removed = {
+            let mut st = self.state.borrow_mut();
+            if target <= st.log_start_offset {
+                return Ok(());
+            }
+            st.log_start_offset = target;
+            let mut removed = Vec::new();
+            // Drop every segment whose successor starts at or below the new start.
+            loop {
+                let mut keys = st.segments.keys();
+                let (Some(&first), Some(&second)) = (keys.next(), keys.next()) else { break };
+                if second > target {
+                    break;
+                }
+                if let Some(seg) = st.segments.remove(&first) {
+                    removed.push(seg.log_path);
+                }
+            }
+            removed
+        };
+        std::fs::write(self.dir.join("log-start-offset"), target.to_string())?;
+        self.cache.drop_below(self.uid, target);
+        for path in removed {
+            for ext in ["log", "index", "timeindex"] {
+                let _ = std::fs::remove_file(path.with_extension(ext));
+            }
+            tracing::info!(partition = %self.tp, segment = %path.display(), "deleted segment");
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` to closed segments.
+    pub fn enforce_retention(&self) -> Result<(), StorageError> {
+        let config = self.config.borrow().clone();
+        let now = now_ms();
+        let new_start = {
+            let st = self.state.borrow();
+            let total: u64 = st.segments.values().map(|s| s.size).sum();
+            let mut remaining = total;
+            let mut new_start = None;
+            let closed: Vec<_> = st.segments.values().collect();
+            for (seg, next) in closed.iter().zip(closed.iter().skip(1)) {
+                let too_big = config.retention_bytes >= 0 && remaining - seg.size >= config.retention_bytes as u64;
+                let too_old = config.retention_ms >= 0 && seg.max_timestamp >= 0 && now - seg.max_timestamp > config.retention_ms;
+                if !(too_big || too_old) {
+                    break;
+                }
+                remaining -= seg.size;
+                new_start = Some(next.base_offset);
+            }
+            new_start
+        };
+        match new_start {
+            Some(start) => self.advance_start(start),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes everything queued and syncs: the clean-shutdown path.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.flush_once().await;
+        self.sync().await?;
+        let st = self.state.borrow();
+        if let Some(seg) = st.segments.values().next_back() {
+            seg.write_index_files()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the partition's directory (DeleteTopics).
+    pub fn remove_files(&self) -> Result<(), StorageError> {
+        self.state.borrow_mut().failed = true;
+        self.cache.drop_partition(self.uid);
+        self.flush_wakeup.notify(1);
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+}
+
+/// Reads batches from `pos` in a segment file, skipping those that end before `offset`.
+async fn read_batches(
+    file: &DmaFile,
+    mut pos: u64,
+    seg_size: u64,
+    offset: i64,
+    max_bytes: usize,
+    hw: i64,
+) -> Result<Vec<Bytes>, StorageError> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    while pos < seg_size {
+        let want = (max_bytes.max(MIN_READ) as u64).min(seg_size - pos) as usize;
+        let chunk = file.read_at(pos, want).await?;
+        let mut at = 0usize;
+        while at + HEADER_LEN <= chunk.len() {
+            let Some(h) = BatchHeader::parse(&chunk[at..]) else { break };
+            let len = h.total_len();
+            if h.base_offset >= hw {
+                return Ok(out);
+            }
+            if h.last_offset() < offset {
+                at += len;
+                continue;
+            }
+            if !out.is_empty() && total + len > max_bytes {
+                return Ok(out);
+            }
+            if at + len > chunk.len() {
+                if at == 0 {
+                    // A batch bigger than the chunk: read it whole.
+                    let whole = file.read_at(pos, len).await?;
+                    out.push(Bytes::copy_from_slice(&whole));
+                    total += len;
+                    at = len;
+                }
+                break;
+            }
+            out.push(Bytes::copy_from_slice(&chunk[at..at + len]));
+            total += len;
+            at += len;
+            if total >= max_bytes {
+                return Ok(out);
+            }
+        }
+        if at == 0 {
+            break;
+        }
+        pos += at as u64;
+    }
+    Ok(out)
+}
+
+fn read_number(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Writes Kafka's `leader-epoch-checkpoint` (version 0, one entry) when it is missing.
+fn write_epoch_checkpoint(dir: &Path, epoch: i32) -> Result<(), StorageError> {
+    let path = dir.join("leader-epoch-checkpoint");
+    if !path.exists() {
+        std::fs::write(path, format!("0\n1\n{epoch} 0\n"))?;
+    }
+    Ok(())
+}
