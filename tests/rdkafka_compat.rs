@@ -1,0 +1,138 @@
+//! The `rdkafka` crate (librdkafka) against the real `ringlog` binary: produce with acks=all,
+//! read back with assign(), restart the broker, read back again.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+struct Broker {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Broker {
+    fn start(port: u16, dir: &std::path::Path) -> Broker {
+        // Auto-created topics get 4 partitions, so the producer needs no admin call.
+        std::fs::create_dir_all(dir).expect("data dir");
+        let config = dir.join("broker.toml");
+        std::fs::write(&config, "\"num.partitions\" = 4\n").expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_ringlog"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "2", "--data-dir"])
+            .arg(dir)
+            .arg("--config")
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start broker");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port, dir: dir.to_owned() }
+    }
+
+    fn restart(mut self) -> Broker {
+        // SIGTERM: a clean stop flushes and syncs.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        let (port, dir) = (self.port, self.dir.clone());
+        std::mem::forget(self);
+        Broker::start(port, &dir)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn read_all(bootstrap: &str, topic: &str, partitions: i32, expect: usize) -> Vec<(i32, i64, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "rdkafka-compat")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            out.push((m.partition(), m.offset(), m.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    out
+}
+
+#[test]
+fn rdkafka_produces_and_consumes_across_restart() {
+    const N: usize = 20_000;
+    const PARTITIONS: i32 = 4;
+    let dir = std::env::temp_dir().join(format!("ringlog-rdkafka-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_port();
+    let broker = Broker::start(port, &dir);
+    let bootstrap = format!("127.0.0.1:{port}");
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let send_deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..N {
+        let payload = format!("record-{i:08}");
+        let partition = (i % PARTITIONS as usize) as i32;
+        loop {
+            let rec = BaseRecord::<(), _>::to("rd-topic").payload(&payload).partition(partition);
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(Instant::now() < send_deadline, "producer stuck: {e}");
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert_eq!(producer.in_flight_count(), 0, "every record acknowledged");
+
+    let check = |records: Vec<(i32, i64, Vec<u8>)>| {
+        assert_eq!(records.len(), N, "all records read back");
+        let mut next = vec![0i64; PARTITIONS as usize];
+        let mut last_index = vec![-1i64; PARTITIONS as usize];
+        for (p, offset, payload) in records {
+            let text = String::from_utf8(payload).expect("utf8");
+            let index: i64 = text.trim_start_matches("record-").parse().expect("index");
+            assert_eq!(index % i64::from(PARTITIONS), i64::from(p), "record in its partition");
+            assert_eq!(offset, next[p as usize], "offsets are dense");
+            assert!(index > last_index[p as usize], "order kept within a partition");
+            next[p as usize] += 1;
+            last_index[p as usize] = index;
+        }
+    };
+    check(read_all(&bootstrap, "rd-topic", PARTITIONS, N));
+    let _broker = broker.restart();
+    check(read_all(&bootstrap, "rd-topic", PARTITIONS, N));
+    let _ = std::fs::remove_dir_all(&dir);
+}
