@@ -46,11 +46,9 @@ fn main() {
     match cli.command {
         Command::Serve { listen, advertised_listener, data_dir, cores, config } => {
             let mut cfg = ringlog::config::BrokerConfig::new(listen);
-            if let Some(path) = config {
-                if let Err(e) = cfg.apply_file(&path) {
-                    eprintln!("error: {e}");
-                    std::process::exit(2);
-                }
+            if let Some(Err(e)) = config.map(|path| cfg.apply_file(&path)) {
+                eprintln!("error: {e}");
+                std::process::exit(2);
             }
             // Flags win over the file.
             cfg.listen = listen;

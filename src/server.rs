@@ -95,12 +95,12 @@ async fn shard_main(
     while !SHUTDOWN.load(Ordering::SeqCst) {
         glommio::timer::sleep(tick).await;
         ticks += 1;
-        if ticks % 10 == 0 {
+        if ticks.is_multiple_of(10) {
             for log in owner.all_logs() {
                 log.maybe_timed_sync().await;
             }
         }
-        if ticks % retention_every == 0 {
+        if ticks.is_multiple_of(retention_every) {
             owner.housekeeping().await;
         }
     }

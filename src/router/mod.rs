@@ -149,6 +149,12 @@ pub struct Envelope {
     pub reply: oneshot::Sender<ShardResponse>,
 }
 
+/// An item of a split request: its position in the request, its partition, and the item.
+pub type Indexed<T> = (usize, TopicPartition, T);
+
+/// Items grouped by owner shard.
+pub type ByOwner<T> = BTreeMap<ShardId, Vec<Indexed<T>>>;
+
 /// A shard's view of the world: its own partitions, the mesh to the others, and metadata.
 pub struct Router {
     /// This shard.
@@ -220,7 +226,7 @@ impl Router {
     pub fn split_by_owner<T>(
         &self,
         items: Vec<(TopicPartition, T)>,
-    ) -> (BTreeMap<ShardId, Vec<(usize, TopicPartition, T)>>, Vec<(usize, TopicPartition, T)>) {
+    ) -> (ByOwner<T>, Vec<Indexed<T>>) {
         let snapshot = self.metadata.load();
         let mut by_shard: BTreeMap<ShardId, Vec<_>> = BTreeMap::new();
         let mut unknown = Vec::new();

@@ -48,10 +48,9 @@ impl BatchCache {
         self.used.set(self.used.get() + len);
         while self.used.get() > self.limit {
             let Some((p, off, l)) = self.fifo.borrow_mut().pop_front() else { break };
-            if let Some(map) = self.partitions.borrow_mut().get_mut(&p) {
-                if map.remove(&off).is_some() {
-                    self.used.set(self.used.get() - l);
-                }
+            let removed = self.partitions.borrow_mut().get_mut(&p).and_then(|m| m.remove(&off));
+            if removed.is_some() {
+                self.used.set(self.used.get() - l);
             }
         }
     }

@@ -259,12 +259,11 @@ impl PartitionLog {
             return Err(StorageError::Closed);
         }
         // Idempotence: a request's batches come from one producer; a retried request is a duplicate.
-        if let Some(first) = headers.first() {
-            if let SequenceCheck::Duplicate(base_offset) = st.producers.check(first)? {
-                tracing::debug!(partition = %self.tp, producer_id = first.producer_id, base_offset,
-                    "duplicate batch acknowledged without a write");
-                return Ok(AppendOutcome { base_offset, log_append_time: -1, done: None });
-            }
+        let first = &headers[0];
+        if let SequenceCheck::Duplicate(base_offset) = st.producers.check(first)? {
+            tracing::debug!(partition = %self.tp, producer_id = first.producer_id, base_offset,
+                "duplicate batch acknowledged without a write");
+            return Ok(AppendOutcome { base_offset, log_append_time: -1, done: None });
         }
         let now = now_ms();
         let append_time = config.log_append_time.then_some(now);
@@ -388,10 +387,11 @@ impl PartitionLog {
             let st = self.state.borrow();
             st.unsynced_messages > 0 && flush_ms < i64::MAX && now_ms() - st.last_sync_ms >= flush_ms
         };
-        if due && !self.flushing.get() {
-            if let Err(e) = self.sync().await {
-                tracing::error!(partition = %self.tp, error = %e, "periodic fdatasync failed");
-            }
+        if !due || self.flushing.get() {
+            return;
+        }
+        if let Err(e) = self.sync().await {
+            tracing::error!(partition = %self.tp, error = %e, "periodic fdatasync failed");
         }
     }
 

@@ -46,10 +46,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
             r = r.with_num_partitions(if result.error_code == 0 { partitions } else { -1 })
                 .with_replication_factor(if result.error_code == 0 { 1 } else { -1 });
         }
-        if ctx.version >= 7 {
-            if let Some(topic) = result.topic {
-                r = r.with_topic_id(topic.id);
-            }
+        if let (true, Some(topic)) = (ctx.version >= 7, result.topic) {
+            r = r.with_topic_id(topic.id);
         }
         results.push(r);
     }
