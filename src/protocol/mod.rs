@@ -162,8 +162,29 @@ mod anyhow_free {
     pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }
 
-/// Handles one request frame (without its size prefix). `Ok(None)`: no response is owed (acks=0).
-pub async fn dispatch(router: &Rc<Router>, frame: Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+/// A request frame split into its checked header and its undecoded body.
+pub enum Preamble {
+    /// A served API at a served version.
+    Request {
+        /// The API.
+        key: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The decoded header.
+        header: RequestHeader,
+        /// The body, not yet decoded.
+        body: Bytes,
+    },
+    /// ApiVersions at a version this broker does not know: answer v0 with UNSUPPORTED_VERSION.
+    UnknownApiVersionsVersion {
+        /// To echo back.
+        correlation_id: i32,
+    },
+}
+
+/// Checks a frame's API key and version against the registry and decodes its header. This runs
+/// before any handler, so an unknown or unsupported version never reaches one.
+pub fn read_preamble(frame: Bytes) -> Result<Preamble, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortFrame(frame.len()));
     }
@@ -174,15 +195,44 @@ pub async fn dispatch(router: &Rc<Router>, frame: Bytes) -> Result<Option<BytesM
     let (min, max) = supported_versions(key).ok_or(ProtocolError::UnknownApiKey(raw_key))?;
     if version < min || version > max {
         if key == ApiKey::ApiVersions {
-            // Kafka answers an unknown ApiVersions version with v0 and its own ranges.
-            return handlers::api_versions::unsupported(correlation_id).map(Some);
+            return Ok(Preamble::UnknownApiVersionsVersion { correlation_id });
         }
         return Err(ProtocolError::UnsupportedVersion { key: raw_key, version });
     }
     let mut body = frame;
-    let header_version = key.request_header_version(version);
-    let header = RequestHeader::decode(&mut body, header_version)
+    let header = RequestHeader::decode(&mut body, key.request_header_version(version))
         .map_err(|e| ProtocolError::Decode { api: key, version, reason: format!("header: {e}") })?;
-    let ctx = RequestContext { router, header: &header, version };
-    run_handler(&ctx, key, &mut body).await
+    Ok(Preamble::Request { key, version, header, body })
+}
+
+/// Decodes a whole request frame without running it, and checks any produce record batches:
+/// the decoding half of [`dispatch`], for the fuzz target.
+pub fn decode_request(frame: Bytes) -> Result<(), ProtocolError> {
+    let Preamble::Request { key, version, mut body, .. } = read_preamble(frame)? else { return Ok(()) };
+    let request = kafka_protocol::messages::RequestKind::decode(key, &mut body, version)
+        .map_err(|e| ProtocolError::Decode { api: key, version, reason: e.to_string() })?;
+    if let kafka_protocol::messages::RequestKind::Produce(p) = request {
+        for records in p.topic_data.iter().flat_map(|t| &t.partition_data).filter_map(|d| d.records.as_ref()) {
+            if let Ok(batches) = crate::storage::batch::split_batches(records) {
+                for b in batches {
+                    let _ = crate::storage::batch::validate(&b);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Handles one request frame (without its size prefix). `Ok(None)`: no response is owed (acks=0).
+pub async fn dispatch(router: &Rc<Router>, frame: Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+    match read_preamble(frame)? {
+        // Kafka answers an unknown ApiVersions version with v0 and its own ranges.
+        Preamble::UnknownApiVersionsVersion { correlation_id } => {
+            handlers::api_versions::unsupported(correlation_id).map(Some)
+        }
+        Preamble::Request { key, version, header, mut body } => {
+            let ctx = RequestContext { router, header: &header, version };
+            run_handler(&ctx, key, &mut body).await
+        }
+    }
 }
