@@ -66,6 +66,38 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// Broker-wide defaults of topic configs (`log.*` keys in Kafka).
     pub topic_defaults: BTreeMap<String, String>,
+    /// Consumer group coordinator settings.
+    pub group: GroupConfig,
+}
+
+/// Consumer group coordinator settings, with Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: i32,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10080,
+            offsets_topic_partitions: 50,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
 }
 
 /// Topic config names Ringlog understands, with Kafka's defaults, and the broker key that overrides them.
@@ -106,6 +138,7 @@ impl BrokerConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
             retention_check_interval_ms: 300_000,
             topic_defaults,
+            group: GroupConfig::default(),
         }
     }
 
@@ -155,6 +188,12 @@ impl BrokerConfig {
             "io_memory" => self.io_memory = num(key, value)?,
             "batch_cache_bytes" => self.batch_cache_bytes = num(key, value)?,
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
+            "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,
+            "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(key, value)?,
+            "group.max.session.timeout.ms" => self.group.max_session_timeout_ms = num(key, value)?,
+            "offsets.retention.minutes" => self.group.offsets_retention_minutes = num(key, value)?,
+            "offsets.topic.num.partitions" => self.group.offsets_topic_partitions = num(key, value)?,
+            "offset.metadata.max.bytes" => self.group.offset_metadata_max_bytes = num(key, value)?,
             "log.retention.hours" => {
                 let hours: i64 = num(key, value)?;
                 self.topic_defaults.insert("retention.ms".into(), (hours * 3_600_000).to_string());

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod metadata;
 pub mod net;
 pub mod protocol;

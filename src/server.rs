@@ -35,6 +35,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let cores = config.cores.max(1);
     let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
+    ensure_offsets_topic(&store, &metadata, &config);
     let store = Arc::new(Mutex::new(Some(store)));
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope, _>::full(cores, MESH_CAPACITY);
@@ -68,6 +69,27 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first start.
+fn ensure_offsets_topic(store: &MetadataStore, metadata: &SnapshotHandle, config: &BrokerConfig) {
+    if metadata.load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
+        return;
+    }
+    let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let r = store.apply(
+        crate::metadata::MetadataMutation::CreateTopic {
+            name: crate::group::OFFSETS_TOPIC.to_string(),
+            partitions: config.group.offsets_topic_partitions,
+            configs,
+            validate_only: false,
+        },
+        &config.topic_defaults,
+    );
+    tracing::info!(error_code = r.error_code, "created __consumer_offsets");
+}
+
 async fn shard_main(
     config: Arc<BrokerConfig>,
     metadata: SnapshotHandle,
@@ -95,6 +117,7 @@ async fn shard_main(
     while !SHUTDOWN.load(Ordering::SeqCst) {
         glommio::timer::sleep(tick).await;
         ticks += 1;
+        owner.groups.tick(&*owner).await;
         if ticks.is_multiple_of(10) {
             for log in owner.all_logs() {
                 log.maybe_timed_sync().await;

@@ -53,6 +53,8 @@ type Pending = glommio::Task<Result<Option<BytesMut>, ProtocolError>>;
 /// Serves a connection until the peer closes it or it must be dropped.
 pub async fn serve(stream: TcpStream, router: Rc<Router>) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Kafka describes a member's host as "/<ip>".
+    let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let (queue_tx, mut queue_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
@@ -75,8 +77,9 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
                 let mut frame = BytesMut::zeroed(size as usize);
                 read_full(&mut reader, &mut frame, size as usize).await?;
                 let router = Rc::clone(&router);
+                let host = Rc::clone(&client_host);
                 let frame = frame.freeze();
-                let task = glommio::spawn_local(async move { protocol::dispatch(&router, frame).await });
+                let task = glommio::spawn_local(async move { protocol::dispatch(&router, &host, frame).await });
                 if queue_tx.send(task).await.is_err() {
                     return Ok(());
                 }

@@ -63,6 +63,8 @@ pub struct RequestContext<'a> {
     pub header: &'a RequestHeader,
     /// The request's API version.
     pub version: i16,
+    /// The client's address (for group member descriptions).
+    pub peer: &'a str,
 }
 
 macro_rules! registry {
@@ -123,6 +125,17 @@ registry! {
     OffsetForLeaderEpoch => offset_for_leader_epoch,
     DeleteRecords => delete_records,
     InitProducerId => init_producer_id,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
+    SyncGroup => sync_group,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    OffsetDelete => offset_delete,
+    DescribeGroups => describe_groups,
+    ListGroups => list_groups,
+    DeleteGroups => delete_groups,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {
@@ -224,14 +237,14 @@ pub fn decode_request(frame: Bytes) -> Result<(), ProtocolError> {
 }
 
 /// Handles one request frame (without its size prefix). `Ok(None)`: no response is owed (acks=0).
-pub async fn dispatch(router: &Rc<Router>, frame: Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<Option<BytesMut>, ProtocolError> {
     match read_preamble(frame)? {
         // Kafka answers an unknown ApiVersions version with v0 and its own ranges.
         Preamble::UnknownApiVersionsVersion { correlation_id } => {
             handlers::api_versions::unsupported(correlation_id).map(Some)
         }
         Preamble::Request { key, version, header, mut body } => {
-            let ctx = RequestContext { router, header: &header, version };
+            let ctx = RequestContext { router, header: &header, version, peer };
             run_handler(&ctx, key, &mut body).await
         }
     }

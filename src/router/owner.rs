@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::join_all;
 
 use super::{
@@ -16,6 +17,8 @@ use super::{
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{code, storage_error_code};
 use crate::metadata::{MetadataMutation, MetadataStore, SnapshotHandle, TopicMeta};
+use crate::group::{GroupCoordinator, GroupLog, OFFSETS_TOPIC};
+use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
 use crate::storage::{PartitionLog, StorageError};
 use crate::types::{ShardId, TopicPartition};
@@ -32,6 +35,8 @@ pub struct OwnerShard {
     pub cache: Rc<BatchCache>,
     data_event: Arc<event_listener::Event>,
     next_uid: Cell<u64>,
+    /// The consumer groups whose coordinator is this shard.
+    pub groups: GroupCoordinator,
 }
 
 impl OwnerShard {
@@ -44,6 +49,7 @@ impl OwnerShard {
         data_event: Arc<event_listener::Event>,
     ) -> Self {
         let cache = Rc::new(BatchCache::new(config.batch_cache_bytes));
+        let groups = GroupCoordinator::new(config.group.clone());
         OwnerShard {
             me,
             config,
@@ -54,6 +60,7 @@ impl OwnerShard {
             cache,
             data_event,
             next_uid: Cell::new(0),
+            groups,
         }
     }
 
@@ -76,6 +83,32 @@ impl OwnerShard {
         let topics: Vec<Arc<TopicMeta>> = self.metadata.load().topics.values().cloned().collect();
         for topic in topics {
             self.open_topic(&topic).await?;
+        }
+        self.load_groups().await
+    }
+
+    /// Replays the `__consumer_offsets` partitions this shard owns into the group coordinator.
+    async fn load_groups(&self) -> Result<(), StorageError> {
+        let logs: Vec<_> = self.logs.borrow().iter().filter(|(tp, _)| tp.topic == OFFSETS_TOPIC).map(|(_, l)| Rc::clone(l)).collect();
+        for log in logs {
+            let (mut offset, hw, _) = log.offsets();
+            let mut replayed = 0usize;
+            while offset < hw {
+                let read = log.read(offset, 1 << 20).await?;
+                let Some(last) = read.records.last().and_then(|b| BatchHeader::parse(b)) else { break };
+                for batch in &read.records {
+                    for r in crate::storage::batch::records(batch).unwrap_or_default() {
+                        if let Some(key) = &r.key {
+                            self.groups.replay(key, r.value.as_deref());
+                            replayed += 1;
+                        }
+                    }
+                }
+                offset = last.last_offset() + 1;
+            }
+            if replayed > 0 {
+                tracing::info!(partition = %log.tp, records = replayed, "group state replayed");
+            }
         }
         Ok(())
     }
@@ -179,6 +212,7 @@ impl OwnerShard {
                 ShardResponse::Done
             }
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
+            ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
         }
     }
 
@@ -286,7 +320,7 @@ impl OwnerShard {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
             OffsetQuery::Latest => Ok(Some((hw, -1))),
             OffsetQuery::MaxTimestamp => log.max_timestamp_offset().await,
-            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await.map(|o| o.map(|o| (o, ts))),
+            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await,
         };
         match found {
             Ok(Some((offset, ts))) => OffsetAnswer { error_code: 0, offset, timestamp_or_epoch: ts },
@@ -303,6 +337,28 @@ impl OwnerShard {
             }
             log.maybe_timed_sync().await;
         }
+    }
+}
+
+impl GroupLog for OwnerShard {
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let log = self.log(&tp).ok_or(code::NOT_LEADER_OR_FOLLOWER)?;
+        let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
+        let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
+        let outcome = log.append(&batch, -1).map_err(|e| storage_error_code(&e))?;
+        match outcome.done {
+            Some(rx) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(storage_error_code(&e)),
+                Err(_) => Err(code::KAFKA_STORAGE_ERROR),
+            },
+            None => Ok(()),
+        }
+    }
+
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.metadata.load().owner(topic, partition).is_some()
     }
 }
 

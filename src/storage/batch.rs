@@ -7,7 +7,7 @@
 //! The CRC32C covers everything from `attributes` on, so assigning `baseOffset` and
 //! `partitionLeaderEpoch` never needs a new CRC.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::StorageError;
 
@@ -193,17 +193,41 @@ fn read_varint(buf: &mut &[u8]) -> Option<i64> {
     Some(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
-/// For an uncompressed batch, the offset of the first record whose timestamp is at least `target`.
-/// Compressed batches answer with the base offset, since Ringlog never decompresses.
-pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
-    let header = BatchHeader::parse(batch)?;
-    if header.max_timestamp < target {
+/// One record of an uncompressed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Absolute timestamp.
+    pub timestamp: i64,
+    /// Key, or `None` for a null key.
+    pub key: Option<Bytes>,
+    /// Value, or `None` for a tombstone.
+    pub value: Option<Bytes>,
+}
+
+fn read_bytes(buf: &mut &[u8]) -> Option<Option<Bytes>> {
+    let len = read_varint(buf)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let len = len as usize;
+    if len > buf.len() {
         return None;
     }
-    if header.compression() != 0 || header.attributes & TIMESTAMP_TYPE_BIT != 0 {
-        return Some(header.base_offset);
+    let (head, rest) = buf.split_at(len);
+    *buf = rest;
+    Some(Some(Bytes::copy_from_slice(head)))
+}
+
+/// The records of an uncompressed batch, or `None` when the batch is compressed or malformed.
+pub fn records(batch: &[u8]) -> Option<Vec<Record>> {
+    let header = BatchHeader::parse(batch)?;
+    if header.compression() != 0 {
+        return None;
     }
-    let mut buf = &batch[HEADER_LEN..];
+    let mut buf = batch.get(HEADER_LEN..)?;
+    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
     for _ in 0..header.records_count {
         let len = read_varint(&mut buf)? as usize;
         if len > buf.len() {
@@ -214,63 +238,105 @@ pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<i64> {
         rec = rec.get(1..)?; // attributes
         let ts_delta = read_varint(&mut rec)?;
         let offset_delta = read_varint(&mut rec)?;
-        if header.base_timestamp + ts_delta >= target {
-            return Some(header.base_offset + offset_delta);
+        let key = read_bytes(&mut rec)?;
+        let value = read_bytes(&mut rec)?;
+        out.push(Record {
+            offset: header.base_offset + offset_delta,
+            timestamp: header.base_timestamp + ts_delta,
+            key,
+            value,
+        });
+    }
+    Some(out)
+}
+
+/// For an uncompressed batch, the offset of the first record whose timestamp is at least `target`.
+/// Compressed and LogAppendTime batches answer with the base offset, since Ringlog never
+/// decompresses and their records carry no per-record time.
+/// Returns (offset, that record's timestamp); compressed batches give the batch's max timestamp.
+pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)> {
+    let header = BatchHeader::parse(batch)?;
+    if header.max_timestamp < target {
+        return None;
+    }
+    if header.compression() != 0 || header.attributes & TIMESTAMP_TYPE_BIT != 0 {
+        return Some((header.base_offset, header.max_timestamp));
+    }
+    let found = records(batch)?.into_iter().find(|r| r.timestamp >= target).map(|r| (r.offset, r.timestamp));
+    Some(found.unwrap_or((header.last_offset(), header.max_timestamp)))
+}
+
+fn put_varint(buf: &mut BytesMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            buf.put_u8(z as u8);
+            return;
+        }
+        buf.put_u8((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+fn put_nullable(buf: &mut BytesMut, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i64);
+            buf.put_slice(b);
         }
     }
-    Some(header.last_offset())
+}
+
+/// A record to build: (key, value), either may be null.
+pub type RecordRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Builds an uncompressed v2 batch at base offset 0, timestamps `ts0, ts0+1, ...`, with the given
+/// idempotent producer id and base sequence (-1 for none). Used for the broker's own records
+/// (`__consumer_offsets`) and by tests.
+pub fn build(records: &[RecordRef<'_>], ts0: i64, producer_id: i64, base_sequence: i32) -> Bytes {
+    let mut body = BytesMut::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut rec = BytesMut::new();
+        rec.put_u8(0);
+        put_varint(&mut rec, i as i64);
+        put_varint(&mut rec, i as i64);
+        put_nullable(&mut rec, *key);
+        put_nullable(&mut rec, *value);
+        put_varint(&mut rec, 0); // no headers
+        put_varint(&mut body, rec.len() as i64);
+        body.put_slice(&rec);
+    }
+    let n = records.len() as i32;
+    let mut b = BytesMut::with_capacity(HEADER_LEN + body.len());
+    b.put_i64(0);
+    b.put_i32((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32);
+    b.put_i32(0);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(n - 1);
+    b.put_i64(ts0);
+    b.put_i64(ts0 + i64::from(n.max(1)) - 1);
+    b.put_i64(producer_id);
+    b.put_i16(0);
+    b.put_i32(base_sequence);
+    b.put_i32(n);
+    b.put_slice(&body);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
 }
 
 /// Test helpers that build real batches.
 #[cfg(test)]
 pub mod testing {
-    use bytes::{BufMut, Bytes, BytesMut};
+    use bytes::Bytes;
 
-    fn put_varint(buf: &mut BytesMut, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                buf.put_u8(z as u8);
-                return;
-            }
-            buf.put_u8((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
-
-    /// Builds an uncompressed batch of `values`, with timestamps `ts0, ts0+1, ...`.
+    /// Builds an uncompressed batch of `values` (null keys), with timestamps `ts0, ts0+1, ...`.
     pub fn make_batch(values: &[&[u8]], ts0: i64, producer_id: i64, base_sequence: i32) -> Bytes {
-        let mut records = BytesMut::new();
-        for (i, v) in values.iter().enumerate() {
-            let mut rec = BytesMut::new();
-            rec.put_u8(0);
-            put_varint(&mut rec, i as i64);
-            put_varint(&mut rec, i as i64);
-            put_varint(&mut rec, -1);
-            put_varint(&mut rec, v.len() as i64);
-            rec.put_slice(v);
-            put_varint(&mut rec, 0);
-            put_varint(&mut records, rec.len() as i64);
-            records.put_slice(&rec);
-        }
-        let mut b = BytesMut::new();
-        b.put_i64(0);
-        b.put_i32((super::HEADER_LEN - super::LOG_OVERHEAD + records.len()) as i32);
-        b.put_i32(0);
-        b.put_i8(2);
-        b.put_u32(0);
-        b.put_i16(0);
-        b.put_i32(values.len() as i32 - 1);
-        b.put_i64(ts0);
-        b.put_i64(ts0 + values.len() as i64 - 1);
-        b.put_i64(producer_id);
-        b.put_i16(0);
-        b.put_i32(base_sequence);
-        b.put_i32(values.len() as i32);
-        b.put_slice(&records);
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b.freeze()
+        let records: Vec<_> = values.iter().map(|v| (None, Some(*v))).collect();
+        super::build(&records, ts0, producer_id, base_sequence)
     }
 }
 
@@ -312,10 +378,20 @@ mod tests {
     }
 
     #[test]
+    fn built_records_read_back() {
+        let b = stamp(&build(&[(Some(b"k"), Some(b"v")), (Some(b"k2"), None)], 7, -1, -1), 5, 0, None);
+        let recs = records(&b).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].offset, recs[0].timestamp), (5, 7));
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(recs[1].value, None, "tombstone");
+    }
+
+    #[test]
     fn timestamp_search_finds_the_record() {
         let batch = stamp(&make_batch(&[b"a", b"b", b"c"], 100, -1, -1), 10, 0, None);
-        assert_eq!(first_offset_at_or_after(&batch, 101), Some(11));
-        assert_eq!(first_offset_at_or_after(&batch, 50), Some(10));
+        assert_eq!(first_offset_at_or_after(&batch, 101), Some((11, 101)));
+        assert_eq!(first_offset_at_or_after(&batch, 50), Some((10, 100)));
         assert_eq!(first_offset_at_or_after(&batch, 103), None);
     }
 }

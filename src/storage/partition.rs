@@ -164,14 +164,12 @@ impl PartitionLog {
                 seg.track_batch(h, pos, interval);
                 producers.record(h);
             })?;
+            if scan.torn {
+                tracing::warn!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
+                    dropped_bytes = scan.trailing, "recovery truncated a torn or corrupt tail");
+            }
             if scan.trailing > 0 {
-                if is_last {
-                    tracing::info!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
-                        dropped_bytes = scan.trailing, "recovery truncated the log tail");
-                } else {
-                    tracing::warn!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
-                        dropped_bytes = scan.trailing, "closed segment had trailing bytes; truncating");
-                }
+                // Preallocated zeros (or the torn tail): the appender rewrites from valid_len.
                 seg.file.truncate(scan.valid_len).await?;
             }
             if is_last {
@@ -530,8 +528,9 @@ impl PartitionLog {
         }
     }
 
-    /// The first offset whose record timestamp is at least `ts`, or `None` when every record is older.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<i64>, StorageError> {
+    /// The first record whose timestamp is at least `ts`, as (offset, its timestamp), or `None`
+    /// when every record is older.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let candidates: Vec<_> = {
             let st = self.state.borrow();
             st.segments
@@ -548,7 +547,7 @@ impl PartitionLog {
                 if h.max_timestamp >= ts {
                     let whole = file.read_at(at, h.total_len()).await?;
                     let start = self.state.borrow().log_start_offset;
-                    return Ok(batch::first_offset_at_or_after(&whole, ts).map(|o| o.max(start)));
+                    return Ok(batch::first_offset_at_or_after(&whole, ts).map(|(o, t)| (o.max(start), t)));
                 }
                 at += h.total_len() as u64;
             }
@@ -568,7 +567,7 @@ impl PartitionLog {
                 .map(|s| s.max_timestamp)
         };
         let Some(ts) = best else { return Ok(None) };
-        Ok(self.offset_for_timestamp(ts).await?.map(|o| (o, ts)))
+        self.offset_for_timestamp(ts).await
     }
 
     /// The end offset of `epoch` (OffsetForLeaderEpoch): the log end when it is the current epoch.
@@ -807,7 +806,7 @@ mod tests {
             let many = log.read(10, 100_000).await.unwrap();
             assert!(many.records.len() > 10, "a read spans whole batches up to max_bytes");
             // Batch 30 holds timestamps 1300 (offset 60) and 1301 (offset 61).
-            assert_eq!(log.offset_for_timestamp(1_000 + 30 * 10 + 1).await.unwrap(), Some(61));
+            assert_eq!(log.offset_for_timestamp(1_000 + 30 * 10 + 1).await.unwrap(), Some((61, 1301)));
             assert_eq!(log.offset_for_timestamp(999_999).await.unwrap(), None);
             assert!(matches!(log.read(121, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             log.close().await.unwrap();

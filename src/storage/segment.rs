@@ -119,6 +119,9 @@ pub struct ScanResult {
     pub valid_len: u64,
     /// Bytes after `valid_len` that were not a valid batch (torn tail or preallocated zeros).
     pub trailing: u64,
+    /// Whether the bytes right after `valid_len` are data (a torn or corrupt batch) rather than
+    /// the zeros of preallocated space.
+    pub torn: bool,
 }
 
 /// Walks the batches of a `.log` file, calling `on_batch(header, position)` for each valid one.
@@ -151,7 +154,11 @@ pub fn scan_log(
         on_batch(&h, pos);
         pos += total;
     }
-    Ok(ScanResult { valid_len: pos, trailing: file_len - pos })
+    let mut next = [0u8; batch::LOG_OVERHEAD];
+    let probe = (file_len - pos).min(next.len() as u64) as usize;
+    file.read_exact_at(&mut next[..probe], pos)?;
+    let torn = next[..probe].iter().any(|&b| b != 0);
+    Ok(ScanResult { valid_len: pos, trailing: file_len - pos, torn })
 }
 
 /// Reads the last partial 4 KiB page of the first `len` bytes of a file: the appender rewrites it.
@@ -183,6 +190,7 @@ mod tests {
         let mut seen = Vec::new();
         let r = scan_log(&path, true, |h, pos| seen.push((h.base_offset, pos))).unwrap();
         assert_eq!(r.valid_len as usize, a.len() + b.len());
+        assert!(r.torn);
         assert_eq!(seen, vec![(0, 0), (1, a.len() as u64)]);
 
         let mut corrupt = data.clone();

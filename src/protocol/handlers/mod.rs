@@ -6,16 +6,27 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,6 +121,14 @@ pub async fn query_partitions<T: Send + 'static>(
             (name, parts)
         })
         .collect()
+}
+
+/// The error code of a single-code group reply.
+pub fn group_code(reply: crate::router::GroupReply) -> i16 {
+    match reply {
+        crate::router::GroupReply::Code(c) => c,
+        _ => crate::group::gcode::COORDINATOR_NOT_AVAILABLE,
+    }
 }
 
 /// The shard a connection's log lines name.
