@@ -220,3 +220,19 @@ def test_unknown_topic_and_partition(broker_factory):
     assert high_watermarks(broker, "exists", [0, 1]) == {0: 1, 1: 0}
     still_healthy(broker, by)
     by.close()
+
+
+def test_huge_array_length_does_not_kill_the_broker(broker):
+    """Found by cargo fuzz: DeleteGroups v0 whose array length claims 0x46000000 entries. The codec
+    crate reserved that many elements up front (37 GB) and the broker aborted. Now the request is
+    refused and the broker stays up."""
+    by = Bystander(broker)
+    s = kw.connect(broker.port)
+    body = bytes.fromhex("002a000000004600000046000000")
+    s.sendall(struct.pack(">i", len(body)) + body)
+    kind, _ = kw.response_or_close(s, timeout=15)
+    assert kind == "closed", "an undecodable request closes its connection"
+    s.close()
+    wait_until(lambda: "closing connection" in broker.log_text(), timeout=10, what="closing connection log line")
+    still_healthy(broker, by)
+    by.close()
