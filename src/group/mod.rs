@@ -10,6 +10,7 @@
 //!    └──last member out──┴──────────── join / leave / session expiry ◄── Stable ◄┘
 //! ```
 
+pub mod consumer;
 pub mod records;
 
 use std::cell::RefCell;
@@ -384,6 +385,7 @@ pub type GroupWrite = (i32, Vec<(Bytes, Option<Bytes>)>);
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: RefCell<HashMap<String, Group>>,
+    consumer_groups: RefCell<HashMap<String, consumer::ConsumerGroup>>,
 }
 
 /// What the coordinator needs from its shard: durable appends to `__consumer_offsets`.
@@ -392,12 +394,14 @@ pub trait GroupLog {
     fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> impl std::future::Future<Output = Result<(), i16>>;
     /// Whether a topic partition exists (commits for missing topics are refused).
     fn partition_exists(&self, topic: &str, partition: i32) -> bool;
+    /// Every topic's id and partition count (KIP-848 assignors).
+    fn topics(&self) -> consumer::TopicInfo;
 }
 
 impl GroupCoordinator {
     /// An empty coordinator.
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator { config, groups: RefCell::new(HashMap::new()) }
+        GroupCoordinator { config, groups: RefCell::new(HashMap::new()), consumer_groups: RefCell::new(HashMap::new()) }
     }
 
     fn initial_delay(&self) -> Duration {
@@ -489,6 +493,27 @@ impl GroupCoordinator {
             GroupCall::Describe { group } => GroupReply::Described(self.describe(&group)),
             GroupCall::List => GroupReply::Listed(self.list()),
             GroupCall::Delete { group } => GroupReply::Code(self.delete(&group, log).await),
+            GroupCall::ConsumerHeartbeat { req, client_id, client_host } => {
+                let group = req.group_id.0.to_string();
+                if group.is_empty() {
+                    return GroupReply::ConsumerHeartbeat(
+                        kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INVALID_GROUP_ID),
+                    );
+                }
+                let topics = log.topics();
+                let mut groups = self.consumer_groups.borrow_mut();
+                let g = groups.entry(group.clone()).or_insert_with(|| consumer::ConsumerGroup::new(&group));
+                GroupReply::ConsumerHeartbeat(g.heartbeat(&req, &client_id, &client_host, &topics))
+            }
+            GroupCall::ConsumerDescribe { group } => {
+                let names = log.topics().into_iter().map(|(name, (id, _))| (id, name)).collect();
+                GroupReply::ConsumerDescribed(match self.consumer_groups.borrow().get(&group) {
+                    Some(g) => g.describe(&names),
+                    None => kafka_protocol::messages::consumer_group_describe_response::DescribedGroup::default()
+                        .with_group_id(GroupId(sb(&group)))
+                        .with_error_code(gcode::GROUP_ID_NOT_FOUND),
+                })
+            }
         }
     }
 
@@ -781,11 +806,15 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return all(gcode::INVALID_GROUP_ID);
         }
+        let consumer_check = self.consumer_groups.borrow().get(group_id).map(|g| g.check_commit(member_id, generation));
+        if let Some(Err(e)) = consumer_check.filter(|_| !member_id.is_empty()) {
+            return all(e);
+        }
         {
             let mut groups = self.groups.borrow_mut();
             let g = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
             // generation -1 with no member: a "simple" commit from outside the group protocol.
-            let simple = generation < 0 && member_id.is_empty();
+            let simple = (generation < 0 && member_id.is_empty()) || consumer_check.is_some();
             if !simple {
                 if let Err(e) = g.check_member(member_id, instance_id) {
                     return all(e);
@@ -931,10 +960,12 @@ impl GroupCoordinator {
     }
 
     fn list(&self) -> Vec<ListedGroup> {
-        self.groups
+        let consumer = self.consumer_groups.borrow();
+        let mut out: Vec<ListedGroup> = self
+            .groups
             .borrow()
             .values()
-            .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| g.state != GroupState::Dead && !consumer.contains_key(&g.id))
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(sb(&g.id)))
@@ -942,7 +973,15 @@ impl GroupCoordinator {
                     .with_group_state(sb(g.state.name()))
                     .with_group_type(sb("classic"))
             })
-            .collect()
+            .collect();
+        out.extend(consumer.iter().map(|(id, g)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb("consumer"))
+                .with_group_state(sb(g.state_name()))
+                .with_group_type(sb("consumer"))
+        }));
+        out
     }
 
     async fn delete(&self, group_id: &str, log: &impl GroupLog) -> i16 {
@@ -970,6 +1009,12 @@ impl GroupCoordinator {
 
     /// Timers: session expiry, rebalance timeouts, the initial rebalance delay, offset retention.
     pub async fn tick(&self, log: &impl GroupLog) {
+        if !self.consumer_groups.borrow().is_empty() {
+            let topics = log.topics();
+            for g in self.consumer_groups.borrow_mut().values_mut() {
+                g.expire(&topics);
+            }
+        }
         let now = Instant::now();
         let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
         let mut writes: Vec<GroupWrite> = Vec::new();

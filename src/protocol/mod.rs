@@ -136,6 +136,8 @@ registry! {
     DescribeGroups => describe_groups,
     ListGroups => list_groups,
     DeleteGroups => delete_groups,
+    ConsumerGroupHeartbeat => consumer_group_heartbeat,
+    ConsumerGroupDescribe => consumer_group_describe,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

@@ -236,6 +236,20 @@ pub enum GroupCall {
         /// Group id.
         group: String,
     },
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat {
+        /// The request.
+        req: kafka_protocol::messages::ConsumerGroupHeartbeatRequest,
+        /// Client id from the request header.
+        client_id: String,
+        /// Client address.
+        client_host: String,
+    },
+    /// ConsumerGroupDescribe, one group.
+    ConsumerDescribe {
+        /// Group id.
+        group: String,
+    },
 }
 
 /// The answer to a [`GroupCall`].
@@ -259,6 +273,10 @@ pub enum GroupReply {
     Described(kafka_protocol::messages::describe_groups_response::DescribedGroup),
     /// ListGroups entries.
     Listed(Vec<kafka_protocol::messages::list_groups_response::ListedGroup>),
+    /// ConsumerGroupHeartbeat answer.
+    ConsumerHeartbeat(kafka_protocol::messages::ConsumerGroupHeartbeatResponse),
+    /// ConsumerGroupDescribe entry.
+    ConsumerDescribed(kafka_protocol::messages::consumer_group_describe_response::DescribedGroup),
     /// The coordinator is not there (its `__consumer_offsets` partition is unknown).
     Unavailable,
 }

@@ -360,6 +360,16 @@ impl GroupLog for OwnerShard {
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         self.metadata.load().owner(topic, partition).is_some()
     }
+
+    fn topics(&self) -> crate::group::consumer::TopicInfo {
+        self.metadata
+            .load()
+            .topics
+            .values()
+            .filter(|t| !t.name.starts_with("__"))
+            .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+            .collect()
+    }
 }
 
 fn answer_err(error_code: i16) -> OffsetAnswer {
