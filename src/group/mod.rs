@@ -375,7 +375,8 @@ fn join_error(error: i16, member_id: &str) -> JoinGroupResponse {
         .with_error_code(error)
         .with_generation_id(-1)
         .with_member_id(sb(member_id))
-        .with_protocol_name(None)
+        // Nullable only from v7; Kafka sends "" on errors.
+        .with_protocol_name(Some(sb("")))
 }
 
 /// A write to `__consumer_offsets` that must be durable before the answer: (partition, records).
@@ -829,7 +830,8 @@ impl GroupCoordinator {
                     m.last_heartbeat = Instant::now();
                 }
             } else if !g.members.is_empty() {
-                return all(gcode::ILLEGAL_GENERATION);
+                // Kafka: a commit from outside the group while it has members names no member.
+                return all(gcode::UNKNOWN_MEMBER_ID);
             }
         }
         let now = now_ms();

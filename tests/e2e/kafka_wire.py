@@ -182,6 +182,55 @@ class Reader:
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
+    def bytes(self) -> Optional[bytes]:
+        n = self.i32()
+        if n < 0:
+            return None
+        if self.pos + n > len(self.data):
+            raise AssertionError("response truncated inside a bytes field")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def uvarint(self) -> int:
+        shift = 0
+        n = 0
+        while True:
+            b = self._take(">B")
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+            if shift > 35:
+                raise AssertionError("unsigned varint too long")
+
+    def compact_nullable_string(self) -> Optional[str]:
+        n = self.uvarint()
+        if n == 0:
+            return None
+        n -= 1
+        if self.pos + n > len(self.data):
+            raise AssertionError("response truncated inside a compact string")
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return s
+
+    def compact_string(self) -> str:
+        s = self.compact_nullable_string()
+        assert s is not None, "null where a compact string was expected"
+        return s
+
+    def compact_array_len(self) -> int:
+        n = self.uvarint()
+        assert n > 0, "null compact array where an array was expected"
+        return n - 1
+
+    def skip_tags(self) -> None:
+        """Tagged fields (flexible versions): skipped."""
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.pos += self.uvarint()
+
 
 def parse_api_versions_v0(data: bytes):
     """(correlation_id, error_code, [(api_key, min, max)]) from response header v0 + ApiVersions v0 body.
@@ -266,3 +315,375 @@ def response_or_close(sock: socket.socket, timeout: float = 15.0):
 def roundtrip(sock: socket.socket, payload: bytes, timeout: float = 15.0) -> bytes:
     sock.sendall(payload)
     return read_response(sock, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Consumer-group APIs (classic protocol). Non-flexible versions use request header v1 (frame());
+# flexible ones (flexible_frame()) use request header v2 and compact encodings.
+# ---------------------------------------------------------------------------------------------
+
+API_OFFSET_COMMIT = 8
+API_OFFSET_FETCH = 9
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_HEARTBEAT = 12
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
+API_DESCRIBE_GROUPS = 15
+API_LIST_GROUPS = 16
+API_DELETE_GROUPS = 42
+API_OFFSET_DELETE = 47
+
+ERR_ILLEGAL_GENERATION = 22
+ERR_INVALID_GROUP_ID = 24
+ERR_UNKNOWN_MEMBER_ID = 25
+ERR_INVALID_SESSION_TIMEOUT = 26
+ERR_REBALANCE_IN_PROGRESS = 27
+ERR_NON_EMPTY_GROUP = 68
+ERR_GROUP_ID_NOT_FOUND = 69
+ERR_MEMBER_ID_REQUIRED = 79
+ERR_FENCED_INSTANCE_ID = 82
+
+
+def i8(v: int) -> bytes:
+    return struct.pack(">b", v)
+
+
+def i16(v: int) -> bytes:
+    return struct.pack(">h", v)
+
+
+def i32(v: int) -> bytes:
+    return struct.pack(">i", v)
+
+
+def i64(v: int) -> bytes:
+    return struct.pack(">q", v)
+
+
+def array(items: Sequence[bytes]) -> bytes:
+    return i32(len(items)) + b"".join(items)
+
+
+def bytes_field(b: bytes) -> bytes:
+    return i32(len(b)) + b
+
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def compact_string(s: str) -> bytes:
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def compact_nullable_string(s: Optional[str]) -> bytes:
+    return uvarint(0) if s is None else compact_string(s)
+
+
+def compact_array(items: Sequence[bytes]) -> bytes:
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+def compact_nullable_array(items: Optional[Sequence[bytes]]) -> bytes:
+    return uvarint(0) if items is None else compact_array(items)
+
+
+NO_TAGS = b"\x00"
+
+
+def flexible_frame(api_key: int, api_version: int, correlation_id: int, body: bytes = b"",
+                   client_id: Optional[str] = "ringlog-e2e-raw") -> bytes:
+    """Size-prefixed request with request header v2 (header v1 + an empty tagged-field section)."""
+    msg = struct.pack(">hhi", api_key, api_version, correlation_id) + nullable_string(client_id) + NO_TAGS + body
+    return struct.pack(">i", len(msg)) + msg
+
+
+def _done(r: "Reader", what: str) -> None:
+    assert r.remaining() == 0, f"{r.remaining()} unexpected trailing bytes in {what} response"
+
+
+# --- ConsumerProtocol payloads (opaque to the broker; what real consumers put in them) ---------
+
+def consumer_subscription(topics: Sequence[str], user_data: Optional[bytes] = None) -> bytes:
+    """ConsumerProtocolSubscription v0: version, topics, user_data."""
+    return i16(0) + array([string(t) for t in topics]) + nullable_bytes(user_data)
+
+
+def consumer_assignment(assigned: Sequence[Tuple[str, Sequence[int]]], user_data: Optional[bytes] = None) -> bytes:
+    """ConsumerProtocolAssignment v0: version, [(topic, [partition])], user_data."""
+    return i16(0) + array([string(t) + array([i32(p) for p in parts]) for t, parts in assigned]) + nullable_bytes(user_data)
+
+
+# --- FindCoordinator ---------------------------------------------------------------------------
+
+def find_coordinator_v2_body(key: str, key_type: int = 0) -> bytes:
+    return string(key) + i8(key_type)
+
+
+def parse_find_coordinator_v2(data: bytes):
+    r = Reader(data)
+    corr = r.i32()
+    out = {"throttle_time_ms": r.i32(), "error_code": r.i16(), "error_message": r.nullable_string(),
+           "node_id": r.i32(), "host": r.string(), "port": r.i32()}
+    _done(r, "FindCoordinator v2")
+    return corr, out
+
+
+def find_coordinator_v4_body(keys: Sequence[str], key_type: int = 0) -> bytes:
+    return i8(key_type) + compact_array([compact_string(k) for k in keys]) + NO_TAGS
+
+
+def parse_find_coordinator_v4(data: bytes):
+    """(correlation_id, [ {key, node_id, host, port, error_code, error_message} ]) (response header v1)."""
+    r = Reader(data)
+    corr = r.i32()
+    r.skip_tags()
+    r.i32()  # throttle_time_ms
+    coords = []
+    for _ in range(r.compact_array_len()):
+        c = {"key": r.compact_string(), "node_id": r.i32(), "host": r.compact_string(), "port": r.i32(),
+             "error_code": r.i16(), "error_message": r.compact_nullable_string()}
+        r.skip_tags()
+        coords.append(c)
+    r.skip_tags()
+    _done(r, "FindCoordinator v4")
+    return corr, coords
+
+
+# --- JoinGroup v5 / SyncGroup v3 / Heartbeat v3 / LeaveGroup v3 --------------------------------
+
+def join_group_v5_body(group_id: str, member_id: str = "", session_timeout_ms: int = 10000,
+                       rebalance_timeout_ms: int = 10000, group_instance_id: Optional[str] = None,
+                       protocol_type: str = "consumer",
+                       protocols: Sequence[Tuple[str, bytes]] = ()) -> bytes:
+    return (string(group_id) + i32(session_timeout_ms) + i32(rebalance_timeout_ms) + string(member_id)
+            + nullable_string(group_instance_id) + string(protocol_type)
+            + array([string(name) + bytes_field(meta) for name, meta in protocols]))
+
+
+def parse_join_group_v5(data: bytes):
+    r = Reader(data)
+    corr = r.i32()
+    out = {"throttle_time_ms": r.i32(), "error_code": r.i16(), "generation_id": r.i32()}
+    name = r.nullable_string()
+    assert name is not None, (f"JoinGroup v5 response (error_code {out['error_code']}): protocol_name is null, but it "
+                              f"is a non-nullable STRING before v7 (an error response carries \"\")")
+    out.update(protocol_name=name, leader=r.string(), member_id=r.string())
+    out["members"] = [{"member_id": r.string(), "group_instance_id": r.nullable_string(), "metadata": r.bytes()}
+                      for _ in range(r.i32())]
+    _done(r, "JoinGroup v5")
+    return corr, out
+
+
+def sync_group_v3_body(group_id: str, generation_id: int, member_id: str,
+                       assignments: Sequence[Tuple[str, bytes]] = (),
+                       group_instance_id: Optional[str] = None) -> bytes:
+    return (string(group_id) + i32(generation_id) + string(member_id) + nullable_string(group_instance_id)
+            + array([string(m) + bytes_field(a) for m, a in assignments]))
+
+
+def parse_sync_group_v3(data: bytes):
+    r = Reader(data)
+    corr = r.i32()
+    out = {"throttle_time_ms": r.i32(), "error_code": r.i16(), "assignment": r.bytes()}
+    _done(r, "SyncGroup v3")
+    return corr, out
+
+
+def heartbeat_v3_body(group_id: str, generation_id: int, member_id: str,
+                      group_instance_id: Optional[str] = None) -> bytes:
+    return string(group_id) + i32(generation_id) + string(member_id) + nullable_string(group_instance_id)
+
+
+def parse_heartbeat_v3(data: bytes):
+    r = Reader(data)
+    corr = r.i32()
+    out = {"throttle_time_ms": r.i32(), "error_code": r.i16()}
+    _done(r, "Heartbeat v3")
+    return corr, out
+
+
+def leave_group_v3_body(group_id: str, members: Sequence[Tuple[str, Optional[str]]]) -> bytes:
+    return string(group_id) + array([string(m) + nullable_string(inst) for m, inst in members])
+
+
+def parse_leave_group_v3(data: bytes):
+    r = Reader(data)
+    corr = r.i32()
+    out = {"throttle_time_ms": r.i32(), "error_code": r.i16()}
+    out["members"] = [{"member_id": r.string(), "group_instance_id": r.nullable_string(), "error_code": r.i16()}
+                      for _ in range(r.i32())]
+    _done(r, "LeaveGroup v3")
+    return corr, out
+
+
+# --- OffsetCommit v7 / OffsetFetch v5 and v8 / OffsetDelete v0 -----------------------------------
+
+def offset_commit_v7_body(group_id: str, topics: Sequence[Tuple[str, Sequence[Tuple[int, int, Optional[str]]]]],
+                          generation_id: int = -1, member_id: str = "",
+                          group_instance_id: Optional[str] = None) -> bytes:
+    """topics: [(name, [(partition, offset, metadata)])]; committed_leader_epoch is sent as -1."""
+    return (string(group_id) + i32(generation_id) + string(member_id) + nullable_string(group_instance_id)
+            + array([string(t) + array([i32(p) + i64(o) + i32(-1) + nullable_string(md) for p, o, md in parts])
+                     for t, parts in topics]))
+
+
+def parse_offset_commit_v7(data: bytes):
+    """(correlation_id, {(topic, partition): error_code})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.i32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p = r.i32()
+            out[(t, p)] = r.i16()
+    _done(r, "OffsetCommit v7")
+    return corr, out
+
+
+def offset_fetch_v5_body(group_id: str, topics: Optional[Sequence[Tuple[str, Sequence[int]]]]) -> bytes:
+    """topics=None asks for every committed offset of the group."""
+    if topics is None:
+        return string(group_id) + i32(-1)
+    return string(group_id) + array([string(t) + array([i32(p) for p in parts]) for t, parts in topics])
+
+
+def parse_offset_fetch_v5(data: bytes):
+    """(correlation_id, top-level error_code, {(topic, partition): {offset, leader_epoch, metadata, error_code}})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.i32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p = r.i32()
+            out[(t, p)] = {"offset": r.i64(), "leader_epoch": r.i32(), "metadata": r.nullable_string(),
+                           "error_code": r.i16()}
+    err = r.i16()
+    _done(r, "OffsetFetch v5")
+    return corr, err, out
+
+
+def offset_fetch_v8_body(groups: Sequence[Tuple[str, Optional[Sequence[Tuple[str, Sequence[int]]]]]],
+                         require_stable: bool = False) -> bytes:
+    """Flexible, multi-group. groups: [(group_id, topics or None for all)]."""
+    enc = []
+    for gid, topics in groups:
+        t_enc = None if topics is None else [
+            compact_string(t) + compact_array([i32(p) for p in parts]) + NO_TAGS for t, parts in topics]
+        enc.append(compact_string(gid) + compact_nullable_array(t_enc) + NO_TAGS)
+    return compact_array(enc) + i8(1 if require_stable else 0) + NO_TAGS
+
+
+def parse_offset_fetch_v8(data: bytes):
+    """(correlation_id, {group_id: (error_code, {(topic, partition): {offset, leader_epoch, metadata, error_code}})})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.skip_tags()
+    r.i32()  # throttle_time_ms
+    groups = {}
+    for _ in range(r.compact_array_len()):
+        gid = r.compact_string()
+        parts = {}
+        for _ in range(r.compact_array_len()):
+            t = r.compact_string()
+            for _ in range(r.compact_array_len()):
+                p = r.i32()
+                parts[(t, p)] = {"offset": r.i64(), "leader_epoch": r.i32(),
+                                 "metadata": r.compact_nullable_string(), "error_code": r.i16()}
+                r.skip_tags()
+            r.skip_tags()
+        err = r.i16()
+        r.skip_tags()
+        groups[gid] = (err, parts)
+    r.skip_tags()
+    _done(r, "OffsetFetch v8")
+    return corr, groups
+
+
+def offset_delete_v0_body(group_id: str, topics: Sequence[Tuple[str, Sequence[int]]]) -> bytes:
+    return string(group_id) + array([string(t) + array([i32(p) for p in parts]) for t, parts in topics])
+
+
+def parse_offset_delete_v0(data: bytes):
+    """(correlation_id, top-level error_code, {(topic, partition): error_code})."""
+    r = Reader(data)
+    corr = r.i32()
+    err = r.i16()
+    r.i32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p = r.i32()
+            out[(t, p)] = r.i16()
+    _done(r, "OffsetDelete v0")
+    return corr, err, out
+
+
+# --- DescribeGroups v4 / ListGroups v2 / DeleteGroups v1 ------------------------------------------
+
+def describe_groups_v4_body(groups: Sequence[str], include_authorized_operations: bool = False) -> bytes:
+    return array([string(g) for g in groups]) + i8(1 if include_authorized_operations else 0)
+
+
+def parse_describe_groups_v4(data: bytes):
+    """(correlation_id, {group_id: {error_code, state, protocol_type, protocol, members: [...]}})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.i32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.i32()):
+        g = {"error_code": r.i16(), "group_id": r.string(), "state": r.string(), "protocol_type": r.string(),
+             "protocol": r.string()}
+        g["members"] = [{"member_id": r.string(), "group_instance_id": r.nullable_string(), "client_id": r.string(),
+                         "client_host": r.string(), "metadata": r.bytes(), "assignment": r.bytes()}
+                        for _ in range(r.i32())]
+        g["authorized_operations"] = r.i32()
+        out[g["group_id"]] = g
+    _done(r, "DescribeGroups v4")
+    return corr, out
+
+
+def parse_list_groups_v2(data: bytes):
+    """(correlation_id, error_code, {group_id: protocol_type})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.i32()  # throttle_time_ms
+    err = r.i16()
+    groups = {}
+    for _ in range(r.i32()):
+        gid = r.string()
+        groups[gid] = r.string()
+    _done(r, "ListGroups v2")
+    return corr, err, groups
+
+
+def delete_groups_v1_body(groups: Sequence[str]) -> bytes:
+    return array([string(g) for g in groups])
+
+
+def parse_delete_groups_v1(data: bytes):
+    """(correlation_id, {group_id: error_code})."""
+    r = Reader(data)
+    corr = r.i32()
+    r.i32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.i32()):
+        gid = r.string()
+        out[gid] = r.i16()
+    _done(r, "DeleteGroups v1")
+    return corr, out
