@@ -1,8 +1,6 @@
 //! The `rdkafka` crate (librdkafka) against the real `ringlog` binary: produce with acks=all,
 //! read back with assign(), restart the broker, read back again.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -10,54 +8,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
+mod common;
 
-impl Broker {
-    fn start(port: u16, dir: &std::path::Path) -> Broker {
-        // Auto-created topics get 4 partitions, so the producer needs no admin call.
-        std::fs::create_dir_all(dir).expect("data dir");
-        let config = dir.join("broker.toml");
-        std::fs::write(&config, "\"num.partitions\" = 4\n").expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_ringlog"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "2", "--data-dir"])
-            .arg(dir)
-            .arg("--config")
-            .arg(&config)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start broker");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, port, dir: dir.to_owned() }
-    }
+use common::{Broker, free_port};
 
-    fn restart(mut self) -> Broker {
-        // SIGTERM: a clean stop flushes and syncs.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let (port, dir) = (self.port, self.dir.clone());
-        std::mem::forget(self);
-        Broker::start(port, &dir)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+/// Auto-created topics get 4 partitions; joins complete without the initial rebalance delay.
+const CONFIG: &str = "\"num.partitions\" = 4\n";
 
 fn read_all(bootstrap: &str, topic: &str, partitions: i32, expect: usize) -> Vec<(i32, i64, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -88,8 +44,8 @@ fn rdkafka_produces_and_consumes_across_restart() {
     let dir = std::env::temp_dir().join(format!("ringlog-rdkafka-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let port = free_port();
-    let broker = Broker::start(port, &dir);
-    let bootstrap = format!("127.0.0.1:{port}");
+    let broker = Broker::start(port, &dir, CONFIG);
+    let bootstrap = broker.bootstrap();
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)

@@ -241,16 +241,7 @@ impl Group {
         self.set_state(GroupState::CompletingRebalance);
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let all: Vec<JoinGroupResponseMember> = self
-            .members
-            .values()
-            .map(|m| {
-                JoinGroupResponseMember::default()
-                    .with_member_id(sb(&m.id))
-                    .with_group_instance_id(m.instance_id.as_deref().map(sb))
-                    .with_metadata(m.metadata_for(&protocol))
-            })
-            .collect();
+        let all = self.member_list(&protocol);
         let now = Instant::now();
         for m in self.members.values_mut() {
             m.last_heartbeat = now;
@@ -259,6 +250,19 @@ impl Group {
             let members = if m.id == leader { all.clone() } else { Vec::new() };
             let _ = tx.send(join_response(version, self.generation, &self.protocol_type, &protocol, &leader, &m.id, members));
         }
+    }
+
+    /// The members with their metadata for `protocol`: what the leader gets in JoinGroup.
+    fn member_list(&self, protocol: &str) -> Vec<JoinGroupResponseMember> {
+        self.members
+            .values()
+            .map(|m| {
+                JoinGroupResponseMember::default()
+                    .with_member_id(sb(&m.id))
+                    .with_group_instance_id(m.instance_id.as_deref().map(sb))
+                    .with_metadata(m.metadata_for(protocol))
+            })
+            .collect()
     }
 
     fn to_value(&self) -> GroupValue {
@@ -632,15 +636,7 @@ impl GroupCoordinator {
             let protocol = g.protocol.clone().unwrap_or_default();
             let leader = g.leader.clone().unwrap_or_default();
             let members = if leader == member_id {
-                g.members
-                    .values()
-                    .map(|m| {
-                        JoinGroupResponseMember::default()
-                            .with_member_id(sb(&m.id))
-                            .with_group_instance_id(m.instance_id.as_deref().map(sb))
-                            .with_metadata(m.metadata_for(&protocol))
-                    })
-                    .collect()
+                g.member_list(&protocol)
             } else {
                 Vec::new()
             };

@@ -1,0 +1,64 @@
+//! Shared by the Rust integration tests: start the real `ringlog` binary on a free port.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running broker process, killed when dropped.
+pub struct Broker {
+    child: Child,
+    /// Its Kafka port.
+    pub port: u16,
+    dir: PathBuf,
+    config: String,
+}
+
+impl Broker {
+    /// Starts a 2-shard broker with data in `dir` and `config` (TOML, Kafka key names).
+    pub fn start(port: u16, dir: &Path, config: &str) -> Broker {
+        std::fs::create_dir_all(dir).expect("data dir");
+        let config_path = dir.join("broker.toml");
+        std::fs::write(&config_path, config).expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_ringlog"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "2", "--data-dir"])
+            .arg(dir)
+            .arg("--config")
+            .arg(&config_path)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start broker");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port, dir: dir.to_owned(), config: config.to_owned() }
+    }
+
+    /// Stops the broker with SIGTERM (a clean stop flushes and syncs) and starts it again.
+    pub fn restart(mut self) -> Broker {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        let (port, dir, config) = (self.port, self.dir.clone(), self.config.clone());
+        std::mem::forget(self);
+        Broker::start(port, &dir, &config)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
