@@ -45,11 +45,11 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 # --- Rust ----------------------------------------------------------------------------------------
-step "cargo build --release"
-cargo build --release
+step "cargo build --release --workspace"
+cargo build --release --workspace
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --release"
 cargo test --release

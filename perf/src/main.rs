@@ -1,0 +1,357 @@
+//! `ringlog-bench`: an OpenMessaging-Benchmark-style load harness that drives a Kafka-compatible
+//! broker through librdkafka (the `rdkafka` crate), as users do.
+//!
+//! It reads a workload file, creates the topic, runs producer and consumer threads, records
+//! publish latency (send → acknowledgement) and end-to-end latency (send → consumed) in
+//! hdrhistograms, and writes `report.md`, `summary.json`, `latency.svg` and `throughput.svg`.
+//! At a fixed rate, latency is measured from each record's *intended* send time, so a stalled
+//! broker cannot hide its stall (coordinated omission).
+
+mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+/// A workload, in the spirit of OpenMessaging Benchmark's workload files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Workload {
+    /// Name shown in the report.
+    pub name: String,
+    /// Topic to create and use.
+    pub topic: String,
+    /// Its partition count.
+    pub partitions: i32,
+    /// Bytes per record value.
+    pub record_size: usize,
+    /// "none" (no key), "random" or "round-robin" (explicit partition per record).
+    #[serde(default = "default_keys")]
+    pub key_distribution: String,
+    /// Producer threads (one client each).
+    pub producers: usize,
+    /// Consumer threads (partitions split between them).
+    pub consumers: usize,
+    /// Total records per second over all producers; 0 = as fast as possible.
+    #[serde(default)]
+    pub producer_rate: u64,
+    /// "0", "1" or "all".
+    pub acks: String,
+    /// librdkafka `linger.ms`.
+    pub linger_ms: u64,
+    /// librdkafka `batch.size`.
+    pub batch_size: usize,
+    /// Measured seconds.
+    pub duration_s: u64,
+    /// Seconds run before measuring.
+    #[serde(default)]
+    pub warmup_s: u64,
+}
+
+fn default_keys() -> String {
+    "none".into()
+}
+
+#[derive(Parser)]
+#[command(name = "ringlog-bench", about = "Load harness for Kafka-compatible brokers (librdkafka)")]
+struct Cli {
+    /// Workload file (TOML).
+    #[arg(long)]
+    workload: PathBuf,
+    /// Broker bootstrap address.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Directory for the report.
+    #[arg(long, default_value = "perf/out")]
+    out: PathBuf,
+    /// Override the workload's duration (seconds).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Override the workload's warm-up (seconds).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Override the workload's rate (records/s, 0 = max).
+    #[arg(long)]
+    rate: Option<u64>,
+}
+
+/// Histograms in microseconds, 1 µs .. 60 s, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Shared measurement state.
+pub struct Stats {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    acked: AtomicU64,
+    acked_bytes: AtomicU64,
+    errors: AtomicU64,
+    consumed: AtomicU64,
+    consumed_bytes: AtomicU64,
+    publish: Mutex<Histogram<u64>>,
+    e2e: Mutex<Histogram<u64>>,
+    run_start: Instant,
+}
+
+struct BenchContext {
+    stats: Arc<Stats>,
+}
+
+impl ClientContext for BenchContext {}
+
+impl ProducerContext for BenchContext {
+    /// Nanoseconds after `run_start` at which the record was meant to be sent.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, intended_ns: usize) {
+        let s = &self.stats;
+        match result {
+            Ok(m) => {
+                if s.measuring.load(Ordering::Relaxed) {
+                    let now = s.run_start.elapsed().as_nanos() as u64;
+                    let us = now.saturating_sub(intended_ns as u64) / 1000;
+                    if let Ok(mut h) = s.publish.lock() {
+                        let _ = h.record(us.max(1));
+                    }
+                    s.acked.fetch_add(1, Ordering::Relaxed);
+                    s.acked_bytes.fetch_add(m.payload_len() as u64, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn create_topic(bootstrap: &str, w: &Workload) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let topic = NewTopic::new(&w.topic, w.partitions, TopicReplication::Fixed(1));
+    let results = futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+        .map_err(|e| e.to_string())?;
+    for r in results {
+        if let Err((name, code)) = r
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            return Err(format!("cannot create {name}: {code:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let producer: BaseProducer<BenchContext> = match ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("acks", &w.acks)
+            .set("linger.ms", w.linger_ms.to_string())
+            .set("batch.size", w.batch_size.to_string())
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("enable.idempotence", "false")
+            .create_with_context(BenchContext { stats: Arc::clone(&stats) })
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("producer {index}: {e}");
+                return;
+            }
+        };
+        let per_producer_rate = w.producer_rate as f64 / w.producers as f64;
+        let mut payload = vec![0u8; w.record_size.max(8)];
+        let mut seq: u64 = 0;
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
+        let start = stats.run_start.elapsed();
+        while !stats.stop.load(Ordering::Relaxed) {
+            let intended = if per_producer_rate > 0.0 {
+                let due = start + Duration::from_secs_f64(seq as f64 / per_producer_rate);
+                let now = stats.run_start.elapsed();
+                if due > now {
+                    let wait = due - now;
+                    if wait > Duration::from_micros(200) {
+                        producer.poll(wait.min(Duration::from_millis(1)));
+                        continue;
+                    }
+                    std::hint::spin_loop();
+                    continue;
+                }
+                due
+            } else {
+                stats.run_start.elapsed()
+            };
+            payload[..8].copy_from_slice(&wall_ns().to_be_bytes());
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let key = rng.to_be_bytes();
+            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&w.topic, intended.as_nanos() as usize)
+                .payload(&payload[..w.record_size.max(8)]);
+            match w.key_distribution.as_str() {
+                "random" => record = record.key(&key[..]),
+                "round-robin" => record = record.partition((seq % w.partitions as u64) as i32),
+                _ => {}
+            }
+            match producer.send(record) {
+                Ok(()) => seq += 1,
+                Err(_) => {
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        let _ = producer.flush(Duration::from_secs(30));
+    })
+}
+
+fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = match ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "ringlog-bench")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("consumer {index}: {e}");
+                return;
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in (0..w.partitions).filter(|p| *p as usize % w.consumers == index) {
+            let _ = tpl.add_partition_offset(&w.topic, p, Offset::End);
+        }
+        if consumer.assign(&tpl).is_err() {
+            return;
+        }
+        while !stats.stop.load(Ordering::Relaxed) {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else { continue };
+            if !stats.measuring.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
+                let sent = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+                let us = wall_ns().saturating_sub(sent) / 1000;
+                if let Ok(mut h) = stats.e2e.lock() {
+                    let _ = h.record(us.max(1));
+                }
+                stats.consumed.fetch_add(1, Ordering::Relaxed);
+                stats.consumed_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since measuring began.
+    pub t: u64,
+    /// Records acknowledged in that second.
+    pub published: u64,
+    /// Records consumed in that second.
+    pub consumed: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let text = std::fs::read_to_string(&cli.workload).unwrap_or_else(|e| {
+        eprintln!("cannot read {}: {e}", cli.workload.display());
+        std::process::exit(2)
+    });
+    let mut w: Workload = toml::from_str(&text).unwrap_or_else(|e| {
+        eprintln!("bad workload {}: {e}", cli.workload.display());
+        std::process::exit(2)
+    });
+    if let Some(d) = cli.duration {
+        w.duration_s = d;
+    }
+    if let Some(d) = cli.warmup {
+        w.warmup_s = d;
+    }
+    if let Some(r) = cli.rate {
+        w.producer_rate = r;
+    }
+    if let Err(e) = create_topic(&cli.bootstrap, &w) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    let stats = Arc::new(Stats {
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        acked: AtomicU64::new(0),
+        acked_bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        consumed: AtomicU64::new(0),
+        consumed_bytes: AtomicU64::new(0),
+        publish: Mutex::new(histogram()),
+        e2e: Mutex::new(histogram()),
+        run_start: Instant::now(),
+    });
+    let mut threads: Vec<_> = (0..w.consumers).map(|i| consumer_thread(cli.bootstrap.clone(), w.clone(), i, Arc::clone(&stats))).collect();
+    std::thread::sleep(Duration::from_secs(2)); // consumers assign at the end before producing starts
+    threads.extend((0..w.producers).map(|i| producer_thread(cli.bootstrap.clone(), w.clone(), i, Arc::clone(&stats))));
+    std::thread::sleep(Duration::from_secs(w.warmup_s));
+    stats.measuring.store(true, Ordering::SeqCst);
+    let measure_start = Instant::now();
+    let mut samples = Vec::new();
+    let (mut last_p, mut last_c) = (0, 0);
+    for t in 1..=w.duration_s {
+        let next = measure_start + Duration::from_secs(t);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let (p, c) = (stats.acked.load(Ordering::Relaxed), stats.consumed.load(Ordering::Relaxed));
+        samples.push(Sample { t, published: p - last_p, consumed: c - last_c });
+        (last_p, last_c) = (p, c);
+    }
+    let elapsed = measure_start.elapsed().as_secs_f64();
+    stats.measuring.store(false, Ordering::SeqCst);
+    stats.stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    let result = report::Outcome::new(&w, &cli.bootstrap, &stats, elapsed, samples);
+    if let Err(e) = report::write(&cli.out, &result, &stats) {
+        eprintln!("cannot write report: {e}");
+        std::process::exit(1);
+    }
+    println!("{}", result.summary_line());
+}
+
+impl Stats {
+    /// Publish-latency histogram.
+    pub fn publish(&self) -> Histogram<u64> {
+        self.publish.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram())
+    }
+
+    /// End-to-end latency histogram.
+    pub fn e2e(&self) -> Histogram<u64> {
+        self.e2e.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram())
+    }
+
+    /// (acknowledged, acknowledged bytes, errors, consumed, consumed bytes).
+    pub fn counts(&self) -> (u64, u64, u64, u64, u64) {
+        (
+            self.acked.load(Ordering::Relaxed),
+            self.acked_bytes.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            self.consumed.load(Ordering::Relaxed),
+            self.consumed_bytes.load(Ordering::Relaxed),
+        )
+    }
+}
