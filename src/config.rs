@@ -236,6 +236,9 @@ pub struct TopicConfig {
     pub log_append_time: bool,
     /// `index.interval.bytes`: bytes between sparse index entries.
     pub index_interval_bytes: u64,
+    /// `cleanup.policy` includes `delete`: time and size retention apply. A compact-only topic
+    /// (`__consumer_offsets`) keeps every segment until the cleaner, which is not built yet.
+    pub delete_retention: bool,
 }
 
 impl TopicConfig {
@@ -261,6 +264,7 @@ impl TopicConfig {
             flush_ms: get("flush.ms"),
             log_append_time: text("message.timestamp.type") == "LogAppendTime",
             index_interval_bytes: get("index.interval.bytes").max(1) as u64,
+            delete_retention: text("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
         }
     }
 }
@@ -312,6 +316,9 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "1000".to_string());
         assert_eq!(TopicConfig::resolve(&cfg.topic_defaults, &o).retention_ms, 1000);
+        assert!(TopicConfig::resolve(&cfg.topic_defaults, &o).delete_retention);
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        assert!(!TopicConfig::resolve(&cfg.topic_defaults, &o).delete_retention, "compacted topics keep their segments");
         assert!(validate_topic_config("retention.ms", "x").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
     }

@@ -1076,6 +1076,64 @@ fn new_member_id(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    /// An in-memory `__consumer_offsets` for coordinator unit tests.
+    #[derive(Default)]
+    struct MemLog {
+        records: RefCell<Vec<(i32, Bytes, Option<Bytes>)>>,
+    }
+
+    impl GroupLog for MemLog {
+        async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
+            self.records.borrow_mut().extend(records.into_iter().map(|(k, v)| (partition, k, v)));
+            Ok(())
+        }
+        fn partition_exists(&self, topic: &str, _partition: i32) -> bool {
+            topic == "t"
+        }
+        fn topics(&self) -> consumer::TopicInfo {
+            Default::default()
+        }
+    }
+
+    fn commit_part(offset: i64) -> CommitPart {
+        CommitPart { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: Some("m".into()) }
+    }
+
+    #[test]
+    fn offsets_replay_and_expire_by_retention() {
+        let log = MemLog::default();
+        let config = GroupConfig { offsets_retention_minutes: 0, ..GroupConfig::default() };
+        let c = GroupCoordinator::new(config);
+        let codes = futures::executor::block_on(c.commit("g", -1, "", None, vec![commit_part(7)], &log));
+        assert_eq!(codes, vec![code::NONE]);
+        let missing = futures::executor::block_on(c.commit(
+            "g",
+            -1,
+            "",
+            None,
+            vec![CommitPart { topic: "nope".into(), ..commit_part(1) }],
+            &log,
+        ));
+        assert_eq!(missing, vec![code::UNKNOWN_TOPIC_OR_PARTITION]);
+
+        // A fresh coordinator rebuilds the offset from the records, metadata included.
+        let replayed = GroupCoordinator::new(GroupConfig::default());
+        for (_, k, v) in log.records.borrow().iter() {
+            replayed.replay(k, v.as_deref());
+        }
+        let got = replayed.fetch_offsets("g", Some(vec![("t".into(), 0)]));
+        assert_eq!((got[0].offset, got[0].metadata.as_str()), (7, "m"));
+
+        // offsets.retention.minutes = 0: an empty group's offsets expire at the next tick, with a tombstone.
+        std::thread::sleep(Duration::from_millis(5));
+        futures::executor::block_on(c.tick(&log));
+        assert_eq!(c.fetch_offsets("g", Some(vec![("t".into(), 0)]))[0].offset, -1);
+        let last = log.records.borrow().last().cloned().unwrap();
+        assert_eq!(last.1, GroupKey::Offset { group: "g".into(), topic: "t".into(), partition: 0 }.encode());
+        assert!(last.2.is_none(), "tombstone");
+    }
 
     #[test]
     fn group_partition_matches_kafka() {

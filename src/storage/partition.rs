@@ -632,6 +632,9 @@ impl PartitionLog {
     /// Applies `retention.ms` and `retention.bytes` to closed segments.
     pub fn enforce_retention(&self) -> Result<(), StorageError> {
         let config = self.config.borrow().clone();
+        if !config.delete_retention {
+            return Ok(());
+        }
         let now = now_ms();
         let new_start = {
             let st = self.state.borrow();
