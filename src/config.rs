@@ -68,6 +68,8 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// Consumer group coordinator settings.
     pub group: GroupConfig,
+    /// Admin HTTP listener (`/metrics`, `/health`); `None` turns it off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Consumer group coordinator settings, with Kafka's names and defaults.
@@ -139,6 +141,7 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             topic_defaults,
             group: GroupConfig::default(),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
         }
     }
 

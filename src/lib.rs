@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod metadata;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod router;

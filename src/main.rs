@@ -31,6 +31,9 @@ enum Command {
         /// TOML file of Kafka-named broker configs.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Admin HTTP listener for /metrics and /health ("off" to disable).
+        #[arg(long, default_value = "127.0.0.1:9644")]
+        admin_listen: String,
     },
 }
 
@@ -44,7 +47,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, advertised_listener, data_dir, cores, config } => {
+        Command::Serve { listen, advertised_listener, data_dir, cores, config, admin_listen } => {
             let mut cfg = ringlog::config::BrokerConfig::new(listen);
             if let Some(Err(e)) = config.map(|path| cfg.apply_file(&path)) {
                 eprintln!("error: {e}");
@@ -63,6 +66,16 @@ fn main() {
             if let Some(n) = cores {
                 cfg.cores = n;
             }
+            cfg.admin_listen = match admin_listen.as_str() {
+                "off" => None,
+                addr => match addr.parse() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        eprintln!("error: --admin-listen {addr:?} is not host:port or \"off\"");
+                        std::process::exit(2);
+                    }
+                },
+            };
             if let Err(e) = ringlog::server::run(cfg) {
                 eprintln!("error: {e}");
                 std::process::exit(1);

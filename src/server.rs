@@ -11,6 +11,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, SnapshotHandle};
+use crate::metrics::Metrics;
 use crate::router::{Envelope, MESH_CAPACITY, OwnerShard, Router};
 use crate::storage::prime_dma_probe;
 use crate::types::ShardId;
@@ -41,6 +42,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let mesh = MeshBuilder::<Envelope, _>::full(cores, MESH_CAPACITY);
     let data_events: Arc<Vec<Arc<event_listener::Event>>> =
         Arc::new((0..cores).map(|_| Arc::new(event_listener::Event::new())).collect());
+    let metrics = Arc::new(Metrics::new(cores));
 
     block_stop_signals();
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, None))
@@ -50,7 +52,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .on_all_shards({
             let config = Arc::clone(&config);
             move || async move {
-                if let Err(e) = shard_main(config, metadata, store, mesh, data_events).await {
+                if let Err(e) = shard_main(config, metadata, store, mesh, data_events, metrics).await {
                     tracing::error!(error = %e, "shard failed");
                     std::process::exit(1);
                 }
@@ -96,19 +98,38 @@ async fn shard_main(
     store: Arc<Mutex<Option<MetadataStore>>>,
     mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
     data_events: Arc<Vec<Arc<event_listener::Event>>>,
+    metrics: Arc<Metrics>,
 ) -> Result<(), ServerError> {
     prime_dma_probe(&config.data_dir).await.map_err(|e| ServerError::Runtime(e.to_string()))?;
     let (senders, receivers) = mesh.join().await.map_err(|_| ServerError::Runtime("mesh join failed".into()))?;
     let me = ShardId(senders.peer_id());
     let store = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
-    let owner = Rc::new(OwnerShard::new(me, Arc::clone(&config), Arc::clone(&metadata), store, Arc::clone(&data_events[me.0])));
+    let shard_metrics = Arc::clone(&metrics.shards[me.0]);
+    let owner = Rc::new(OwnerShard::new(
+        me,
+        Arc::clone(&config),
+        Arc::clone(&metadata),
+        store,
+        Arc::clone(&data_events[me.0]),
+        Arc::clone(&shard_metrics),
+    ));
     owner.open_owned().await.map_err(|e| ServerError::Runtime(e.to_string()))?;
-    let router = Rc::new(Router::new(me, Arc::clone(&config), metadata, Rc::clone(&owner), data_events, senders));
+    let router = Rc::new(Router::new(me, Arc::clone(&config), metadata, Rc::clone(&owner), data_events, senders, shard_metrics));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
 
     let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| ServerError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     tracing::info!(shard = %me, listen = %config.listen, "shard listening");
     glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router))).detach();
+    if let (0, Some(addr)) = (me.0, config.admin_listen) {
+        // A busy admin port must not stop the broker: metrics are an aid, not a dependency.
+        match glommio::net::TcpListener::bind(addr) {
+            Ok(admin) => {
+                tracing::info!(listen = %addr, "admin listener (/metrics, /health)");
+                glommio::spawn_local(crate::metrics::http::serve(admin, Arc::clone(&metrics))).detach();
+            }
+            Err(e) => tracing::warn!(listen = %addr, error = %e, "admin listener not started"),
+        }
+    }
 
     // Housekeeping: flush.ms every tick, retention every retention check interval.
     let tick = Duration::from_millis(100);

@@ -14,6 +14,7 @@ use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 
+use crate::metrics::ShardMetrics;
 use crate::protocol::{self, ProtocolError};
 use crate::router::Router;
 
@@ -76,6 +77,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
                 }
                 let mut frame = BytesMut::zeroed(size as usize);
                 read_full(&mut reader, &mut frame, size as usize).await?;
+                ShardMetrics::add(&router.metrics.bytes_in, 4 + size as u64);
                 let router = Rc::clone(&router);
                 let host = Rc::clone(&client_host);
                 let frame = frame.freeze();
@@ -86,10 +88,12 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
             }
         }
     };
+    let metrics = std::sync::Arc::clone(&router.metrics);
     let writing = async move {
         while let Some(task) = queue_rx.next().await {
             if let Some(response) = task.await? {
                 writer.write_all(&response).await?;
+                ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
             }
         }
         Ok::<(), ConnectionError>(())

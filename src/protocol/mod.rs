@@ -246,8 +246,16 @@ pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<O
             handlers::api_versions::unsupported(correlation_id).map(Some)
         }
         Preamble::Request { key, version, header, mut body } => {
+            router.metrics.count_request(key as i16);
+            let started = std::time::Instant::now();
             let ctx = RequestContext { router, header: &header, version, peer };
-            run_handler(&ctx, key, &mut body).await
+            let result = run_handler(&ctx, key, &mut body).await;
+            match key {
+                ApiKey::Produce => router.metrics.produce_latency.record(started.elapsed()),
+                ApiKey::Fetch => router.metrics.fetch_latency.record(started.elapsed()),
+                _ => {}
+            }
+            result
         }
     }
 }

@@ -326,6 +326,8 @@ pub struct Router {
     pub local: Rc<OwnerShard>,
     /// Per-shard "high watermark moved" events, for long-polling fetches on any shard.
     pub data_events: Arc<Vec<Arc<event_listener::Event>>>,
+    /// This shard's counters.
+    pub metrics: Arc<crate::metrics::ShardMetrics>,
     senders: Senders<Envelope>,
 }
 
@@ -338,8 +340,9 @@ impl Router {
         local: Rc<OwnerShard>,
         data_events: Arc<Vec<Arc<event_listener::Event>>>,
         senders: Senders<Envelope>,
+        metrics: Arc<crate::metrics::ShardMetrics>,
     ) -> Self {
-        Router { me, nr_shards: senders.nr_consumers(), config, metadata, local, data_events, senders }
+        Router { me, nr_shards: senders.nr_consumers(), config, metadata, local, data_events, metrics, senders }
     }
 
     /// Data plane: runs `request` on `shard`, inline when it is this one.
@@ -347,13 +350,17 @@ impl Router {
         if shard == self.me {
             return self.local.handle(request, self).await;
         }
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         let envelope = Envelope { request, reply: tx };
         if self.senders.send_to(shard.0, envelope).await.is_err() {
             tracing::error!(shard = %shard, "mesh send failed");
             return ShardResponse::Done;
         }
-        rx.await.unwrap_or(ShardResponse::Done)
+        let answer = rx.await.unwrap_or(ShardResponse::Done);
+        crate::metrics::ShardMetrics::add(&self.metrics.hops, 1);
+        self.metrics.hop_latency.record(started.elapsed());
+        answer
     }
 
     /// Control plane: runs a metadata mutation on shard 0.

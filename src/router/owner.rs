@@ -47,8 +47,9 @@ impl OwnerShard {
         metadata: SnapshotHandle,
         store: Option<MetadataStore>,
         data_event: Arc<event_listener::Event>,
+        metrics: Arc<crate::metrics::ShardMetrics>,
     ) -> Self {
-        let cache = Rc::new(BatchCache::new(config.batch_cache_bytes));
+        let cache = Rc::new(BatchCache::new(config.batch_cache_bytes, metrics));
         let groups = GroupCoordinator::new(config.group.clone());
         OwnerShard {
             me,

@@ -10,28 +10,30 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::batch::BatchHeader;
+use crate::metrics::ShardMetrics;
 
 /// A shard-wide cache of record batches keyed by (partition id, base offset).
 pub struct BatchCache {
     limit: usize,
     used: Cell<usize>,
-    hits: Cell<u64>,
-    misses: Cell<u64>,
+    /// The shard's counters: cache hits and misses, and fsync latency of its logs.
+    pub metrics: Arc<ShardMetrics>,
     partitions: RefCell<HashMap<u64, BTreeMap<i64, Bytes>>>,
     fifo: RefCell<VecDeque<(u64, i64, usize)>>,
 }
 
 impl BatchCache {
     /// A cache that holds at most `limit` bytes.
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, metrics: Arc<ShardMetrics>) -> Self {
         BatchCache {
             limit,
             used: Cell::new(0),
-            hits: Cell::new(0),
-            misses: Cell::new(0),
+            metrics,
             partitions: RefCell::new(HashMap::new()),
             fifo: RefCell::new(VecDeque::new()),
         }
@@ -82,11 +84,11 @@ impl BatchCache {
         });
         match found {
             Some(v) => {
-                self.hits.set(self.hits.get() + 1);
+                ShardMetrics::add(&self.metrics.cache_hits, 1);
                 Some(v)
             }
             None => {
-                self.misses.set(self.misses.get() + 1);
+                ShardMetrics::add(&self.metrics.cache_misses, 1);
                 None
             }
         }
@@ -109,11 +111,6 @@ impl BatchCache {
             self.used.set(self.used.get() - freed);
         }
     }
-
-    /// (hits, misses) so far.
-    pub fn hit_counts(&self) -> (u64, u64) {
-        (self.hits.get(), self.misses.get())
-    }
 }
 
 #[cfg(test)]
@@ -125,7 +122,7 @@ mod tests {
     fn reads_contiguous_batches_and_evicts_oldest() {
         let b0 = stamp(&make_batch(&[b"a", b"b"], 0, -1, -1), 0, 0, None);
         let b1 = stamp(&make_batch(&[b"c"], 0, -1, -1), 2, 0, None);
-        let cache = BatchCache::new(b0.len() + b1.len());
+        let cache = BatchCache::new(b0.len() + b1.len(), Arc::new(ShardMetrics::new()));
         cache.insert(1, 0, b0.clone());
         cache.insert(1, 2, b1.clone());
         assert_eq!(cache.read(1, 1, 1 << 20, 3).unwrap().len(), 2);

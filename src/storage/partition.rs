@@ -370,7 +370,9 @@ impl PartitionLog {
             st.segments.values().next_back().map(|s| Rc::clone(&s.file))
         };
         if let Some(file) = file {
+            let started = std::time::Instant::now();
             file.fdatasync().await?;
+            self.cache.metrics.fsync_latency.record(started.elapsed());
         }
         let mut st = self.state.borrow_mut();
         st.unsynced_messages = 0;
@@ -777,7 +779,7 @@ mod tests {
     }
 
     async fn open(dir: &Path, cfg: TopicConfig) -> Rc<PartitionLog> {
-        let cache = Rc::new(BatchCache::new(1)); // every read goes to disk
+        let cache = Rc::new(BatchCache::new(1, Arc::new(crate::metrics::ShardMetrics::new()))); // every read goes to disk
         PartitionLog::open(TopicPartition::new("t", 0), 0, dir, 0, cfg, cache, Arc::new(event_listener::Event::new()))
             .await
             .unwrap()

@@ -118,6 +118,7 @@ class Broker:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.admin_port = free_port()  # /metrics and /health
         # Clients bootstrap from, and the broker advertises, this port; a TcpProxy may sit on it.
         self.advertised_port = advertised_port or self.port
         self.data_dir = self.workdir / "data"
@@ -148,6 +149,7 @@ class Broker:
             "--advertised-listener", f"127.0.0.1:{self.advertised_port}",
             "--data-dir", str(self.data_dir),
             "--cores", str(self.cores),
+            "--admin-listen", f"127.0.0.1:{self.admin_port}",
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
