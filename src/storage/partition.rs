@@ -64,8 +64,8 @@ enum Pending {
     Roll(i64),
 }
 
+/// A produce waiting for its batches' flush (and fdatasync when `sync`).
 struct Waiter {
-    end_offset: i64,
     sync: bool,
     reply: oneshot::Sender<Result<(), StorageError>>,
 }
@@ -293,8 +293,7 @@ impl PartitionLog {
             None
         } else {
             let (tx, rx) = oneshot::channel();
-            let end_offset = st.next_offset;
-            st.waiters.push(Waiter { end_offset, sync: acks == -1, reply: tx });
+            st.waiters.push(Waiter { sync: acks == -1, reply: tx });
             Some(rx)
         };
         drop(st);
@@ -354,7 +353,6 @@ impl PartitionLog {
             }
         }
         for w in waiters {
-            let _ = w.end_offset;
             let _ = w.reply.send(match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StorageError::Io(e.to_string())),
