@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 mod common;
@@ -54,24 +54,7 @@ fn rdkafka_produces_and_consumes_across_restart() {
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
-    let send_deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0..N {
-        let payload = format!("record-{i:08}");
-        let partition = (i % PARTITIONS as usize) as i32;
-        loop {
-            let rec = BaseRecord::<(), _>::to("rd-topic").payload(&payload).partition(partition);
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((e, _)) => {
-                    assert!(Instant::now() < send_deadline, "producer stuck: {e}");
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    assert_eq!(producer.in_flight_count(), 0, "every record acknowledged");
+    common::produce_all(&producer, "rd-topic", PARTITIONS, 0..N, |i| format!("record-{i:08}"));
 
     let check = |records: Vec<(i32, i64, Vec<u8>)>| {
         assert_eq!(records.len(), N, "all records read back");

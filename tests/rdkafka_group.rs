@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 const TOPIC: &str = "rd-group";
@@ -37,24 +37,7 @@ fn member(bootstrap: &str, client_id: &str) -> BaseConsumer {
 
 /// Produces records `from..to`: "group-<index>" to partition index % PARTITIONS, all acknowledged.
 fn produce(producer: &BaseProducer, from: usize, to: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for i in from..to {
-        let payload = format!("group-{i:08}");
-        let partition = (i % PARTITIONS as usize) as i32;
-        loop {
-            let rec = BaseRecord::<(), _>::to(TOPIC).payload(&payload).partition(partition);
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((e, _)) => {
-                    assert!(Instant::now() < deadline, "producer stuck: {e}");
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    assert_eq!(producer.in_flight_count(), 0, "every record acknowledged");
+    common::produce_all(producer, TOPIC, PARTITIONS, from..to, |i| format!("group-{i:08}"));
 }
 
 fn record_index(payload: Option<&[u8]>) -> usize {

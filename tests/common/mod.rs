@@ -58,6 +58,36 @@ impl Drop for Broker {
     }
 }
 
+/// Sends `payload(i)` to partition `i % partitions` for every `i` in `range`, then waits until all
+/// are acknowledged; fails the test if the producer stays stuck for a minute.
+pub fn produce_all(
+    producer: &rdkafka::producer::BaseProducer,
+    topic: &str,
+    partitions: i32,
+    range: std::ops::Range<usize>,
+    payload: impl Fn(usize) -> String,
+) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in range {
+        let value = payload(i);
+        let partition = (i % partitions as usize) as i32;
+        loop {
+            let rec = BaseRecord::<(), _>::to(topic).payload(&value).partition(partition);
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(Instant::now() < deadline, "producer stuck: {e}");
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert_eq!(producer.in_flight_count(), 0, "every record acknowledged");
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")

@@ -52,16 +52,7 @@ assert crc32c(b"123456789") == 0xE3069283  # standard check value
 
 def varint(n: int) -> bytes:
     """Zig-zag signed varint as used inside Kafka records."""
-    z = n * 2 if n >= 0 else -n * 2 - 1
-    out = bytearray()
-    while True:
-        b = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return uvarint(n * 2 if n >= 0 else -n * 2 - 1)
 
 
 def string(s: str) -> bytes:
