@@ -10,7 +10,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 mod common;
 
-use common::{Broker, free_port};
+use common::Broker;
 
 /// Auto-created topics get 4 partitions; joins complete without the initial rebalance delay.
 const CONFIG: &str = "\"num.partitions\" = 4\n";
@@ -41,10 +41,8 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32, expect: usize) -> Vec
 fn rdkafka_produces_and_consumes_across_restart() {
     const N: usize = 20_000;
     const PARTITIONS: i32 = 4;
-    let dir = std::env::temp_dir().join(format!("ringlog-rdkafka-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = free_port();
-    let broker = Broker::start(port, &dir, CONFIG);
+    let broker = Broker::start_fresh("rdkafka", CONFIG);
+    let dir = broker.dir().to_owned();
     let bootstrap = broker.bootstrap();
 
     let producer: BaseProducer = ClientConfig::new()

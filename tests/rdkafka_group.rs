@@ -17,7 +17,7 @@ const PARTITIONS: i32 = 4;
 
 mod common;
 
-use common::{Broker, free_port};
+use common::Broker;
 
 /// Auto-created topics get 4 partitions; joins complete without the initial rebalance delay.
 const CONFIG: &str = "\"num.partitions\" = 4\n\"group.initial.rebalance.delay.ms\" = 0\n";
@@ -78,10 +78,8 @@ fn group_committed(bootstrap: &str) -> HashMap<i32, Offset> {
 #[test]
 fn rdkafka_group_members_split_partitions_and_commits_survive_restart() {
     const N: usize = 2_000;
-    let dir = std::env::temp_dir().join(format!("ringlog-rdkafka-group-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = free_port();
-    let broker = Broker::start(port, &dir, CONFIG);
+    let broker = Broker::start_fresh("rdkafka-group", CONFIG);
+    let dir = broker.dir().to_owned();
     let bootstrap = broker.bootstrap();
 
     let producer: BaseProducer = ClientConfig::new()

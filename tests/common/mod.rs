@@ -36,6 +36,18 @@ impl Broker {
         Broker { child, port, dir: dir.to_owned(), config: config.to_owned() }
     }
 
+    /// Starts a broker on a free port with a new, empty data directory named after `name`.
+    pub fn start_fresh(name: &str, config: &str) -> Broker {
+        let dir = std::env::temp_dir().join(format!("ringlog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Broker::start(free_port(), &dir, config)
+    }
+
+    /// The broker's data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Stops the broker with SIGTERM (a clean stop flushes and syncs) and starts it again.
     pub fn restart(mut self) -> Broker {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();

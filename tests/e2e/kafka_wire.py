@@ -155,15 +155,16 @@ class Reader:
     def i64(self):
         return self._take(">q")
 
-    def nullable_string(self) -> Optional[str]:
-        n = self.i16()
-        if n < 0:
-            return None
+    def _text(self, n: int, what: str) -> str:
         if self.pos + n > len(self.data):
-            raise AssertionError("response truncated inside a string")
+            raise AssertionError(f"response truncated inside a {what}")
         s = self.data[self.pos:self.pos + n].decode()
         self.pos += n
         return s
+
+    def nullable_string(self) -> Optional[str]:
+        n = self.i16()
+        return None if n < 0 else self._text(n, "string")
 
     def string(self) -> str:
         s = self.nullable_string()
@@ -197,14 +198,7 @@ class Reader:
 
     def compact_nullable_string(self) -> Optional[str]:
         n = self.uvarint()
-        if n == 0:
-            return None
-        n -= 1
-        if self.pos + n > len(self.data):
-            raise AssertionError("response truncated inside a compact string")
-        s = self.data[self.pos:self.pos + n].decode()
-        self.pos += n
-        return s
+        return None if n == 0 else self._text(n - 1, "compact string")
 
     def compact_string(self) -> str:
         s = self.compact_nullable_string()

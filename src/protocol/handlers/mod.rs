@@ -38,7 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::error::code;
 use crate::metadata::{MetadataMutation, TopicMeta, valid_topic_name};
 use crate::router::{Router, ShardRequest, ShardResponse, OffsetAnswer};
-use crate::types::{ShardId, TopicPartition};
+use crate::types::TopicPartition;
 
 /// Turns a `String` into the codec's string type.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -131,9 +131,4 @@ pub fn group_code(reply: crate::router::GroupReply) -> i16 {
         crate::router::GroupReply::Code(c) => c,
         _ => crate::group::gcode::COORDINATOR_NOT_AVAILABLE,
     }
-}
-
-/// The shard a connection's log lines name.
-pub fn conn_shard(router: &Router) -> ShardId {
-    router.me
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{conn_shard, str_bytes};
+use super::str_bytes;
 use crate::error::code;
 use crate::protocol::RequestContext;
 use crate::router::{ProducePart, ProducePartResult, ShardRequest, ShardResponse};
@@ -65,7 +65,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     for (_, _, (slot, _)) in unknown {
         results[slot] = Some(failed(code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic or partition"));
     }
-    let me = conn_shard(router);
+    let me = router.me;
     let calls = by_shard.into_iter().map(|(shard, parts)| async move {
         let slots: Vec<usize> = parts.iter().map(|(_, _, (slot, _))| *slot).collect();
         let parts = parts.into_iter().map(|(_, tp, (_, records))| ProducePart { tp, records }).collect();
