@@ -30,6 +30,9 @@ pub enum ServerError {
 
 /// Set when SIGTERM or SIGINT arrives: shards flush, sync and stop.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// A shard closes its read handle on a segment file after this long unused, so deleted
+/// segments free their space soon.
+const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
@@ -140,6 +143,7 @@ async fn shard_main(
         ticks += 1;
         owner.groups.tick(&*owner).await;
         if ticks.is_multiple_of(10) {
+            owner.segment_files.expire_idle(SEGMENT_FILE_IDLE);
             for log in owner.all_logs() {
                 log.maybe_timed_sync().await;
             }

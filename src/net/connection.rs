@@ -7,6 +7,7 @@
 //! A frame larger than `socket.request.max.bytes`, a truncated frame or an undecodable request
 //! closes the connection with one log line. Nothing else is affected.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -15,7 +16,8 @@ use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 
 use crate::metrics::ShardMetrics;
-use crate::protocol::{self, ProtocolError};
+use crate::protocol::{self, ProtocolError, ResponseFrame};
+use crate::protocol::frame::Chunk;
 use crate::router::Router;
 
 /// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
@@ -49,7 +51,7 @@ pub enum ConnectionError {
     Protocol(#[from] ProtocolError),
 }
 
-type Pending = glommio::Task<Result<Option<BytesMut>, ProtocolError>>;
+type Pending = glommio::Task<Result<Option<ResponseFrame>, ProtocolError>>;
 
 /// Serves a connection until the peer closes it or it must be dropped.
 pub async fn serve(stream: TcpStream, router: Rc<Router>) {
@@ -57,6 +59,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
     // Kafka describes a member's host as "/<ip>".
     let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
     let (mut reader, mut writer) = stream.split();
     let (queue_tx, mut queue_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let max = router.config.socket_request_max_bytes;
@@ -92,7 +95,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
     let writing = async move {
         while let Some(task) = queue_rx.next().await {
             if let Some(response) = task.await? {
-                writer.write_all(&response).await?;
+                write_frame(&mut writer, fd, &response).await?;
                 ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
             }
         }
@@ -125,4 +128,52 @@ async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]
         got += n;
     }
     Ok(())
+}
+
+/// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
+/// through glommio's writer (which waits for the socket to drain) when it is full.
+async fn write_frame<W: futures::AsyncWrite + Unpin>(writer: &mut W, fd: RawFd, frame: &ResponseFrame) -> std::io::Result<()> {
+    let chunks = frame.chunks();
+    let (mut i, mut at) = (0, 0);
+    while i < chunks.len() {
+        match send_vectored(fd, &chunks[i..], at) {
+            Ok(mut sent) => {
+                while i < chunks.len() && sent >= chunks[i].len() - at {
+                    sent -= chunks[i].len() - at;
+                    (i, at) = (i + 1, 0);
+                }
+                at += sent;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                writer.write_all(&chunks[i][at..]).await?;
+                (i, at) = (i + 1, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Chunks per `sendmsg`: well under the kernel's IOV_MAX of 1024.
+const MAX_IOV: usize = 64;
+
+/// One non-blocking `sendmsg` of `chunks`, the first from byte `at`. Returns the bytes sent.
+fn send_vectored(fd: RawFd, chunks: &[Chunk], at: usize) -> std::io::Result<usize> {
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(chunks.len().min(MAX_IOV));
+    for (n, chunk) in chunks.iter().take(MAX_IOV).enumerate() {
+        let part = if n == 0 { &chunk[at..] } else { &chunk[..] };
+        iov.push(libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() });
+    }
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: every iovec points into a chunk that `chunks` borrows for the whole call, and the
+    // kernel only reads them. MSG_DONTWAIT keeps the executor thread from blocking.
+    let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sent as usize)
 }

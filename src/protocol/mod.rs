@@ -5,6 +5,7 @@
 //! and encodes the response with its header. Every handler in [`handlers`] has the same shape:
 //! `VERSIONS`, then `async fn handle(ctx, request) -> response`.
 
+pub mod frame;
 pub mod handlers;
 
 use std::rc::Rc;
@@ -14,6 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::router::Router;
+pub use frame::ResponseFrame;
 
 /// Errors that end a connection: the request cannot be answered in Kafka's terms.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,7 @@ macro_rules! registry {
             match key {
                 ApiKey::Produce => Some(handlers::produce::VERSIONS),
                 ApiKey::ApiVersions => Some(handlers::api_versions::VERSIONS),
+                ApiKey::Fetch => Some(handlers::fetch::VERSIONS),
                 $( ApiKey::$key => Some(handlers::$module::VERSIONS), )*
                 _ => None,
             }
@@ -81,29 +84,39 @@ macro_rules! registry {
 
         /// Every API key in the registry.
         pub fn supported_keys() -> Vec<ApiKey> {
-            vec![ApiKey::Produce, ApiKey::ApiVersions, $( ApiKey::$key ),*]
+            vec![ApiKey::Produce, ApiKey::ApiVersions, ApiKey::Fetch, $( ApiKey::$key ),*]
         }
 
         async fn run_handler(ctx: &RequestContext<'_>, key: ApiKey, body: &mut Bytes)
-            -> Result<Option<BytesMut>, ProtocolError>
+            -> Result<Option<ResponseFrame>, ProtocolError>
         {
             match key {
                 ApiKey::Produce => {
                     let req = decode(key, ctx.version, body)?;
                     match handlers::produce::handle(ctx, req).await {
-                        Some(resp) => encode_response(key, ctx, &resp).map(Some),
+                        Some(resp) => encode_response(key, ctx, &resp).map(|f| Some(f.into())),
                         None => Ok(None),
                     }
                 }
                 ApiKey::ApiVersions => {
                     let req = decode(key, ctx.version, body)?;
                     let resp = handlers::api_versions::handle(ctx, req).await;
-                    encode_response(key, ctx, &resp).map(Some)
+                    encode_response(key, ctx, &resp).map(|f| Some(f.into()))
+                }
+                // Fetch answers with record chunks spliced into the encoded response.
+                ApiKey::Fetch => {
+                    let req = decode(key, ctx.version, body)?;
+                    let (resp, splicer) = handlers::fetch::handle(ctx, req).await;
+                    let encoded = encode_response(key, ctx, &resp)?;
+                    splicer
+                        .splice(encoded, ctx.version >= handlers::fetch::FIRST_FLEXIBLE_VERSION)
+                        .map(Some)
+                        .map_err(|reason| ProtocolError::Encode { api: key, version: ctx.version, reason })
                 }
                 $( ApiKey::$key => {
                     let req = decode(key, ctx.version, body)?;
                     let resp = handlers::$module::handle(ctx, req).await;
-                    encode_response(key, ctx, &resp).map(Some)
+                    encode_response(key, ctx, &resp).map(|f| Some(f.into()))
                 } )*
                 _ => Err(ProtocolError::UnknownApiKey(key as i16)),
             }
@@ -112,7 +125,6 @@ macro_rules! registry {
 }
 
 registry! {
-    Fetch => fetch,
     ListOffsets => list_offsets,
     Metadata => metadata,
     CreateTopics => create_topics,
@@ -239,11 +251,11 @@ pub fn decode_request(frame: Bytes) -> Result<(), ProtocolError> {
 }
 
 /// Handles one request frame (without its size prefix). `Ok(None)`: no response is owed (acks=0).
-pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<Option<BytesMut>, ProtocolError> {
+pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<Option<ResponseFrame>, ProtocolError> {
     match read_preamble(frame)? {
         // Kafka answers an unknown ApiVersions version with v0 and its own ranges.
         Preamble::UnknownApiVersionsVersion { correlation_id } => {
-            handlers::api_versions::unsupported(correlation_id).map(Some)
+            handlers::api_versions::unsupported(correlation_id).map(|f| Some(f.into()))
         }
         Preamble::Request { key, version, header, mut body } => {
             router.metrics.count_request(key as i16);

@@ -68,8 +68,8 @@ pub struct FetchPartResult {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start_offset: i64,
-    /// Whole batches.
-    pub records: Vec<Bytes>,
+    /// Where the batches are: cached bytes, or a range for the connection's shard to read.
+    pub records: crate::storage::reader::Located,
 }
 
 /// What ListOffsets asks of one partition.

@@ -20,6 +20,7 @@ use crate::metadata::{MetadataMutation, MetadataStore, SnapshotHandle, TopicMeta
 use crate::group::{GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
+use crate::storage::reader::{Located, SegmentFiles};
 use crate::storage::{PartitionLog, StorageError};
 use crate::types::{ShardId, TopicPartition};
 
@@ -37,6 +38,8 @@ pub struct OwnerShard {
     next_uid: Cell<u64>,
     /// The consumer groups whose coordinator is this shard.
     pub groups: GroupCoordinator,
+    /// Segment files this shard reads for the fetches it serves (of any owner).
+    pub segment_files: SegmentFiles,
 }
 
 impl OwnerShard {
@@ -62,6 +65,7 @@ impl OwnerShard {
             data_event,
             next_uid: Cell::new(0),
             groups,
+            segment_files: SegmentFiles::default(),
         }
     }
 
@@ -150,7 +154,7 @@ impl OwnerShard {
             ShardRequest::Produce { conn_shard, acks, parts } => {
                 ShardResponse::Produce(self.produce(conn_shard, acks, parts).await)
             }
-            ShardRequest::Fetch(parts) => ShardResponse::Fetch(self.fetch(parts).await),
+            ShardRequest::Fetch(parts) => ShardResponse::Fetch(self.fetch(parts)),
             ShardRequest::ListOffsets(parts) => {
                 let mut out = Vec::with_capacity(parts.len());
                 for (tp, q) in parts {
@@ -291,14 +295,14 @@ impl OwnerShard {
         join_all(waits).await
     }
 
-    async fn fetch(&self, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
+    fn fetch(&self, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
             let Some(log) = self.log(&part.tp) else {
-                out.push(FetchPartResult { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, high_watermark: -1, log_start_offset: -1, records: vec![] });
+                out.push(FetchPartResult { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, high_watermark: -1, log_start_offset: -1, records: Located::default() });
                 continue;
             };
-            out.push(match log.read(part.offset, part.max_bytes).await {
+            out.push(match log.locate(part.offset, part.max_bytes) {
                 Ok(r) => FetchPartResult {
                     error_code: code::NONE,
                     high_watermark: r.high_watermark,
@@ -307,7 +311,7 @@ impl OwnerShard {
                 },
                 Err(e) => {
                     let (start, hw, _) = log.offsets();
-                    FetchPartResult { error_code: storage_error_code(&e), high_watermark: hw, log_start_offset: start, records: vec![] }
+                    FetchPartResult { error_code: storage_error_code(&e), high_watermark: hw, log_start_offset: start, records: Located::default() }
                 }
             });
         }

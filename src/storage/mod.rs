@@ -2,12 +2,13 @@
 //!
 //! A reader's path: [`batch`] (the record batch format) → [`segment`] (one `.log` file and its
 //! sparse indexes) → [`partition`] (a partition's segments, its group-commit appender and reads)
-//! → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
+//! → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
 
 pub mod batch;
 pub mod cache;
 pub mod partition;
 pub mod producers;
+pub mod reader;
 pub mod segment;
 
 pub use partition::{AppendOutcome, PartitionLog, ReadOutcome};

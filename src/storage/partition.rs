@@ -28,6 +28,7 @@ use super::StorageError;
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::cache::BatchCache;
 use super::producers::{ProducerStates, SequenceCheck};
+use super::reader::{self, DiskRange, Located};
 use super::segment::{self, Segment};
 use crate::config::TopicConfig;
 use crate::types::{TopicPartition, now_ms};
@@ -36,8 +37,6 @@ use crate::types::{TopicPartition, now_ms};
 const PAGE: u64 = 4096;
 /// The `.log` file grows by this much at a time, so fdatasync rarely has metadata to write.
 const FALLOCATE_STEP: u64 = 32 * 1024 * 1024;
-/// Bytes read per disk read when serving a fetch, at least.
-const MIN_READ: usize = 64 * 1024;
 
 /// Result of an append.
 pub struct AppendOutcome {
@@ -49,10 +48,10 @@ pub struct AppendOutcome {
     pub done: Option<oneshot::Receiver<Result<(), StorageError>>>,
 }
 
-/// Result of a read.
-pub struct ReadOutcome {
-    /// Whole batches, in order.
-    pub records: Vec<Bytes>,
+/// Result of a read: `R` is [`Located`] for a fetch, whole batches for [`PartitionLog::read`].
+pub struct ReadOutcome<R> {
+    /// The records found.
+    pub records: R,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
     /// Log start offset.
@@ -483,49 +482,54 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (at least
-    /// one batch), never past the high watermark. Hot data comes from the batch cache.
-    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
-        let (hw, start) = {
-            let st = self.state.borrow();
-            (st.high_watermark, st.log_start_offset)
-        };
+    /// Finds the batches starting with the one that holds `offset`, up to `max_bytes` (at least
+    /// one batch), never past the high watermark: in the batch cache, or as a [`DiskRange`] for
+    /// the connection's shard to read without copying.
+    pub fn locate(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome<Located>, StorageError> {
+        let st = self.state.borrow();
+        let (hw, start) = (st.high_watermark, st.log_start_offset);
         if offset < start || offset > hw {
             return Err(StorageError::OffsetOutOfRange { offset, start, end: hw });
         }
         let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start };
         if offset == hw {
-            return Ok(outcome(Vec::new()));
+            return Ok(outcome(Located::default()));
         }
         if let Some(records) = self.cache.read(self.uid, offset, max_bytes, hw) {
-            return Ok(outcome(records));
+            return Ok(outcome(Located::Cached(records)));
         }
-        let mut from = offset;
-        loop {
-            let target = {
-                let st = self.state.borrow();
-                st.segments
-                    .range(..=from)
-                    .next_back()
-                    .map(|(_, s)| (Rc::clone(&s.file), s.lookup(from).0, s.size, s.last_offset))
-            };
-            let Some((file, pos, seg_size, seg_last)) = target else {
-                return Ok(outcome(Vec::new()));
-            };
-            if seg_last < from {
-                // The offset lies past this segment (an empty or compacted tail): try the next.
-                let next = self.state.borrow().segments.range(from + 1..).next().map(|(b, _)| *b);
-                match next {
-                    Some(b) => {
-                        from = b;
-                        continue;
-                    }
-                    None => return Ok(outcome(Vec::new())),
+        // The segment holding `offset`, or the next one when it lies past a segment's end.
+        let holding = st.segments.range(..=offset).next_back().map(|(_, s)| s).filter(|s| s.last_offset >= offset);
+        let Some(seg) = holding.or_else(|| st.segments.range(offset + 1..).next().map(|(_, s)| s)) else {
+            return Ok(outcome(Located::default()));
+        };
+        Ok(outcome(Located::OnDisk(DiskRange {
+            segment_id: seg.id,
+            path: seg.log_path.clone(),
+            position: seg.lookup(offset).0,
+            end: seg.size,
+            offset,
+            max_bytes,
+        })))
+    }
+
+    /// Like [`PartitionLog::locate`], then reads the bytes on this shard into one `Bytes` per
+    /// batch (a copy: for recovery and replay, not for fetches).
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome<Vec<Bytes>>, StorageError> {
+        let found = self.locate(offset, max_bytes)?;
+        let records = match &found.records {
+            Located::Cached(batches) => batches.clone(),
+            Located::OnDisk(range) => {
+                let file = self.state.borrow().segments.values().find(|s| s.id == range.segment_id).map(|s| Rc::clone(&s.file));
+                let Some(file) = file else { return Err(StorageError::Closed) };
+                let mut batches = Vec::new();
+                for view in reader::read_range(&file, range).await? {
+                    batches.extend(batch::split_batches(&Bytes::copy_from_slice(&view))?);
                 }
+                batches
             }
-            let records = read_batches(&file, pos, seg_size, from, max_bytes, hw).await?;
-            return Ok(outcome(records));
-        }
+        };
+        Ok(ReadOutcome { records, high_watermark: found.high_watermark, log_start_offset: found.log_start_offset })
     }
 
     /// The first record whose timestamp is at least `ts`, as (offset, its timestamp), or `None`
@@ -678,59 +682,6 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
-}
-
-/// Reads batches from `pos` in a segment file, skipping those that end before `offset`.
-async fn read_batches(
-    file: &DmaFile,
-    mut pos: u64,
-    seg_size: u64,
-    offset: i64,
-    max_bytes: usize,
-    hw: i64,
-) -> Result<Vec<Bytes>, StorageError> {
-    let mut out = Vec::new();
-    let mut total = 0usize;
-    while pos < seg_size {
-        let want = (max_bytes.max(MIN_READ) as u64).min(seg_size - pos) as usize;
-        let chunk = file.read_at(pos, want).await?;
-        let mut at = 0usize;
-        while at + HEADER_LEN <= chunk.len() {
-            let Some(h) = BatchHeader::parse(&chunk[at..]) else { break };
-            let len = h.total_len();
-            if h.base_offset >= hw {
-                return Ok(out);
-            }
-            if h.last_offset() < offset {
-                at += len;
-                continue;
-            }
-            if !out.is_empty() && total + len > max_bytes {
-                return Ok(out);
-            }
-            if at + len > chunk.len() {
-                if at == 0 {
-                    // A batch bigger than the chunk: read it whole.
-                    let whole = file.read_at(pos, len).await?;
-                    out.push(Bytes::copy_from_slice(&whole));
-                    total += len;
-                    at = len;
-                }
-                break;
-            }
-            out.push(Bytes::copy_from_slice(&chunk[at..at + len]));
-            total += len;
-            at += len;
-            if total >= max_bytes {
-                return Ok(out);
-            }
-        }
-        if at == 0 {
-            break;
-        }
-        pos += at as u64;
-    }
-    Ok(out)
 }
 
 fn read_number(path: &Path) -> Option<i64> {

@@ -22,8 +22,13 @@ pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
 }
 
+/// Source of [`Segment::id`].
+static NEXT_SEGMENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// One segment of a partition's log.
 pub struct Segment {
+    /// Process-wide unique id of this segment file, for readers on other shards.
+    pub id: u64,
     /// Offset of the first batch.
     pub base_offset: i64,
     /// The `.log` file (shared with in-flight reads).
@@ -49,6 +54,7 @@ impl Segment {
     /// A segment for `file`, with nothing indexed yet.
     pub fn new(base_offset: i64, file: Rc<DmaFile>, log_path: PathBuf, created_ms: i64) -> Self {
         Segment {
+            id: NEXT_SEGMENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             base_offset,
             file,
             log_path,

@@ -2,22 +2,29 @@
 //!
 //! Parked fetches wait on the owner shards' "high watermark moved" events, registered before
 //! each read round so no append can slip between the read and the wait. Nothing busy-polls.
+//!
+//! Owners answer with where the records are ([`Located`]); this shard then reads any on-disk
+//! ranges itself and hands the cached `Bytes` and the read buffers to the response frame
+//! untouched (see [`crate::protocol::frame`]): the fetch path copies no record bytes.
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::str_bytes;
-use crate::error::code;
+use crate::error::{code, storage_error_code};
 use crate::protocol::RequestContext;
+use crate::protocol::frame::{Chunk, RecordsSplicer};
 use crate::router::{FetchPart, FetchPartResult, Router, ShardRequest, ShardResponse};
+use crate::storage::reader::Located;
 use crate::types::{ShardId, TopicPartition};
 
 /// Versions served (Kafka 4.0: 4–17).
 pub const VERSIONS: (i16, i16) = (4, 17);
+/// The first version whose byte fields carry compact (varint) lengths.
+pub const FIRST_FLEXIBLE_VERSION: i16 = 12;
 
 struct Wanted {
     topic_slot: usize,
@@ -34,7 +41,7 @@ async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> 
             error_code: *w.target.as_ref().err().unwrap_or(&code::NONE),
             high_watermark: -1,
             log_start_offset: -1,
-            records: Vec::new(),
+            records: Located::default(),
         })
         .collect();
     for (i, w) in wanted.iter().enumerate() {
@@ -57,8 +64,31 @@ async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> 
     out
 }
 
-/// Handles Fetch.
-pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+/// Reads what the owners located: on-disk ranges are read here, into chunks for the socket.
+async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<Vec<Chunk>> {
+    let reads = results.iter().map(|r| async move {
+        match &r.records {
+            Located::Cached(batches) => Ok(batches.iter().cloned().map(Chunk::Bytes).collect()),
+            Located::OnDisk(range) => {
+                router.local.segment_files.read(range).await.map(|views| views.into_iter().map(Chunk::Disk).collect())
+            }
+        }
+    });
+    let read = futures::future::join_all(reads).await;
+    read.into_iter()
+        .zip(results.iter_mut())
+        .map(|(outcome, r)| {
+            outcome.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "fetch read failed");
+                r.error_code = storage_error_code(&e);
+                Vec::new()
+            })
+        })
+        .collect()
+}
+
+/// Handles Fetch. The response's records fields hold placeholders for the splicer's chunks.
+pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, RecordsSplicer) {
     let router = ctx.router;
     let snapshot = router.metadata.load_full();
     let mut topics: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
@@ -96,10 +126,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
 
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let results = loop {
+    let mut results = loop {
         let listeners: Vec<_> = owners.iter().map(|s| router.data_events[s.0].listen()).collect();
         let results = read_round(router, &wanted).await;
-        let bytes: usize = results.iter().flat_map(|r| r.records.iter()).map(|b| b.len()).sum();
+        let bytes: usize = results.iter().map(|r| r.records.available()).sum();
         let any_error = results.iter().any(|r| r.error_code != code::NONE);
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline || listeners.is_empty() {
@@ -114,17 +144,19 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
     };
 
     // Response max_bytes: the first non-empty partition always gets its data (KIP-74).
+    let payloads = read_located(router, &mut results).await;
+    let mut splicer = RecordsSplicer::default();
     let mut budget = req.max_bytes.max(0) as usize;
     let mut first = true;
     let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
-    for (w, r) in wanted.iter().zip(results) {
-        let size: usize = r.records.iter().map(|b| b.len()).sum();
+    for ((w, r), payload) in wanted.iter().zip(results).zip(payloads) {
+        let size: usize = payload.iter().map(|c| c.len()).sum();
         let records = if size == 0 || (!first && size > budget) {
-            Bytes::new()
+            Default::default()
         } else {
             first = false;
             budget = budget.saturating_sub(size);
-            concat(r.records, size)
+            splicer.placeholder(payload)
         };
         per_topic[w.topic_slot].push(
             PartitionData::default()
@@ -151,17 +183,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
             t
         })
         .collect();
-    FetchResponse::default().with_error_code(code::NONE).with_session_id(0).with_responses(responses)
-}
-
-/// One contiguous `Bytes` for the codec: free when a single batch, one copy otherwise.
-fn concat(mut parts: Vec<Bytes>, size: usize) -> Bytes {
-    if parts.len() == 1 {
-        return parts.pop().unwrap_or_default();
-    }
-    let mut buf = BytesMut::with_capacity(size);
-    for p in parts {
-        buf.extend_from_slice(&p);
-    }
-    buf.freeze()
+    let response = FetchResponse::default().with_error_code(code::NONE).with_session_id(0).with_responses(responses);
+    (response, splicer)
 }
