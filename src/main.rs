@@ -38,6 +38,7 @@ enum Command {
 }
 
 fn main() {
+    keep_freed_buffers_mapped();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -81,5 +82,17 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+/// Direct-I/O read buffers (a megabyte each for catch-up fetches) come from malloc. By default
+/// glibc hands such blocks back to the kernel on free, so every read faults in and zeroes fresh
+/// pages: that was 13% of the broker's CPU in a catch-up profile. Raising the mmap and trim
+/// thresholds keeps freed buffers in the heap for reuse.
+fn keep_freed_buffers_mapped() {
+    // SAFETY: mallopt only changes allocator tunables; it is called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }

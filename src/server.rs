@@ -122,6 +122,7 @@ async fn shard_main(
 
     let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| ServerError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     tracing::info!(shard = %me, listen = %config.listen, "shard listening");
+    metrics.shards_listening.fetch_add(1, Ordering::Release);
     glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router))).detach();
     if let (0, Some(addr)) = (me.0, config.admin_listen) {
         // A busy admin port must not stop the broker: metrics are an aid, not a dependency.

@@ -56,6 +56,27 @@ pub struct Workload {
     /// Seconds run before measuring.
     #[serde(default)]
     pub warmup_s: u64,
+    /// Each producer stops after sending this many value bytes (0 = run for the duration):
+    /// fills a backlog for a catch-up run.
+    #[serde(default)]
+    pub produce_bytes: u64,
+    /// "end" (tail the log, the default) or "beginning" (a catch-up read of the backlog: measured
+    /// from the first fetch, and the run ends once the consumers go idle).
+    #[serde(default = "default_consume_from")]
+    pub consume_from: String,
+    /// Extra librdkafka properties for the consumers (e.g. `max.partition.fetch.bytes`).
+    #[serde(default)]
+    pub consumer_properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_consume_from() -> String {
+    "end".into()
+}
+
+impl Workload {
+    fn catch_up(&self) -> bool {
+        self.consume_from == "beginning"
+    }
 }
 
 fn default_keys() -> String {
@@ -103,6 +124,9 @@ pub struct Stats {
     errors: AtomicU64,
     consumed: AtomicU64,
     consumed_bytes: AtomicU64,
+    producers_done: AtomicU64,
+    /// When the last record was consumed, in ns after `run_start`: ends a catch-up run's clock.
+    last_consumed_ns: AtomicU64,
     publish: Mutex<Histogram<u64>>,
     e2e: Mutex<Histogram<u64>>,
     run_start: Instant,
@@ -177,7 +201,8 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
         let start = stats.run_start.elapsed();
-        while !stats.stop.load(Ordering::Relaxed) {
+        let limit = if w.produce_bytes > 0 { w.produce_bytes / w.record_size.max(8) as u64 } else { u64::MAX };
+        while !stats.stop.load(Ordering::Relaxed) && seq < limit {
             let intended = if per_producer_rate > 0.0 {
                 let due = start + Duration::from_secs_f64(seq as f64 / per_producer_rate);
                 let now = stats.run_start.elapsed();
@@ -214,19 +239,23 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             }
             producer.poll(Duration::ZERO);
         }
-        let _ = producer.flush(Duration::from_secs(30));
+        let _ = producer.flush(Duration::from_secs(60));
+        stats.producers_done.fetch_add(1, Ordering::SeqCst);
     })
 }
 
 fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let consumer: BaseConsumer = match ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", "ringlog-bench")
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
-            .create()
-        {
+            .set("fetch.wait.max.ms", "100");
+        for (key, value) in &w.consumer_properties {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer = match config.create() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("consumer {index}: {e}");
@@ -234,10 +263,15 @@ fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             }
         };
         let mut tpl = TopicPartitionList::new();
+        let from = if w.catch_up() { Offset::Beginning } else { Offset::End };
         for p in (0..w.partitions).filter(|p| *p as usize % w.consumers == index) {
-            let _ = tpl.add_partition_offset(&w.topic, p, Offset::End);
+            let _ = tpl.add_partition_offset(&w.topic, p, from);
         }
         if consumer.assign(&tpl).is_err() {
+            return;
+        }
+        if w.catch_up() {
+            catch_up_loop(&consumer, &stats);
             return;
         }
         while !stats.stop.load(Ordering::Relaxed) {
@@ -256,6 +290,39 @@ fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             }
         }
     })
+}
+
+/// A catch-up read: drains librdkafka's consumer queue a thousand messages at a time with
+/// `rd_kafka_consume_batch_queue`, the C API's bulk path. Per-message `poll` through the Rust
+/// wrapper cost more CPU than the broker on this 2-core machine, and a catch-up run measures the
+/// broker's reads, so the client does as little per message as librdkafka allows. Record ages
+/// are not latencies here; only the count, the bytes and the time of the last record matter.
+fn catch_up_loop(consumer: &BaseConsumer, stats: &Stats) {
+    use rdkafka::bindings as rd;
+    const BATCH: usize = 1000;
+    // SAFETY: the consumer outlives the queue handle, which is destroyed before returning; each
+    // message returned by the batch call is read once and destroyed once.
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
+        let mut messages: Vec<*mut rd::rd_kafka_message_t> = vec![std::ptr::null_mut(); BATCH];
+        while !stats.stop.load(Ordering::Relaxed) {
+            let n = rd::rd_kafka_consume_batch_queue(queue, 100, messages.as_mut_ptr(), BATCH);
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for &m in messages.iter().take(n.max(0) as usize) {
+                if (*m).err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    count += 1;
+                    bytes += (*m).len as u64;
+                }
+                rd::rd_kafka_message_destroy(m);
+            }
+            if count > 0 {
+                stats.consumed.fetch_add(count, Ordering::Relaxed);
+                stats.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+                stats.last_consumed_ns.store(stats.run_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
+        rd::rd_kafka_queue_destroy(queue);
+    }
 }
 
 /// One second of the run.
@@ -300,26 +367,46 @@ fn main() {
         errors: AtomicU64::new(0),
         consumed: AtomicU64::new(0),
         consumed_bytes: AtomicU64::new(0),
+        producers_done: AtomicU64::new(0),
+        last_consumed_ns: AtomicU64::new(0),
         publish: Mutex::new(histogram()),
         e2e: Mutex::new(histogram()),
         run_start: Instant::now(),
     });
+    if w.catch_up() {
+        // A catch-up read is measured from its first fetch.
+        stats.measuring.store(true, Ordering::SeqCst);
+    }
     let mut threads: Vec<_> = (0..w.consumers).map(|i| consumer_thread(cli.bootstrap.clone(), w.clone(), i, Arc::clone(&stats))).collect();
-    std::thread::sleep(Duration::from_secs(2)); // consumers assign at the end before producing starts
+    if !w.catch_up() {
+        std::thread::sleep(Duration::from_secs(2)); // consumers assign at the end before producing starts
+    }
     threads.extend((0..w.producers).map(|i| producer_thread(cli.bootstrap.clone(), w.clone(), i, Arc::clone(&stats))));
     std::thread::sleep(Duration::from_secs(w.warmup_s));
     stats.measuring.store(true, Ordering::SeqCst);
     let measure_start = Instant::now();
     let mut samples = Vec::new();
     let (mut last_p, mut last_c) = (0, 0);
+    let mut elapsed = 0.0;
     for t in 1..=w.duration_s {
         let next = measure_start + Duration::from_secs(t);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let (p, c) = (stats.acked.load(Ordering::Relaxed), stats.consumed.load(Ordering::Relaxed));
         samples.push(Sample { t, published: p - last_p, consumed: c - last_c });
         (last_p, last_c) = (p, c);
+        elapsed = measure_start.elapsed().as_secs_f64();
+        let producers_finished = w.producers > 0 && stats.producers_done.load(Ordering::SeqCst) == w.producers as u64;
+        if producers_finished && w.consumers == 0 {
+            break;
+        }
+        // A catch-up run ends when the backlog is drained: the rate covers the seconds that read.
+        if w.catch_up() && c > 0 && samples.last().is_some_and(|s| s.consumed == 0) {
+            samples.pop();
+            let last = Duration::from_nanos(stats.last_consumed_ns.load(Ordering::Relaxed));
+            elapsed = (stats.run_start + last).saturating_duration_since(measure_start).as_secs_f64();
+            break;
+        }
     }
-    let elapsed = measure_start.elapsed().as_secs_f64();
     stats.measuring.store(false, Ordering::SeqCst);
     stats.stop.store(true, Ordering::SeqCst);
     for t in threads {

@@ -48,7 +48,9 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        ("GET", "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
+        // Ready only once every shard listens: start-up recovery can take a while per shard.
+        ("GET", "/health") if metrics.ready() => ("200 OK", "text/plain", "ok\n".to_string()),
+        ("GET", "/health") => ("503 Service Unavailable", "text/plain", "starting\n".to_string()),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
     };

@@ -7,7 +7,7 @@
 pub mod http;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,12 +90,19 @@ type Series<T> = (&'static str, &'static str, fn(&ShardMetrics) -> &T);
 pub struct Metrics {
     /// By shard index.
     pub shards: Vec<Arc<ShardMetrics>>,
+    /// Shards that have recovered their partitions and accept connections.
+    pub shards_listening: AtomicUsize,
 }
 
 impl Metrics {
     /// Metrics for `n` shards.
     pub fn new(n: usize) -> Self {
-        Metrics { shards: (0..n).map(|_| Arc::new(ShardMetrics::new())).collect() }
+        Metrics { shards: (0..n).map(|_| Arc::new(ShardMetrics::new())).collect(), shards_listening: AtomicUsize::new(0) }
+    }
+
+    /// Whether every shard accepts connections: until then a client may be refused or reset.
+    pub fn ready(&self) -> bool {
+        self.shards_listening.load(Ordering::Acquire) == self.shards.len()
     }
 
     /// The Prometheus text exposition of everything.

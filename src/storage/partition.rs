@@ -33,6 +33,12 @@ use super::segment::{self, Segment};
 use crate::config::TopicConfig;
 use crate::types::{TopicPartition, now_ms};
 
+/// Written into the partition's directory by a clean close, and removed (durably) at open: its
+/// presence means every byte of the log was synced, so the CRC pass over the last segment can be
+/// skipped, as Kafka skips recovery after a clean shutdown. That pass reads the whole segment:
+/// 5 s for a 5 GiB backlog on this machine's disk.
+const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+
 /// Direct I/O page size.
 const PAGE: u64 = 4096;
 /// The `.log` file grows by this much at a time, so fdatasync rarely has metadata to write.
@@ -139,6 +145,13 @@ impl PartitionLog {
             bases.push(log_start_offset);
         }
         write_epoch_checkpoint(&dir, leader_epoch)?;
+        let clean = dir.join(CLEAN_SHUTDOWN);
+        let was_clean = clean.exists();
+        if was_clean {
+            // Durably gone before any write: a crash from here on must get the full check.
+            std::fs::remove_file(&clean)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
 
         let mut segments = BTreeMap::new();
         let mut producers = ProducerStates::default();
@@ -159,7 +172,7 @@ impl PartitionLog {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or_else(now_ms);
             let mut seg = Segment::new(base, file, log_path.clone(), created);
-            let scan = segment::scan_log(&log_path, is_last, |h, pos| {
+            let scan = segment::scan_log(&log_path, is_last && !was_clean, |h, pos| {
                 seg.track_batch(h, pos, interval);
                 producers.record(h);
             })?;
@@ -187,7 +200,7 @@ impl PartitionLog {
         let first_base = segments.keys().next().copied().unwrap_or(0);
         log_start_offset = log_start_offset.max(first_base).min(next_offset);
         let projected_size = segments.values().next_back().map(|s| s.size).unwrap_or(0);
-        tracing::info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = next_offset,
+        tracing::info!(partition = %tp, segments = segments.len(), clean_shutdown = was_clean, log_start_offset, log_end_offset = next_offset,
             "partition log recovered");
         let log = Rc::new(PartitionLog {
             tp,
@@ -523,7 +536,7 @@ impl PartitionLog {
                 let file = self.state.borrow().segments.values().find(|s| s.id == range.segment_id).map(|s| Rc::clone(&s.file));
                 let Some(file) = file else { return Err(StorageError::Closed) };
                 let mut batches = Vec::new();
-                for view in reader::read_range(&file, range).await? {
+                for view in reader::read_range(&file, range, None).await?.views {
                     batches.extend(batch::split_batches(&Bytes::copy_from_slice(&view))?);
                 }
                 batches
@@ -667,10 +680,13 @@ impl PartitionLog {
     pub async fn close(&self) -> Result<(), StorageError> {
         self.flush_once().await;
         self.sync().await?;
-        let st = self.state.borrow();
-        if let Some(seg) = st.segments.values().next_back() {
-            seg.write_index_files()?;
+        {
+            let st = self.state.borrow();
+            if let Some(seg) = st.segments.values().next_back() {
+                seg.write_index_files()?;
+            }
         }
+        std::fs::write(self.dir.join(CLEAN_SHUTDOWN), b"")?;
         Ok(())
     }
 
@@ -765,8 +781,15 @@ mod tests {
             assert!(matches!(log.read(121, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             log.close().await.unwrap();
             drop(log);
+            let marker = dir.join("t-0").join(CLEAN_SHUTDOWN);
+            assert!(marker.exists(), "a clean close leaves its marker");
+            let log = open(&dir, config(8192)).await;
+            assert!(!marker.exists(), "open removes the marker");
+            assert_eq!(log.offsets(), (0, 120, 120));
+            drop(log);
 
-            // A torn batch at the tail is cut off at recovery; the log continues after it.
+            // A torn batch at the tail (a crash: no marker) is cut off at recovery; the log
+            // continues after it.
             let last = std::fs::read_dir(dir.join("t-0"))
                 .unwrap()
                 .filter_map(|e| e.ok().map(|e| e.path()))

@@ -9,7 +9,7 @@
 //! second mesh hop to carry them back.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -72,19 +72,35 @@ impl Located {
     }
 }
 
+/// Batches read from a [`DiskRange`].
+pub struct RangeRead {
+    /// Runs of contiguous whole batches, each a view into a read buffer.
+    pub views: Vec<ReadResult>,
+    /// File position just past the last batch returned: where the next fetch will start.
+    pub next_position: u64,
+    /// The offset after the last batch returned (the next fetch's offset), if any was returned.
+    pub next_offset: Option<i64>,
+}
+
 /// Reads whole batches from `range` in `file`: skips batches that end before `range.offset`,
 /// stops at `range.end` or `range.max_bytes`, and always returns the first wanted batch whole.
-/// Each returned view is one run of contiguous batches inside a read buffer.
-pub async fn read_range(file: &DmaFile, range: &DiskRange) -> Result<Vec<ReadResult>, StorageError> {
+/// `first`, when given, is a buffer already read from a known batch boundary (read-ahead), used
+/// in place of the first disk read.
+pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, ReadResult)>) -> Result<RangeRead, StorageError> {
     let mut out = Vec::new();
     let mut total = 0usize;
-    let mut pos = range.position;
+    let mut pos = first.as_ref().map_or(range.position, |(p, _)| *p);
+    let mut ready = first.map(|(_, buf)| buf);
+    let mut next_offset = None;
     // Length of a wanted batch that did not fit in the last read.
     let mut need = 0usize;
     while pos < range.end {
         let want = range.max_bytes.saturating_sub(total).max(MIN_READ).max(need);
         let want = (want as u64).min(range.end - pos) as usize;
-        let chunk = file.read_at(pos, want).await?;
+        let chunk = match ready.take() {
+            Some(buf) => buf,
+            None => file.read_at(pos, want).await?,
+        };
         let mut at = 0usize;
         let mut run_start = None;
         let mut full = false;
@@ -104,6 +120,7 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange) -> Result<Vec<ReadRes
                 break;
             }
             run_start.get_or_insert(at);
+            next_offset = Some(h.last_offset() + 1);
             total += len;
             at += len;
         }
@@ -112,46 +129,94 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange) -> Result<Vec<ReadRes
         {
             out.push(view);
         }
-        let stuck = at == 0 && (need <= want || want as u64 == range.end - pos);
+        // No progress although the read held every byte we knew we needed: a corrupt header.
+        let stuck = at == 0 && (need <= chunk.len() || chunk.len() as u64 >= range.end - pos);
         if full || stuck || total >= range.max_bytes {
+            pos += at as u64;
             break;
         }
         pos += at as u64;
     }
-    Ok(out)
+    Ok(RangeRead { views: out, next_position: pos, next_offset })
 }
 
-/// This shard's open handles on segment files, shared by all fetches it serves.
+/// Read-ahead buffers a shard keeps, at most: one per partition being caught up, roughly.
+const MAX_READ_AHEAD: usize = 32;
+
+/// A read issued for the fetch that will follow one just served.
+struct ReadAhead {
+    segment_id: u64,
+    /// The offset that fetch will ask for; its batch starts at `position`.
+    offset: i64,
+    position: u64,
+    issued: Instant,
+    read: glommio::Task<std::io::Result<ReadResult>>,
+}
+
+/// This shard's open handles on segment files, shared by all fetches it serves, and its
+/// read-ahead.
 ///
 /// Handles are keyed by segment id, so a deleted and re-created topic never reads through a
 /// stale handle. Idle handles are closed by [`SegmentFiles::expire_idle`], which also lets the
 /// disk space of deleted segments go.
+///
+/// A consumer catching up fetches one range after another, and librdkafka keeps one fetch in
+/// flight per broker. So after each disk read, the next range (from the exact batch boundary
+/// the consumer will ask for next) is read in the background while this response is sent and
+/// the client works through it: disk and network overlap instead of taking turns.
 #[derive(Default)]
 pub struct SegmentFiles {
     open: RefCell<HashMap<u64, (Rc<DmaFile>, Instant)>>,
+    ahead: RefCell<VecDeque<ReadAhead>>,
 }
 
 impl SegmentFiles {
     /// Reads `range`, opening its segment file on first use.
     pub async fn read(&self, range: &DiskRange) -> Result<Vec<ReadResult>, StorageError> {
+        let file = self.file(range).await?;
+        let ahead = {
+            let mut queue = self.ahead.borrow_mut();
+            let found = queue.iter().position(|a| a.segment_id == range.segment_id && a.offset == range.offset);
+            found.and_then(|i| queue.remove(i))
+        };
+        let first = match ahead {
+            Some(a) => a.read.await.ok().filter(|buf| !buf.is_empty()).map(|buf| (a.position, buf)),
+            None => None,
+        };
+        let read = read_range(&file, range, first).await?;
+        if let Some(offset) = read.next_offset
+            && read.next_position < range.end
+        {
+            let (position, len) = (read.next_position, (range.end - read.next_position).min(range.max_bytes.max(MIN_READ) as u64));
+            let task = glommio::spawn_local(async move { file.read_at(position, len as usize).await.map_err(std::io::Error::from) });
+            let mut queue = self.ahead.borrow_mut();
+            if queue.len() >= MAX_READ_AHEAD {
+                queue.pop_front();
+            }
+            queue.push_back(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: task });
+        }
+        Ok(read.views)
+    }
+
+    async fn file(&self, range: &DiskRange) -> Result<Rc<DmaFile>, StorageError> {
         let cached = self.open.borrow_mut().get_mut(&range.segment_id).map(|(file, used)| {
             *used = Instant::now();
             Rc::clone(file)
         });
-        let file = match cached {
-            Some(file) => file,
+        match cached {
+            Some(file) => Ok(file),
             None => {
                 let file = Rc::new(DmaFile::open(&range.path).await?);
                 self.open.borrow_mut().insert(range.segment_id, (Rc::clone(&file), Instant::now()));
-                file
+                Ok(file)
             }
-        };
-        read_range(&file, range).await
+        }
     }
 
-    /// Closes handles unused for `idle`.
+    /// Closes handles unused for `idle`, and drops read-ahead nobody claimed.
     pub fn expire_idle(&self, idle: Duration) {
         let now = Instant::now();
         self.open.borrow_mut().retain(|_, (_, used)| now.duration_since(*used) < idle);
+        self.ahead.borrow_mut().retain(|a| now.duration_since(a.issued) < idle);
     }
 }

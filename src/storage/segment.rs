@@ -130,6 +130,38 @@ pub struct ScanResult {
     pub torn: bool,
 }
 
+/// Bytes read at a time by [`scan_log`]: large sequential reads, because reading each batch
+/// header on its own made the kernel fetch one page per batch (7 s per 640 MiB segment here).
+const SCAN_CHUNK: usize = 4 << 20;
+
+/// A sliding window over a file for [`scan_log`].
+struct ScanWindow {
+    file: std::fs::File,
+    file_len: u64,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    start: u64,
+}
+
+impl ScanWindow {
+    /// The `need` bytes at `pos`, reading ahead a chunk when they are not in the window;
+    /// `None` when the file ends first.
+    fn get(&mut self, pos: u64, need: usize) -> Result<Option<&[u8]>, StorageError> {
+        let end = pos + need as u64;
+        if end > self.file_len {
+            return Ok(None);
+        }
+        if pos < self.start || end > self.start + self.buf.len() as u64 {
+            let len = (need.max(SCAN_CHUNK) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(len, 0);
+            self.file.read_exact_at(&mut self.buf, pos)?;
+            self.start = pos;
+        }
+        let at = (pos - self.start) as usize;
+        Ok(Some(&self.buf[at..at + need]))
+    }
+}
+
 /// Walks the batches of a `.log` file, calling `on_batch(header, position)` for each valid one.
 /// Stops at the first torn, zero or (with `verify_crc`) corrupt batch. Blocking I/O: start-up only.
 pub fn scan_log(
@@ -139,31 +171,23 @@ pub fn scan_log(
 ) -> Result<ScanResult, StorageError> {
     let file = std::fs::File::open(path)?;
     let file_len = file.metadata()?.len();
+    let mut window = ScanWindow { file, file_len, buf: Vec::new(), start: 0 };
     let mut pos = 0u64;
-    let mut header = [0u8; HEADER_LEN];
-    let mut body = Vec::new();
-    while pos + HEADER_LEN as u64 <= file_len {
-        file.read_exact_at(&mut header, pos)?;
-        let Some(h) = BatchHeader::parse(&header) else { break };
+    while let Some(head) = window.get(pos, HEADER_LEN)? {
+        let Some(h) = BatchHeader::parse(head) else { break };
         let total = h.total_len() as u64;
         if h.magic != 2 || h.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 || pos + total > file_len {
             break;
         }
-        if verify_crc {
-            body.resize(total as usize, 0);
-            file.read_exact_at(&mut body, pos)?;
-            if batch::validate(&body).is_err() {
-                tracing::warn!(path = %path.display(), pos, "recovery found a corrupt batch; truncating here");
-                break;
-            }
+        if verify_crc && !window.get(pos, total as usize)?.is_some_and(|b| batch::validate(b).is_ok()) {
+            tracing::warn!(path = %path.display(), pos, "recovery found a corrupt batch; truncating here");
+            break;
         }
         on_batch(&h, pos);
         pos += total;
     }
-    let mut next = [0u8; batch::LOG_OVERHEAD];
-    let probe = (file_len - pos).min(next.len() as u64) as usize;
-    file.read_exact_at(&mut next[..probe], pos)?;
-    let torn = next[..probe].iter().any(|&b| b != 0);
+    let probe = (file_len - pos).min(batch::LOG_OVERHEAD as u64) as usize;
+    let torn = window.get(pos, probe)?.is_some_and(|next| next.iter().any(|&b| b != 0));
     Ok(ScanResult { valid_len: pos, trailing: file_len - pos, torn })
 }
 

@@ -177,9 +177,12 @@ class Broker:
             if self.proc is None or self.proc.poll() is not None:
                 rc = None if self.proc is None else self.proc.returncode
                 raise RuntimeError(f"ringlog exited (rc={rc}) before accepting connections:\n{self.log_tail(60)}")
+            # /health answers 200 only once every shard listens (503 while shards recover).
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.5) as s:
+                    s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return
             except OSError:
                 pass
             if time.monotonic() > deadline:

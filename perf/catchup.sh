@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Catch-up read benchmark (issue 4): a consumer reads a 5 GiB backlog from disk, compared in the
+# same run with fio reading the very same segment files with O_DIRECT.
+#
+#   perf/catchup.sh [--keep] [DATA_DIR]     (default DATA_DIR: /tmp/ringlog-catchup)
+#
+# Steps: start a fresh 2-shard broker, fill the backlog (perf/workloads/backlog-fill-5g.toml),
+# stop it cleanly, drop the page cache (when root), start it again so its batch cache is empty,
+# run perf/workloads/catchup-5g.toml, then fio over the topic's .log files (bs=1M, iodepth=16,
+# the files read round-robin like the consumer's partitions), REPS times (default 3). Prints
+# both rates and their ratio per pair; the harness reports go to perf/out/catchup-<pair>.
+# Each pair also runs perf/fetch_probe.py (raw Fetch requests, no per-record client work) on the
+# same broker right after librdkafka: the broker's own ceiling.
+# Needs a release build of the workspace and fio. WORKLOAD=... picks another catch-up
+# workload; CORES=N the shard count; REUSE=1 keeps an existing backlog in DATA_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEEP=0
+if [ "${1:-}" = "--keep" ]; then KEEP=1; shift; fi
+DIR="${1:-/tmp/ringlog-catchup}"
+WORKLOAD="${WORKLOAD:-perf/workloads/catchup-5g.toml}"
+CORES="${CORES:-2}"
+REPS="${REPS:-3}"
+PORT=19195
+ADMIN=19694
+BIN=target/release/ringlog
+BENCH=target/release/ringlog-bench
+[ -x "$BIN" ] && [ -x "$BENCH" ] || { echo "catchup.sh: build first: cargo build --release --workspace" >&2; exit 2; }
+command -v fio >/dev/null || { echo "catchup.sh: fio is required" >&2; exit 2; }
+
+BROKER_PID=""
+start_broker() {
+    "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DIR" --cores "$CORES" \
+        --admin-listen 127.0.0.1:$ADMIN >>"$DIR.log" 2>&1 &
+    BROKER_PID=$!
+    for _ in $(seq 50); do
+        curl -sf "127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    echo "catchup.sh: broker did not start; see $DIR.log" >&2
+    exit 1
+}
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+}
+trap stop_broker EXIT
+
+if [ "${REUSE:-0}" = 1 ] && [ -d "$DIR" ]; then
+    echo "== reusing the backlog in $DIR"
+else
+    rm -rf "$DIR" "$DIR.log"
+    mkdir -p "$DIR"
+    start_broker
+    echo "== filling the backlog"
+    "$BENCH" --workload perf/workloads/backlog-fill-5g.toml --bootstrap 127.0.0.1:$PORT --out perf/out/catchup-fill | tail -1
+    stop_broker
+fi
+
+TOPIC=$(sed -n 's/^topic *= *"\(.*\)"/\1/p' "$WORKLOAD")
+PARTITIONS=$(sed -n 's/^partitions *= *\([0-9]*\)/\1/p' "$WORKLOAD")
+FILES=$(ls "$DIR/$TOPIC"-*/*.log | paste -sd:)
+BYTES=$(cat "$DIR/$TOPIC"-*/*.log | wc -c)
+drop_caches() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
+# This VM's disk bandwidth drifts by 2x within minutes, so each Ringlog run is paired with a
+# fio run right after it, and the ratio is taken per pair.
+echo "== $REPS pairs: catch-up read ($WORKLOAD, --cores $CORES), then fio over the same $(echo "$FILES" | tr ':' '\n' | wc -l) segment files ($((BYTES >> 20)) MiB)"
+printf '%-5s %16s %14s %14s %7s %18s\n' pair librdkafka_MB/s probe_MB/s fio_MB/s ratio broker_cpu_s
+for rep in $(seq "$REPS"); do
+    drop_caches
+    start_broker
+    sleep 1
+    START_CPU=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
+    "$BENCH" --workload "$WORKLOAD" --bootstrap 127.0.0.1:$PORT --out "perf/out/catchup-$rep" >/dev/null
+    END_CPU=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
+    PROBE_BW=$(python3 perf/fetch_probe.py --port $PORT --topic "$TOPIC" --partitions "$PARTITIONS" | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')
+    stop_broker
+    drop_caches
+    FIO_BW=$(fio --name=catchup-limit --readonly --filename="$FILES" --rw=read --bs=1M --direct=1 \
+        --ioengine=io_uring --iodepth=16 --output-format=json 2>/dev/null \
+        | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"]/1e6,1))')
+    RINGLOG_BW=$(python3 -c "import json; print(round(json.load(open('perf/out/catchup-$rep/summary.json'))['consume_mb_per_s'],1))")
+    RATIO=$(python3 -c "print(f'{100*$RINGLOG_BW/$FIO_BW:.0f}%')")
+    printf '%-5s %16s %14s %14s %7s %18s\n' "$rep" "$RINGLOG_BW" "$PROBE_BW" "$FIO_BW" "$RATIO" "$(python3 -c "print((${END_CPU}-${START_CPU})/100)")"
+done
+[ "$KEEP" = 1 ] || rm -rf "$DIR"

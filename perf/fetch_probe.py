@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Raw Fetch probe: how fast the broker itself serves a catch-up read.
+
+It speaks the Kafka protocol directly (Fetch v4, one request in flight, 1 MiB per partition:
+what librdkafka asks for by default) and only walks batch headers, so the client costs almost
+nothing and the figure is the broker's ceiling on this machine. It is not a client users run:
+the user-facing figure is ringlog-bench's catch-up workload, which goes through librdkafka.
+
+    perf/fetch_probe.py --port 9092 --topic bench-catchup --partitions 8
+
+Prints MB/s of record-batch bytes (batch headers included) until every partition reaches its
+high watermark.
+"""
+
+import argparse
+import os
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
+import kafka_wire as kw  # noqa: E402
+
+FETCH = 1
+
+
+def fetch_body(topic, offsets, partition_max):
+    parts = [kw.i32(p) + kw.i64(o) + kw.i32(partition_max) for p, o in sorted(offsets.items())]
+    return (kw.i32(-1) + kw.i32(500) + kw.i32(1) + kw.i32(64 << 20) + kw.i8(0)
+            + kw.array([kw.string(topic) + kw.array(parts)]))
+
+
+def recv_frame(sock, buf):
+    """Reads one response frame into `buf` (grown as needed); returns a memoryview of it."""
+    head = kw.recv_exact(sock, 4)
+    size = struct.unpack(">i", head)[0]
+    if len(buf) < size:
+        buf.extend(bytes(size - len(buf)))
+    view = memoryview(buf)[:size]
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise kw.Closed()
+        got += n
+    return view
+
+
+def parse_fetch_v4(view, offsets):
+    """Advances `offsets` past the whole batches in the response; returns (bytes, high watermarks)."""
+    at = 4 + 4  # correlation id, throttle time
+    (topics,) = struct.unpack_from(">i", view, at)
+    at += 4
+    total = 0
+    hws = {}
+    for _ in range(topics):
+        (name_len,) = struct.unpack_from(">h", view, at)
+        at += 2 + name_len
+        (parts,) = struct.unpack_from(">i", view, at)
+        at += 4
+        for _ in range(parts):
+            partition, error, hw, _lso = struct.unpack_from(">ihqq", view, at)
+            at += 4 + 2 + 8 + 8
+            (aborted,) = struct.unpack_from(">i", view, at)
+            at += 4 + max(aborted, 0) * 16
+            (size,) = struct.unpack_from(">i", view, at)
+            at += 4
+            if error != 0:
+                raise RuntimeError(f"partition {partition}: error {error}")
+            hws[partition] = hw
+            end = at + max(size, 0)
+            pos = at
+            while pos + 61 <= end:
+                base, length = struct.unpack_from(">qi", view, pos)
+                if pos + 12 + length > end:
+                    break  # a partial batch at the end of the range
+                (delta,) = struct.unpack_from(">i", view, pos + 23)
+                offsets[partition] = base + delta + 1
+                total += 12 + length
+                pos += 12 + length
+            at = end
+    return total, hws
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=9092)
+    ap.add_argument("--topic", default="bench-catchup")
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--partition-max-bytes", type=int, default=1 << 20)
+    args = ap.parse_args()
+
+    sock = kw.connect(args.port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    offsets = {p: 0 for p in range(args.partitions)}
+    buf = bytearray(16 << 20)
+    total = 0
+    correlation = 0
+    start = time.monotonic()
+    while True:
+        correlation += 1
+        sock.sendall(kw.frame(FETCH, 4, correlation, fetch_body(args.topic, offsets, args.partition_max_bytes)))
+        got, hws = parse_fetch_v4(recv_frame(sock, buf), offsets)
+        total += got
+        if all(offsets[p] >= hws.get(p, 0) for p in offsets):
+            break
+    elapsed = time.monotonic() - start
+    print(f"fetch_probe: {total / 1e6:.1f} MB in {elapsed:.2f} s = {total / 1e6 / elapsed:.1f} MB/s "
+          f"({correlation} fetches)")
+
+
+if __name__ == "__main__":
+    main()
