@@ -91,3 +91,27 @@ pub async fn prime_dma_probe(data_dir: &std::path::Path) -> Result<(), StorageEr
     file.close().await?;
     Ok(())
 }
+
+/// Test helpers for code that needs a glommio executor and a data directory.
+#[cfg(test)]
+pub mod testing {
+    use std::path::PathBuf;
+
+    /// Runs `f` on a fresh executor (primed for direct I/O) with an empty directory it may use.
+    pub fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce(PathBuf) -> F + Send + 'static) {
+        let dir = std::env::temp_dir().join(format!("ringlog-storage-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.clone();
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(512 * 1024)
+            .spawn(move || async move {
+                crate::storage::prime_dma_probe(&d).await.unwrap();
+                f(d).await
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -754,6 +754,7 @@ fn write_epoch_checkpoint(dir: &Path, epoch: i32) -> Result<(), StorageError> {
 mod tests {
     use super::*;
     use crate::storage::batch::testing::make_batch;
+    use crate::storage::testing::run;
 
     fn config(segment_bytes: u64) -> TopicConfig {
         let defaults = crate::config::BrokerConfig::new("127.0.0.1:0".parse().unwrap()).topic_defaults;
@@ -763,22 +764,6 @@ mod tests {
         c
     }
 
-    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce(PathBuf) -> F + Send + 'static) {
-        let dir = std::env::temp_dir().join(format!("ringlog-plog-{}-{:?}", std::process::id(), std::thread::current().id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.clone();
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(512 * 1024)
-            .spawn(move || async move {
-                crate::storage::prime_dma_probe(&d).await.unwrap();
-                f(d).await
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     async fn open(dir: &Path, cfg: TopicConfig) -> Rc<PartitionLog> {
         let cache = Rc::new(BatchCache::new(1, Arc::new(crate::metrics::ShardMetrics::new()))); // every read goes to disk

@@ -131,11 +131,10 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, R
         }
         // No progress although the read held every byte we knew we needed: a corrupt header.
         let stuck = at == 0 && (need <= chunk.len() || chunk.len() as u64 >= range.end - pos);
+        pos += at as u64;
         if full || stuck || total >= range.max_bytes {
-            pos += at as u64;
             break;
         }
-        pos += at as u64;
     }
     Ok(RangeRead { views: out, next_position: pos, next_offset })
 }
@@ -218,5 +217,87 @@ impl SegmentFiles {
         let now = Instant::now();
         self.open.borrow_mut().retain(|_, (_, used)| now.duration_since(*used) < idle);
         self.ahead.borrow_mut().retain(|a| now.duration_since(a.issued) < idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::{self, testing::make_batch};
+    use crate::storage::testing::run;
+
+    /// 40 batches of 10 records (offsets 0..400), each about 10 KiB, in one segment file.
+    fn write_segment(path: &std::path::Path) -> Vec<(i64, u64, usize)> {
+        let value = vec![7u8; 1000];
+        let mut bytes = Vec::new();
+        let mut layout = Vec::new();
+        for i in 0..40i64 {
+            let values: Vec<&[u8]> = (0..10).map(|_| value.as_slice()).collect();
+            let stamped = batch::stamp(&make_batch(&values, 1_000 + i, -1, -1), i * 10, 0, None);
+            layout.push((i * 10, bytes.len() as u64, stamped.len()));
+            bytes.extend_from_slice(&stamped);
+        }
+        std::fs::write(path, &bytes).unwrap();
+        layout
+    }
+
+    fn headers(views: &[ReadResult]) -> Vec<BatchHeader> {
+        let mut out = Vec::new();
+        for v in views {
+            let mut at = 0;
+            while at < v.len() {
+                let h = BatchHeader::parse(&v[at..]).unwrap();
+                assert!(at + h.total_len() <= v.len(), "views hold whole batches only");
+                batch::validate(&v[at..at + h.total_len()]).unwrap();
+                at += h.total_len();
+                out.push(h);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_whole_batches_from_the_wanted_offset_and_reads_ahead() {
+        run(|dir| async move {
+            let path = dir.join("00000000000000000000.log");
+            let layout = write_segment(&path);
+            let end = std::fs::metadata(&path).unwrap().len();
+            let batch_len = layout[0].2;
+            let range = |offset: i64, max_bytes: usize| DiskRange {
+                segment_id: 1,
+                path: path.clone(),
+                position: 0, // as a sparse index may say: before the wanted batch
+                end,
+                offset,
+                max_bytes,
+            };
+            let file = DmaFile::open(&path).await.unwrap();
+
+            // Offset 253 lies inside batch 25; 3 batches fit in 35,000 bytes.
+            let read = read_range(&file, &range(253, 35_000), None).await.unwrap();
+            let got = headers(&read.views);
+            assert_eq!(got.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![250, 260, 270]);
+            assert_eq!(read.next_offset, Some(280));
+            assert_eq!(read.next_position, layout[28].1);
+
+            // A limit smaller than one batch still returns that batch whole (KIP-74).
+            let read = read_range(&file, &range(0, 100), None).await.unwrap();
+            assert_eq!(headers(&read.views).len(), 1);
+            assert_eq!(read.views[0].len(), batch_len);
+
+            // Reads past the end stop at the range's end, not the file's.
+            let short = DiskRange { end: layout[5].1, ..range(30, 1 << 20) };
+            let read = read_range(&file, &short, None).await.unwrap();
+            assert_eq!(headers(&read.views).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40]);
+
+            // A consumer's next fetch is served from the read-ahead, from the exact position.
+            let files = SegmentFiles::default();
+            let first = files.read(&range(0, 35_000)).await.unwrap();
+            assert_eq!(headers(&first).last().unwrap().base_offset, 20);
+            assert_eq!(files.ahead.borrow().len(), 1, "the next range is being read");
+            let second = files.read(&range(30, 35_000)).await.unwrap();
+            assert!(files.ahead.borrow().iter().all(|a| a.offset != 30), "the read-ahead was used");
+            assert_eq!(headers(&second).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40, 50]);
+        });
     }
 }
