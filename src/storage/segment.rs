@@ -179,7 +179,7 @@ pub fn scan_log(
         if h.magic != 2 || h.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 || pos + total > file_len {
             break;
         }
-        if verify_crc && !window.get(pos, total as usize)?.is_some_and(|b| batch::validate(b).is_ok()) {
+        if verify_crc && window.get(pos, total as usize)?.is_none_or(|b| batch::validate(b).is_err()) {
             tracing::warn!(path = %path.display(), pos, "recovery found a corrupt batch; truncating here");
             break;
         }
