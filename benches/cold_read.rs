@@ -32,6 +32,10 @@
 //! COLD_READ_DMA_ONLY=1 cargo bench --bench cold_read                   # also DMA reads without a socket
 //! ```
 
+mod common;
+
+use common::{check_real_disk, env_or};
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -41,7 +45,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncWriteExt, StreamExt};
-use glommio::io::DmaFile;
+use glommio::io::{DmaFile, ReadResult};
 use glommio::{LocalExecutorBuilder, Placement};
 use io_uring::{IoUring, opcode, squeue, types};
 use ringlog::storage::prime_dma_probe;
@@ -50,9 +54,6 @@ const CHUNK: usize = 1 << 20;
 const SENDER_CORE: usize = 0;
 const DRAIN_CORE: usize = 1;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// User + system CPU time, in seconds, of the process (`RUSAGE_SELF`) or the calling thread
 /// (`RUSAGE_THREAD`).
@@ -78,16 +79,6 @@ fn set_sndbuf(fd: std::os::fd::RawFd) {
 
 fn pin(core: usize) {
     assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }), "cannot pin to core {core}");
-}
-
-fn check_real_disk(dir: &Path) {
-    const TMPFS_MAGIC: libc::c_long = 0x0102_1994;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).expect("path without NUL");
-    // SAFETY: `c` is a valid C string and `st` a properly sized out-parameter.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statfs {}", dir.display());
-    assert!(st.f_type as libc::c_long != TMPFS_MAGIC, "{} is tmpfs: set TMPDIR to a directory on a real disk", dir.display());
 }
 
 /// Writes `bytes` of pseudo-random data (so nothing below us can compress or dedupe it) and syncs.
@@ -184,14 +175,36 @@ struct Run {
     sender_thread_cpu: f64,
 }
 
+impl Run {
+    /// A run from what the drain saw and the sender's clock and CPU at its start.
+    fn new(d: Drained, started: Instant, process_cpu0: f64, sender_thread_cpu: f64) -> Run {
+        Run {
+            bytes: d.bytes,
+            drain_reads: d.reads,
+            elapsed: d.finished - started,
+            process_cpu: cpu_seconds(libc::RUSAGE_SELF) - process_cpu0,
+            drain_cpu: d.cpu,
+            sender_thread_cpu,
+        }
+    }
+}
+
+/// The sender's executor, shaped like a broker shard (small `io_memory`: RLIMIT_MEMLOCK is 8 MiB).
+fn sender_executor(name: &str) -> LocalExecutorBuilder {
+    LocalExecutorBuilder::new(Placement::Fixed(SENDER_CORE)).name(name).io_memory(512 * 1024).ring_depth(128)
+}
+
+/// The file in `CHUNK` reads, `depth` in flight, in order.
+fn dma_reads(file: &DmaFile, size: u64, depth: usize) -> impl futures::Stream<Item = glommio::Result<ReadResult, ()>> + '_ {
+    let chunks = size.div_ceil(CHUNK as u64);
+    futures::stream::iter(0..chunks).map(move |i| file.read_at(i * CHUNK as u64, CHUNK)).buffered(depth)
+}
+
 /// Method A: DMA reads, `depth` in flight, each written to a glommio socket from its own buffer.
 fn run_dma(dir: &Path, path: &Path, size: u64, depth: usize) -> Run {
     let (addr, drain) = spawn_drain();
     let (dir, path) = (dir.to_path_buf(), path.to_path_buf());
-    let (started, cpu0, thread_cpu) = LocalExecutorBuilder::new(Placement::Fixed(SENDER_CORE))
-        .name("cold-read-dma")
-        .io_memory(512 * 1024)
-        .ring_depth(128)
+    let (started, cpu0, thread_cpu) = sender_executor("cold-read-dma")
         .spawn(move || async move {
             // glommio 0.9 decides polled I/O from the first DMA file a thread opens on a disk:
             // open a non-empty one first, as every broker shard does.
@@ -202,8 +215,7 @@ fn run_dma(dir: &Path, path: &Path, size: u64, depth: usize) -> Run {
             let cpu0 = cpu_seconds(libc::RUSAGE_SELF);
             let thread0 = cpu_seconds(libc::RUSAGE_THREAD);
             let started = Instant::now();
-            let chunks = size.div_ceil(CHUNK as u64);
-            let mut reads = futures::stream::iter(0..chunks).map(|i| file.read_at(i * CHUNK as u64, CHUNK)).buffered(depth);
+            let mut reads = dma_reads(&file, size, depth);
             while let Some(read) = reads.next().await {
                 let read = read.expect("dma read");
                 stream.write_all(&read).await.expect("socket write");
@@ -216,32 +228,20 @@ fn run_dma(dir: &Path, path: &Path, size: u64, depth: usize) -> Run {
         .expect("start executor")
         .join()
         .expect("executor");
-    let d = drain.join().expect("drain thread");
-    Run {
-        bytes: d.bytes,
-        drain_reads: d.reads,
-        elapsed: d.finished - started,
-        process_cpu: cpu_seconds(libc::RUSAGE_SELF) - cpu0,
-        drain_cpu: d.cpu,
-        sender_thread_cpu: thread_cpu,
-    }
+    Run::new(drain.join().expect("drain thread"), started, cpu0, thread_cpu)
 }
 
 /// Method A without the socket: DMA reads only, to tell the disk's share of A's time from the
 /// socket's (`COLD_READ_DMA_ONLY=1`). Returns MB/s.
 fn run_dma_read_only(dir: &Path, path: &Path, size: u64, depth: usize) -> f64 {
     let (dir, path) = (dir.to_path_buf(), path.to_path_buf());
-    LocalExecutorBuilder::new(Placement::Fixed(SENDER_CORE))
-        .name("cold-read-dma-only")
-        .io_memory(512 * 1024)
-        .ring_depth(128)
+    sender_executor("cold-read-dma-only")
         .spawn(move || async move {
             prime_dma_probe(&dir).await.expect("prime dma probe");
             let file = DmaFile::open(&path).await.expect("open data file");
             let started = Instant::now();
             let mut total = 0u64;
-            let chunks = size.div_ceil(CHUNK as u64);
-            let mut reads = futures::stream::iter(0..chunks).map(|i| file.read_at(i * CHUNK as u64, CHUNK)).buffered(depth);
+            let mut reads = dma_reads(&file, size, depth);
             while let Some(read) = reads.next().await {
                 total += read.expect("dma read").len() as u64;
             }
@@ -338,16 +338,7 @@ fn run_splice(path: &Path, size: u64) -> (Run, usize) {
         (started, cpu0, cpu_seconds(libc::RUSAGE_THREAD) - thread0, pipe_size)
     });
     let (started, cpu0, thread_cpu, pipe_size) = sender.join().expect("splice thread");
-    let d = drain.join().expect("drain thread");
-    let run = Run {
-        bytes: d.bytes,
-        drain_reads: d.reads,
-        elapsed: d.finished - started,
-        process_cpu: cpu_seconds(libc::RUSAGE_SELF) - cpu0,
-        drain_cpu: d.cpu,
-        sender_thread_cpu: thread_cpu,
-    };
-    (run, pipe_size)
+    (Run::new(drain.join().expect("drain thread"), started, cpu0, thread_cpu), pipe_size)
 }
 
 fn report(name: &str, rep: usize, run: &Run, size: u64, extra: &str) -> (f64, f64) {

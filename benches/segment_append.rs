@@ -19,6 +19,10 @@
 //! cargo bench --bench segment_append
 //! ```
 
+mod common;
+
+use common::{check_real_disk, env_or};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -45,21 +49,6 @@ struct Scenario {
     in_flight: usize,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Fails early (with a reason) when the temp dir is on tmpfs, where O_DIRECT does not work and
-/// the figures would mean nothing anyway.
-fn check_real_disk(dir: &Path) {
-    const TMPFS_MAGIC: libc::c_long = 0x0102_1994;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).expect("path without NUL");
-    // SAFETY: `c` is a valid C string and `st` a properly sized out-parameter.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statfs {}", dir.display());
-    assert!(st.f_type as libc::c_long != TMPFS_MAGIC, "{} is tmpfs: set TMPDIR to a directory on a real disk", dir.display());
-}
 
 async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: usize) {
     let topic_defaults = BrokerConfig::new(([127, 0, 0, 1], 0).into()).topic_defaults;

@@ -143,9 +143,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         }
     };
 
-    // Response max_bytes: the first non-empty partition always gets its data (KIP-74).
     let payloads = read_located(router, &mut results).await;
     let mut splicer = RecordsSplicer::default();
+    // Response max_bytes: the first non-empty partition always gets its data (KIP-74).
     let mut budget = req.max_bytes.max(0) as usize;
     let mut first = true;
     let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
