@@ -22,14 +22,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 import kafka_wire as kw  # noqa: E402
 
-FETCH = 1
-
-
-def fetch_body(topic, offsets, partition_max):
-    parts = [kw.i32(p) + kw.i64(o) + kw.i32(partition_max) for p, o in sorted(offsets.items())]
-    return (kw.i32(-1) + kw.i32(500) + kw.i32(1) + kw.i32(64 << 20) + kw.i8(0)
-            + kw.array([kw.string(topic) + kw.array(parts)]))
-
 
 def recv_frame(sock, buf):
     """Reads one response frame into `buf` (grown as needed); returns a memoryview of it."""
@@ -45,42 +37,6 @@ def recv_frame(sock, buf):
             raise kw.Closed()
         got += n
     return view
-
-
-def parse_fetch_v4(view, offsets):
-    """Advances `offsets` past the whole batches in the response; returns (bytes, high watermarks)."""
-    at = 4 + 4  # correlation id, throttle time
-    (topics,) = struct.unpack_from(">i", view, at)
-    at += 4
-    total = 0
-    hws = {}
-    for _ in range(topics):
-        (name_len,) = struct.unpack_from(">h", view, at)
-        at += 2 + name_len
-        (parts,) = struct.unpack_from(">i", view, at)
-        at += 4
-        for _ in range(parts):
-            partition, error, hw, _lso = struct.unpack_from(">ihqq", view, at)
-            at += 4 + 2 + 8 + 8
-            (aborted,) = struct.unpack_from(">i", view, at)
-            at += 4 + max(aborted, 0) * 16
-            (size,) = struct.unpack_from(">i", view, at)
-            at += 4
-            if error != 0:
-                raise RuntimeError(f"partition {partition}: error {error}")
-            hws[partition] = hw
-            end = at + max(size, 0)
-            pos = at
-            while pos + 61 <= end:
-                base, length = struct.unpack_from(">qi", view, pos)
-                if pos + 12 + length > end:
-                    break  # a partial batch at the end of the range
-                (delta,) = struct.unpack_from(">i", view, pos + 23)
-                offsets[partition] = base + delta + 1
-                total += 12 + length
-                pos += 12 + length
-            at = end
-    return total, hws
 
 
 def main():
@@ -100,8 +56,13 @@ def main():
     start = time.monotonic()
     while True:
         correlation += 1
-        sock.sendall(kw.frame(FETCH, 4, correlation, fetch_body(args.topic, offsets, args.partition_max_bytes)))
-        got, hws = parse_fetch_v4(recv_frame(sock, buf), offsets)
+        body = kw.fetch_v4_body(args.topic, offsets, args.partition_max_bytes)
+        sock.sendall(kw.frame(kw.API_FETCH, 4, correlation, body))
+        parts, got = kw.parse_fetch_v4(recv_frame(sock, buf), offsets)
+        for partition, (error, _hw, _size, _bases) in parts.items():
+            if error != 0:
+                raise RuntimeError(f"partition {partition}: error {error}")
+        hws = {p: hw for p, (_e, hw, _s, _b) in parts.items()}
         total += got
         if all(offsets[p] >= hws.get(p, 0) for p in offsets):
             break

@@ -1,5 +1,5 @@
 """Hand-built Kafka wire protocol for raw-socket tests: framing, request header v1, ApiVersions v0,
-Produce v3..v8 (non-flexible) and RecordBatch v2 with a pure-Python CRC32C."""
+Produce v3..v8 (non-flexible), Fetch v4 and RecordBatch v2 with a pure-Python CRC32C."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_VERSIONS = 18
 
@@ -128,6 +129,51 @@ def produce_body(topic_data: Iterable[Tuple[str, Iterable[Tuple[int, Optional[by
         for partition, records in parts:
             b += struct.pack(">i", partition) + nullable_bytes(records)
     return b
+
+
+def fetch_v4_body(topic: str, offsets: "dict[int, int]", partition_max_bytes: int, max_bytes: int = 64 << 20,
+                  max_wait_ms: int = 500, min_bytes: int = 1) -> bytes:
+    """Fetch v4 request body for one topic: {partition: fetch offset}."""
+    parts = [struct.pack(">iqi", p, o, partition_max_bytes) for p, o in sorted(offsets.items())]
+    return (struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, 0)
+            + struct.pack(">i", 1) + string(topic) + struct.pack(">i", len(parts)) + b"".join(parts))
+
+
+def parse_fetch_v4(frame, offsets: "dict[int, int]"):
+    """Walks a Fetch v4 response frame (correlation id first) and advances `offsets` past each
+    whole batch. Returns ({partition: (error, high watermark, records size, [batch base offsets])},
+    whole-batch bytes). A partial batch at the end of a partition's records is skipped."""
+    at = 4 + 4  # correlation id, throttle time
+    (topics,) = struct.unpack_from(">i", frame, at)
+    at += 4
+    out = {}
+    total = 0
+    for _ in range(topics):
+        (name_len,) = struct.unpack_from(">h", frame, at)
+        at += 2 + name_len
+        (parts,) = struct.unpack_from(">i", frame, at)
+        at += 4
+        for _ in range(parts):
+            partition, error, hw, _lso = struct.unpack_from(">ihqq", frame, at)
+            at += 4 + 2 + 8 + 8
+            (aborted,) = struct.unpack_from(">i", frame, at)
+            at += 4 + max(aborted, 0) * 16
+            (size,) = struct.unpack_from(">i", frame, at)
+            at += 4
+            end = at + max(size, 0)
+            bases = []
+            while at + 61 <= end:
+                base, length = struct.unpack_from(">qi", frame, at)
+                if at + 12 + length > end:
+                    break
+                (delta,) = struct.unpack_from(">i", frame, at + 23)
+                offsets[partition] = base + delta + 1
+                bases.append(base)
+                total += 12 + length
+                at += 12 + length
+            out[partition] = (error, hw, max(size, 0), bases)
+            at = end
+    return out, total
 
 
 class Reader:

@@ -143,21 +143,24 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         }
     };
 
-    let payloads = read_located(router, &mut results).await;
-    let mut splicer = RecordsSplicer::default();
-    // Response max_bytes: the first non-empty partition always gets its data (KIP-74).
+    // Response max_bytes: the first non-empty partition always gets its data (KIP-74). Decided
+    // on the located sizes (upper bounds for disk ranges), so nothing is read only to be dropped.
     let mut budget = req.max_bytes.max(0) as usize;
     let mut first = true;
-    let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
-    for ((w, r), payload) in wanted.iter().zip(results).zip(payloads) {
-        let size: usize = payload.iter().map(|c| c.len()).sum();
-        let records = if size == 0 || (!first && size > budget) {
-            Default::default()
+    for r in &mut results {
+        let size = r.records.available();
+        if size == 0 || (!first && size > budget) {
+            r.records = Located::default();
         } else {
             first = false;
             budget = budget.saturating_sub(size);
-            splicer.placeholder(payload)
-        };
+        }
+    }
+    let payloads = read_located(router, &mut results).await;
+    let mut splicer = RecordsSplicer::default();
+    let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
+    for ((w, r), payload) in wanted.iter().zip(results).zip(payloads) {
+        let records = if payload.is_empty() { Default::default() } else { splicer.placeholder(payload) };
         per_topic[w.topic_slot].push(
             PartitionData::default()
                 .with_partition_index(w.partition)
