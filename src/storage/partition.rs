@@ -113,6 +113,8 @@ pub struct PartitionLog {
     flushing: Cell<bool>,
     /// The fdatasync started by the last flush, until someone waits for it.
     sync_in_flight: RefCell<Option<glommio::Task<()>>>,
+    /// One flush at a time.
+    flush_lock: glommio::sync::Semaphore,
 }
 
 async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
@@ -231,6 +233,7 @@ impl PartitionLog {
             data_event,
             flushing: Cell::new(false),
             sync_in_flight: RefCell::new(None),
+            flush_lock: glommio::sync::Semaphore::new(1),
         });
         glommio::spawn_local(Rc::clone(&log).flusher()).detach();
         Ok(log)
@@ -342,6 +345,8 @@ impl PartitionLog {
     /// A write no longer waits behind the previous group's sync, which is most of the time of a
     /// cycle under load.
     async fn flush_once(self: &Rc<Self>) {
+        // The flusher task and `close` both flush: two at once would both write at the old end.
+        let Ok(_one_at_a_time) = self.flush_lock.acquire_permit(1).await else { return };
         self.flushing.set(true);
         let (items, waiters) = {
             let mut st = self.state.borrow_mut();
