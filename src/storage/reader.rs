@@ -22,6 +22,11 @@ use super::batch::{BatchHeader, HEADER_LEN};
 
 /// Bytes read per disk read, at least: small fetches still read a useful amount.
 const MIN_READ: usize = 64 * 1024;
+/// Bytes read per disk read, at most (a longer range takes several): a client's
+/// `partition_max_bytes` must not size one allocation.
+const MAX_READ: usize = 8 << 20;
+/// Bytes read ahead per partition, at most: up to [`MAX_READ_AHEAD`] of these are held per shard.
+const READ_AHEAD_BYTES: usize = 4 << 20;
 
 /// A range of a segment file that holds the batches a fetch wants.
 #[derive(Debug, Clone)]
@@ -95,7 +100,7 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, R
     // Length of a wanted batch that did not fit in the last read.
     let mut need = 0usize;
     while pos < range.end {
-        let want = range.max_bytes.saturating_sub(total).max(MIN_READ).max(need);
+        let want = range.max_bytes.saturating_sub(total).clamp(MIN_READ, MAX_READ).max(need);
         let want = (want as u64).min(range.end - pos) as usize;
         let chunk = match ready.take() {
             Some(buf) => buf,
@@ -186,7 +191,8 @@ impl SegmentFiles {
         if let Some(offset) = read.next_offset
             && read.next_position < range.end
         {
-            let (position, len) = (read.next_position, (range.end - read.next_position).min(range.max_bytes.max(MIN_READ) as u64));
+            let ahead = range.max_bytes.clamp(MIN_READ, READ_AHEAD_BYTES) as u64;
+            let (position, len) = (read.next_position, (range.end - read.next_position).min(ahead));
             let task = glommio::spawn_local(async move { file.read_at(position, len as usize).await.map_err(std::io::Error::from) });
             let mut queue = self.ahead.borrow_mut();
             if queue.len() >= MAX_READ_AHEAD {

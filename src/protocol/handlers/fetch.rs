@@ -23,6 +23,9 @@ use crate::types::{ShardId, TopicPartition};
 
 /// Versions served (Kafka 4.0: 4–17).
 pub const VERSIONS: (i16, i16) = (4, 17);
+/// The most record bytes one response carries, whatever the request asks: Kafka's broker
+/// default for `fetch.max.bytes` (55 MiB). It bounds the memory one fetch can pin.
+pub const FETCH_MAX_BYTES: usize = 55 << 20;
 /// The first version whose byte fields carry compact (varint) lengths.
 pub const FIRST_FLEXIBLE_VERSION: i16 = 12;
 
@@ -111,7 +114,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                         FetchPart {
                             tp: TopicPartition::new(m.name.clone(), p.partition),
                             offset: p.fetch_offset,
-                            max_bytes: p.partition_max_bytes.max(0) as usize,
+                            max_bytes: (p.partition_max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
                         },
                     )),
                     _ => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
@@ -145,9 +148,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
 
     // Response max_bytes: the first non-empty partition always gets its data (KIP-74). Decided
     // on the located sizes (upper bounds for disk ranges), so nothing is read only to be dropped.
-    let mut budget = req.max_bytes.max(0) as usize;
+    let mut budget = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let mut first = true;
     for r in &mut results {
+        if first && let Located::OnDisk(range) = &mut r.records {
+            // The first partition may exceed the budget only by its first batch.
+            range.max_bytes = range.max_bytes.min(budget.max(1));
+        }
         let size = r.records.available();
         if size == 0 || (!first && size > budget) {
             r.records = Located::default();
