@@ -3,8 +3,8 @@
 After a restart the batch cache is empty, so every fetch below is served by the connection's
 shard reading segment ranges with direct I/O (and reading ahead), and splicing the buffers into
 the response. Raw Fetch v4 requests check what a client library would hide: whole batches only,
-the KIP-74 rules for limits smaller than a batch, the response-wide max_bytes, and that a full
-read-back returns every offset exactly once, in order.
+the KIP-74 rules for limits smaller than a batch, the response-wide max_bytes, huge limits, and
+that a full read-back returns every offset exactly once, in order.
 """
 
 from confluent_kafka import Producer
@@ -48,9 +48,14 @@ def test_disk_reads_after_restart(broker_factory):
     assert base <= 7 < offsets[0], (base, offsets)
     assert got == parts[0][2], "whole batches only"
 
+    # Limits at i32::MAX are capped (Kafka's fetch.max.bytes, 55 MiB), not allocated.
+    parts, got = fetch(sock, 3, {0: 0, 1: 0}, 2**31 - 1, max_bytes=2**31 - 1)
+    assert all(error == kw.ERR_NONE and size > 0 for (error, _hw, size, _b) in parts.values())
+    assert got == sum(size for (_e, _hw, size, _b) in parts.values()) <= 55 << 20
+
     # Read everything back from disk: every offset once, in order, in whole batches.
     offsets = {0: 0, 1: 0}
-    correlation = 3
+    correlation = 4
     total = 0
     while any(offsets[p] < PER_PARTITION for p in offsets):
         before = dict(offsets)
