@@ -24,30 +24,9 @@ CORES="${CORES:-2}"
 REPS="${REPS:-3}"
 PORT=19195
 ADMIN=19694
-BIN=target/release/ringlog
-BENCH=target/release/ringlog-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || { echo "catchup.sh: build first: cargo build --release --workspace" >&2; exit 2; }
 command -v fio >/dev/null || { echo "catchup.sh: fio is required" >&2; exit 2; }
-
-BROKER_PID=""
-start_broker() {
-    "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DIR" --cores "$CORES" \
-        --admin-listen 127.0.0.1:$ADMIN >>"$DIR.log" 2>&1 &
-    BROKER_PID=$!
-    for _ in $(seq 50); do
-        curl -sf "127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    echo "catchup.sh: broker did not start; see $DIR.log" >&2
-    exit 1
-}
-stop_broker() {
-    [ -n "$BROKER_PID" ] || return 0
-    kill -TERM "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    BROKER_PID=""
-}
-trap stop_broker EXIT
+# shellcheck source=perf/broker.sh
+. perf/broker.sh
 
 if [ "${REUSE:-0}" = 1 ] && [ -d "$DIR" ]; then
     echo "== reusing the backlog in $DIR"

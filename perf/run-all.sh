@@ -14,32 +14,16 @@ cd "$(dirname "$0")/.."
 DIR="${1:-/tmp/ringlog-perf}"
 PORT=19095
 ADMIN=19644
-BIN=target/release/ringlog
-BENCH=target/release/ringlog-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || { echo "run-all.sh: build first: cargo build --release --workspace" >&2; exit 2; }
-
-BROKER_PID=""
-stop_broker() {
-    [ -n "$BROKER_PID" ] || return 0
-    kill -TERM "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    BROKER_PID=""
-}
-trap stop_broker EXIT
+CORES=2
+# shellcheck source=perf/broker.sh
+. perf/broker.sh
 
 # run CORES WORKLOAD OUT [harness args...]
 run() {
     local cores=$1 workload=$2 out=$3
     shift 3
-    rm -rf "$DIR" && mkdir -p "$DIR"
-    "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DIR" --cores "$cores" \
-        --admin-listen 127.0.0.1:$ADMIN >"$DIR.log" 2>&1 &
-    BROKER_PID=$!
-    for _ in $(seq 600); do
-        curl -sf "127.0.0.1:$ADMIN/health" >/dev/null && break
-        kill -0 "$BROKER_PID" 2>/dev/null || { echo "run-all.sh: broker exited; see $DIR.log" >&2; exit 1; }
-        sleep 0.1
-    done
+    rm -rf "$DIR" "$DIR.log" && mkdir -p "$DIR"
+    CORES=$cores start_broker
     echo "== $out: --cores $cores $workload $*"
     /usr/bin/time -f "client CPU: %U s user, %S s system, %e s wall" \
         "$BENCH" --workload "$workload" --bootstrap 127.0.0.1:$PORT --out "perf/out/$out" "$@" 2>&1 | tail -2

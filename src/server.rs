@@ -26,6 +26,21 @@ pub enum ServerError {
     /// glommio could not start the executors.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// Another process listens on the broker's address.
+    #[error("cannot listen on {addr}: {error}")]
+    AddressInUse {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What the probe bind said.
+        error: std::io::Error,
+    },
+}
+
+/// Fails when another process already listens on `addr`. The shards bind with SO_REUSEPORT,
+/// which would otherwise let a second broker share the port (and split clients between two
+/// data directories) without a word. A plain bind is refused by any listener there.
+fn ensure_address_free(addr: std::net::SocketAddr) -> Result<(), std::io::Error> {
+    std::net::TcpListener::bind(addr).map(drop)
 }
 
 /// Set when SIGTERM or SIGINT arrives: shards flush, sync and stop.
@@ -36,6 +51,7 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
+    ensure_address_free(config.listen).map_err(|error| ServerError::AddressInUse { addr: config.listen, error })?;
     std::fs::create_dir_all(&config.data_dir)?;
     let cores = config.cores.max(1);
     let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
@@ -126,7 +142,7 @@ async fn shard_main(
     glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router))).detach();
     if let (0, Some(addr)) = (me.0, config.admin_listen) {
         // A busy admin port must not stop the broker: metrics are an aid, not a dependency.
-        match glommio::net::TcpListener::bind(addr) {
+        match ensure_address_free(addr).and_then(|()| glommio::net::TcpListener::bind(addr).map_err(|e| std::io::Error::other(e.to_string()))) {
             Ok(admin) => {
                 tracing::info!(listen = %addr, "admin listener (/metrics, /health)");
                 glommio::spawn_local(crate::metrics::http::serve(admin, Arc::clone(&metrics))).detach();

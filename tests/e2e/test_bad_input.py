@@ -236,3 +236,19 @@ def test_huge_array_length_does_not_kill_the_broker(broker):
     wait_until(lambda: "closing connection" in broker.log_text(), timeout=10, what="closing connection log line")
     still_healthy(broker, by)
     by.close()
+
+
+def test_second_broker_on_the_same_port_refuses_to_start(broker_factory):
+    """Shards bind with SO_REUSEPORT; without a check a second broker would silently share the
+    port and split the clients between two data directories."""
+    first = broker_factory()
+    create_topic(first, "port-owner", 1)
+    second = broker_factory(start=False)
+    second.port = first.port
+    with pytest.raises(RuntimeError, match="exited"):
+        second.start(timeout=15)
+    assert "Address already in use" in second.log_text()
+    assert second.proc.returncode != 0
+    # The first broker still owns the port and serves.
+    first.assert_alive()
+    assert high_watermarks(first, "port-owner", [0]) == {0: 0}
