@@ -36,11 +36,33 @@ pub enum ServerError {
     },
 }
 
-/// Fails when another process already listens on `addr`. The shards bind with SO_REUSEPORT,
-/// which would otherwise let a second broker share the port (and split clients between two
-/// data directories) without a word. A plain bind is refused by any listener there.
+/// Fails when another process keeps accepting connections on `addr`. The shards bind with
+/// SO_REUSEPORT, which would otherwise let a second broker share the port (and split clients
+/// between two data directories) without a word.
+///
+/// It connects rather than binds, because a plain bind is also refused by the TIME_WAIT sockets
+/// a restarted broker leaves behind. And it tries for up to 2 s: a broker that has just exited
+/// still accepts for a few milliseconds, because its io_uring instance, which holds the listening
+/// socket, is torn down after the process is gone.
 fn ensure_address_free(addr: std::net::SocketAddr) -> Result<(), std::io::Error> {
-    std::net::TcpListener::bind(addr).map(drop)
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    for _ in 0..20 {
+        if std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(500)).is_err() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "address already in use: another process accepts connections there",
+    ))
 }
 
 /// Set when SIGTERM or SIGINT arrives: shards flush, sync and stop.

@@ -14,6 +14,14 @@ pub struct Broker {
     config: String,
 }
 
+/// The broker's log, appended across restarts (kept with its data for a failed test).
+fn log_file(dir: &Path) -> Stdio {
+    match std::fs::OpenOptions::new().create(true).append(true).open(dir.join("broker.log")) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
+    }
+}
+
 impl Broker {
     /// Starts a 2-shard broker with data in `dir` and `config` (TOML, Kafka key names).
     pub fn start(port: u16, dir: &Path, config: &str) -> Broker {
@@ -25,7 +33,7 @@ impl Broker {
             .arg(dir)
             .arg("--config")
             .arg(&config_path)
-            .stderr(Stdio::null())
+            .stderr(log_file(dir))
             .spawn()
             .expect("start broker");
         let deadline = Instant::now() + Duration::from_secs(30);

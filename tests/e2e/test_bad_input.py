@@ -247,7 +247,7 @@ def test_second_broker_on_the_same_port_refuses_to_start(broker_factory):
     second.port = first.port
     with pytest.raises(RuntimeError, match="exited"):
         second.start(timeout=15)
-    assert "Address already in use" in second.log_text()
+    assert "address already in use" in second.log_text()
     assert second.proc.returncode != 0
     # The first broker still owns the port and serves.
     first.assert_alive()
