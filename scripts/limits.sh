@@ -241,17 +241,20 @@ fio_run() { # fio_run NAME RUNTIME ARGS... -> $TMP/NAME.json
     fi
 }
 
-log "O_DIRECT sequential write, bs=1M, iodepth=$IODEPTH, ${RT}s"
-fio_run write1m "$RT" --filename="$DATA" --size="$SIZE" --rw=write --bs=1M --iodepth="$IODEPTH"
-r="$(py fio-bw "$TMP/write1m.json" write)"
-read -r mbps bytes1 <<<"$r"
-put ODIRECT_WRITE_MBPS "$mbps"
+# bandwidth KEY JOB RW BS SIZE: one O_DIRECT sequential job; its MB/s goes to KEY and the bytes
+# it moved to $BW_BYTES (a global: `put` must run in this shell, not in a subshell).
+bandwidth() {
+    local key=$1 job=$2 rw=$3 bs=$4 size=$5 mbps
+    log "O_DIRECT sequential $rw, bs=$bs, iodepth=$IODEPTH, ${RT}s"
+    fio_run "$job" "$RT" --filename="$DATA" --size="$size" --rw="$rw" --bs="$bs" --iodepth="$IODEPTH"
+    read -r mbps BW_BYTES <<<"$(py fio-bw "$TMP/$job.json" "$rw")"
+    put "$key" "$mbps"
+}
 
-log "O_DIRECT sequential write, bs=128k, iodepth=$IODEPTH, ${RT}s"
-fio_run write128k "$RT" --filename="$DATA" --size="$SIZE" --rw=write --bs=128k --iodepth="$IODEPTH"
-r="$(py fio-bw "$TMP/write128k.json" write)"
-read -r mbps bytes2 <<<"$r"
-put ODIRECT_WRITE_128K_MBPS "$mbps"
+bandwidth ODIRECT_WRITE_MBPS write1m write 1M "$SIZE"
+bytes1=$BW_BYTES
+bandwidth ODIRECT_WRITE_128K_MBPS write128k write 128k "$SIZE"
+bytes2=$BW_BYTES
 
 # Both writes start at offset 0; read only what they wrote, so no read lands on fallocate'd,
 # never-written blocks (which the filesystem answers with zeros without touching the disk).
@@ -261,11 +264,7 @@ RSIZE=$(((written < SIZE ? written : SIZE) >> 20 << 20))
 ((RSIZE == SIZE)) || log "the writes covered only $((RSIZE >> 20)) MiB of the file: reading that"
 put READ_SPAN_MIB "$((RSIZE >> 20))"
 
-log "O_DIRECT sequential read, bs=1M, iodepth=$IODEPTH, ${RT}s"
-fio_run read1m "$RT" --filename="$DATA" --size="$RSIZE" --rw=read --bs=1M --iodepth="$IODEPTH"
-r="$(py fio-bw "$TMP/read1m.json" read)"
-read -r mbps _ <<<"$r"
-put ODIRECT_READ_MBPS "$mbps"
+bandwidth ODIRECT_READ_MBPS read1m read 1M "$RSIZE"
 
 # The floor: overwrite blocks already written, so fdatasync has no metadata to commit.
 SSIZE=$((SYNC_SIZE < RSIZE ? SYNC_SIZE : RSIZE))

@@ -14,7 +14,7 @@
 //! Every produce that arrived while a flush ran shares the next write and the next fdatasync:
 //! that is the group commit.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -110,7 +110,6 @@ pub struct PartitionLog {
     flush_wakeup: event_listener::Event,
     /// Notified when the high watermark moves: parked fetches wait on it (from any shard).
     data_event: Arc<event_listener::Event>,
-    flushing: Cell<bool>,
     /// The fdatasync started by the last flush, until someone waits for it.
     sync_in_flight: RefCell<Option<glommio::Task<()>>>,
     /// One flush at a time.
@@ -231,7 +230,6 @@ impl PartitionLog {
             cache,
             flush_wakeup: event_listener::Event::new(),
             data_event,
-            flushing: Cell::new(false),
             sync_in_flight: RefCell::new(None),
             flush_lock: glommio::sync::Semaphore::new(1),
         });
@@ -347,7 +345,6 @@ impl PartitionLog {
     async fn flush_once(self: &Rc<Self>) {
         // The flusher task and `close` both flush: two at once would both write at the old end.
         let Ok(_one_at_a_time) = self.flush_lock.acquire_permit(1).await else { return };
-        self.flushing.set(true);
         let (items, waiters) = {
             let mut st = self.state.borrow_mut();
             (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiters))
@@ -384,7 +381,6 @@ impl PartitionLog {
                 reply_all(need_sync, &result);
             }
         }
-        self.flushing.set(false);
     }
 
     /// Waits for the fdatasync in flight, if any.
@@ -428,7 +424,8 @@ impl PartitionLog {
             let st = self.state.borrow();
             st.unsynced_messages > 0 && flush_ms < i64::MAX && now_ms() - st.last_sync_ms >= flush_ms
         };
-        if !due || self.flushing.get() {
+        // A flush in progress syncs when it needs to.
+        if !due || self.flush_lock.available() == 0 {
             return;
         }
         if let Err(e) = self.sync().await {
