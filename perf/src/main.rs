@@ -201,6 +201,8 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
         let start = stats.run_start.elapsed();
+        // The wall clock at `run_start`: the consumer reads the stamp with its own clock.
+        let wall_at_start = wall_ns().saturating_sub(start.as_nanos() as u64);
         let limit = if w.produce_bytes > 0 { w.produce_bytes / w.record_size.max(8) as u64 } else { u64::MAX };
         while !stats.stop.load(Ordering::Relaxed) && seq < limit {
             let intended = if per_producer_rate > 0.0 {
@@ -223,7 +225,8 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             } else {
                 stats.run_start.elapsed()
             };
-            payload[..8].copy_from_slice(&wall_ns().to_be_bytes());
+            // End-to-end latency counts from the intended send time too (coordinated omission).
+            payload[..8].copy_from_slice(&(wall_at_start + intended.as_nanos() as u64).to_be_bytes());
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;

@@ -41,11 +41,6 @@ const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 
 /// Direct I/O page size.
 const PAGE: u64 = 4096;
-/// Written zeros are kept at least this far ahead of the active segment's end ...
-const ZERO_FILL_LOW: u64 = 256 * 1024;
-/// ... by writing this many at a time.
-const ZERO_FILL_STEP: u64 = 512 * 1024;
-
 /// Result of an append.
 pub struct AppendOutcome {
     /// Offset of the first record appended (or of the duplicate already in the log).
@@ -81,8 +76,6 @@ struct LogState {
     segments: BTreeMap<i64, Segment>,
     /// Bytes of the active segment's last partial page, rewritten by the next write.
     tail: Vec<u8>,
-    /// End of the active segment's written blocks (data or zero fill), page-aligned.
-    zeroed_end: u64,
     /// Next offset to assign (log end offset, including queued batches).
     next_offset: i64,
     /// Offsets below this are written: readers see up to here.
@@ -120,8 +113,6 @@ pub struct PartitionLog {
     data_event: Arc<event_listener::Event>,
     /// One flush at a time.
     flush_lock: glommio::sync::Semaphore,
-    /// Held while a zero fill is written past `zeroed_end`.
-    zero_fill_lock: glommio::sync::Semaphore,
 }
 
 async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
@@ -167,7 +158,6 @@ impl PartitionLog {
         let mut segments = BTreeMap::new();
         let mut producers = ProducerStates::default();
         let mut tail = Vec::new();
-        let mut zeroed_end = 0;
         let interval = config.index_interval_bytes;
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
@@ -192,12 +182,11 @@ impl PartitionLog {
                     dropped_bytes = scan.trailing, "recovery truncated a torn or corrupt tail");
             }
             if scan.trailing > 0 {
-                // Preallocated zeros (or the torn tail): the appender rewrites from valid_len.
+                // The last write's page padding (or a torn tail): the appender rewrites from valid_len.
                 seg.file.truncate(scan.valid_len).await?;
             }
             if is_last {
                 tail = segment::read_tail_page(&log_path, scan.valid_len, PAGE)?;
-                zeroed_end = scan.valid_len.div_ceil(PAGE) * PAGE;
             } else {
                 seg.write_index_files()?;
             }
@@ -222,7 +211,6 @@ impl PartitionLog {
             state: RefCell::new(LogState {
                 segments,
                 tail,
-                zeroed_end,
                 next_offset,
                 high_watermark: next_offset,
                 log_start_offset,
@@ -242,7 +230,6 @@ impl PartitionLog {
             sync_wakeup: event_listener::Event::new(),
             data_event,
             flush_lock: glommio::sync::Semaphore::new(1),
-            zero_fill_lock: glommio::sync::Semaphore::new(1),
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
@@ -400,7 +387,6 @@ impl PartitionLog {
         match self.write_items(items).await {
             Ok(()) => {
                 reply_all(written, &Ok(()));
-                self.start_zero_fill();
                 let config = self.config.borrow().clone();
                 let mut st = self.state.borrow_mut();
                 let policy_sync = st.unsynced_messages >= config.flush_messages
@@ -479,24 +465,25 @@ impl PartitionLog {
 
     /// Writes batches at the end of the active segment: the tail page plus the batches, padded to
     /// whole pages, in one O_DIRECT write.
+    ///
+    /// The file grows with each write; nothing is fallocated ahead. On ext4, writes into
+    /// fallocated (unwritten) extents must convert them, and without an fdatasync to commit that
+    /// metadata steadily (acks=1) appends stalled for up to 250 ms. Zeros written ahead instead
+    /// cost 17% of acks=all throughput, since every fdatasync must also flush them
+    /// (`perf/RESULTS.md`, 2026-11-23).
     async fn write_run(&self, run: Vec<(Bytes, BatchHeader)>) -> Result<(), StorageError> {
         if run.is_empty() {
             return Ok(());
         }
-        let (file, size, tail, zeroed_end) = {
+        let (file, size, tail) = {
             let st = self.state.borrow();
             let seg = st.segments.values().next_back().ok_or(StorageError::Closed)?;
-            (Rc::clone(&seg.file), seg.size, st.tail.clone(), st.zeroed_end)
+            (Rc::clone(&seg.file), seg.size, st.tail.clone())
         };
         let start = size - tail.len() as u64;
         let data_len: usize = run.iter().map(|(b, _)| b.len()).sum();
         let used = tail.len() + data_len;
         let buf_len = (used as u64).div_ceil(PAGE) * PAGE;
-        if start + buf_len > zeroed_end {
-            // A zero fill in flight covers the range from `zeroed_end`: its zeros must not land
-            // on top of this write.
-            self.wait_for_zero_fill().await;
-        }
         let mut buf = file.alloc_dma_buffer(buf_len as usize);
         {
             let dst = buf.as_bytes_mut();
@@ -527,7 +514,6 @@ impl PartitionLog {
         }
         st.tail = new_tail;
         st.high_watermark = hw;
-        st.zeroed_end = st.zeroed_end.max(start + buf_len);
         drop(st);
         self.data_event.notify(usize::MAX);
         Ok(())
@@ -536,7 +522,6 @@ impl PartitionLog {
     /// Closes the active segment (trimmed to its logical size, index files written) and starts a
     /// new one at `base`.
     async fn roll(&self, base: i64) -> Result<(), StorageError> {
-        self.wait_for_zero_fill().await;
         let (file, size) = {
             let st = self.state.borrow();
             let seg = st.segments.values().next_back().ok_or(StorageError::Closed)?;
@@ -550,56 +535,8 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.segments.insert(base, Segment::new(base, new_file, log_path, now_ms()));
         st.tail.clear();
-        st.zeroed_end = 0;
         tracing::info!(partition = %self.tp, base_offset = base, "rolled to a new segment");
         Ok(())
-    }
-
-    /// Keeps written zeros ahead of the active segment's end, in the background. A group commit
-    /// then overwrites blocks that are already allocated and written, so ext4 has no metadata to
-    /// journal (no block allocation, no unwritten-extent conversion, no size change) and its
-    /// fdatasync is a device cache flush. Appends into fallocated space paid a journal commit on
-    /// every sync: 30-40% more per fdatasync in `perf/RESULTS.md`.
-    fn start_zero_fill(self: &Rc<Self>) {
-        let (file, from, to) = {
-            let st = self.state.borrow();
-            let Some(seg) = st.segments.values().next_back() else { return };
-            let limit = self.config.borrow().segment_bytes.div_ceil(PAGE) * PAGE;
-            let from = st.zeroed_end;
-            if from >= seg.size + ZERO_FILL_LOW || from >= limit {
-                return;
-            }
-            (Rc::clone(&seg.file), from, (from + ZERO_FILL_STEP).min(limit))
-        };
-        // Taken before the task starts, so the next write already sees the fill in flight.
-        if !matches!(self.zero_fill_lock.try_acquire(1), Ok(true)) {
-            return;
-        }
-        let log = Rc::clone(self);
-        glommio::spawn_local(async move {
-            let mut zeros = file.alloc_dma_buffer((to - from) as usize);
-            zeros.as_bytes_mut().fill(0);
-            match file.write_at(zeros, from).await {
-                Ok(n) if n as u64 == to - from => {
-                    let mut st = log.state.borrow_mut();
-                    if st.segments.values().next_back().is_some_and(|s| Rc::ptr_eq(&s.file, &file)) {
-                        st.zeroed_end = st.zeroed_end.max(to);
-                    }
-                }
-                // Only an optimisation: appends past the fill still work, at the old cost.
-                Ok(n) => tracing::warn!(partition = %log.tp, from, written = n, "short zero fill"),
-                Err(e) => tracing::warn!(partition = %log.tp, from, error = %e, "zero fill failed"),
-            }
-            log.zero_fill_lock.signal(1);
-        })
-        .detach();
-    }
-
-    /// Waits until no zero fill is in flight.
-    async fn wait_for_zero_fill(&self) {
-        if self.zero_fill_lock.acquire(1).await.is_ok() {
-            self.zero_fill_lock.signal(1);
-        }
     }
 
     /// Finds the batches starting with the one that holds `offset`, up to `max_bytes` (at least
@@ -786,7 +723,6 @@ impl PartitionLog {
     /// Flushes everything queued and syncs: the clean-shutdown path.
     pub async fn close(self: &Rc<Self>) -> Result<(), StorageError> {
         self.flush_once().await;
-        self.wait_for_zero_fill().await;
         let waiters = {
             let mut st = self.state.borrow_mut();
             st.sync_requested = false;
@@ -936,64 +872,6 @@ mod tests {
             assert!(start > 0, "retention advanced the log start");
             assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             assert!(log.read(start, 100).await.is_ok());
-        });
-    }
-
-    #[test]
-    fn zero_fill_runs_ahead_and_never_overwrites_data() {
-        run(|dir| async move {
-            let log = open(&dir, config(64 << 20)).await;
-            let value = |i: usize| format!("{i:06}").repeat(1500);
-            // 240 batches of ~18 KiB (4.3 MiB) cross several fill steps. Bursts of 40 follow an
-            // awaited append (whose flush starts a fill), so one write reaches into a fill in flight.
-            let mut pending = Vec::new();
-            for i in 0..240 {
-                let batch = make_batch(&[value(i).as_bytes(), value(i + 1000).as_bytes()], i as i64, -1, -1);
-                pending.push(log.append(&batch, 1).unwrap().done.unwrap());
-                if i % 41 == 0 || i % 41 == 40 {
-                    for done in pending.drain(..) {
-                        done.await.unwrap().unwrap();
-                    }
-                }
-            }
-            for done in pending {
-                done.await.unwrap().unwrap();
-            }
-            // A write that reaches past `zeroed_end` waits while a fill is in flight there.
-            log.wait_for_zero_fill().await;
-            assert!(log.zero_fill_lock.try_acquire(1).unwrap(), "stand in for a fill in flight");
-            let hw = log.offsets().1;
-            let ahead = (log.state.borrow().zeroed_end - log.state.borrow().segments.values().next_back().unwrap().size) as usize;
-            let big = make_batch(&[&vec![b'z'; ahead + 1]], 0, -1, -1);
-            let done = log.append(&big, 1).unwrap().done.unwrap();
-            glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-            assert_eq!(log.offsets().1, hw, "the write waited for the fill");
-            log.zero_fill_lock.signal(1);
-            done.await.unwrap().unwrap();
-            assert_eq!(log.offsets().1, hw + 1);
-            let path = log.state.borrow().segments.values().next_back().unwrap().log_path.clone();
-            let logical = log.state.borrow().segments.values().next_back().unwrap().size;
-            log.wait_for_zero_fill().await;
-            let on_disk = std::fs::metadata(&path).unwrap().len();
-            assert!(on_disk >= logical + ZERO_FILL_LOW, "zeros run ahead: {on_disk} on disk, {logical} logical");
-            drop(log);
-            // No clean shutdown: recovery checks every CRC up to the zeros.
-            let log = open(&dir, config(64 << 20)).await;
-            assert_eq!(log.offsets(), (0, 481, 481));
-            let mut offset = 0;
-            while offset < 480 {
-                let r = log.read(offset, 1 << 20).await.unwrap();
-                for b in &r.records {
-                    let h = BatchHeader::parse(b).unwrap();
-                    if h.base_offset == 480 {
-                        break;
-                    }
-                    let i = (h.base_offset / 2) as usize;
-                    let text = String::from_utf8_lossy(b);
-                    assert!(text.contains(&value(i)) && text.contains(&value(i + 1000)), "batch {i} intact");
-                    offset = h.last_offset() + 1;
-                }
-            }
         });
     }
 

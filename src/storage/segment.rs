@@ -123,10 +123,11 @@ impl Segment {
 pub struct ScanResult {
     /// Bytes of whole, valid batches from the start.
     pub valid_len: u64,
-    /// Bytes after `valid_len` that were not a valid batch (torn tail or preallocated zeros).
+    /// Bytes after `valid_len` that were not a valid batch (a torn tail, or the zeros that pad
+    /// the last write to a page).
     pub trailing: u64,
     /// Whether the bytes right after `valid_len` are data (a torn or corrupt batch) rather than
-    /// the zeros of preallocated space.
+    /// zeros (page padding, or space an older version fallocated).
     pub torn: bool,
 }
 
