@@ -62,6 +62,9 @@ pub struct ShardMetrics {
     pub hop_latency: LatencyHistogram,
     /// fdatasync calls.
     pub fsync_latency: LatencyHistogram,
+    /// From the first batch queued for a group commit to its write: how long produced data waits
+    /// before consumers can read it.
+    pub append_visible_latency: LatencyHistogram,
 }
 
 impl ShardMetrics {
@@ -136,11 +139,16 @@ impl Metrics {
             let ratio = if h + miss == 0 { 0.0 } else { h as f64 / (h + miss) as f64 };
             let _ = writeln!(out, "ringlog_batch_cache_hit_ratio{{shard=\"{shard}\"}} {ratio}");
         }
-        let histograms: [Series<LatencyHistogram>; 4] = [
+        let histograms: [Series<LatencyHistogram>; 5] = [
             ("ringlog_produce_latency_seconds", "Produce request latency.", |m| &m.produce_latency),
             ("ringlog_fetch_latency_seconds", "Fetch request latency, long-poll waits included.", |m| &m.fetch_latency),
             ("ringlog_cross_core_hop_latency_seconds", "Cross-core round trip latency.", |m| &m.hop_latency),
             ("ringlog_fsync_latency_seconds", "fdatasync latency.", |m| &m.fsync_latency),
+            (
+                "ringlog_append_visible_latency_seconds",
+                "From a group commit's first queued batch to its write (visible to consumers).",
+                |m| &m.append_visible_latency,
+            ),
         ];
         for (name, help, get) in histograms {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");

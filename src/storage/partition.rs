@@ -85,6 +85,8 @@ struct LogState {
     projected_size: u64,
     projected_created_ms: i64,
     pending: Vec<Pending>,
+    /// When the first of `pending` was queued.
+    pending_since: Option<std::time::Instant>,
     waiters: Vec<Waiter>,
     /// `acks=all` waiters whose batches are written, for the syncer's next fdatasync.
     sync_waiters: Vec<Waiter>,
@@ -217,6 +219,7 @@ impl PartitionLog {
                 projected_size,
                 projected_created_ms: created,
                 pending: Vec::new(),
+                pending_since: None,
                 waiters: Vec::new(),
                 sync_waiters: Vec::new(),
                 sync_requested: false,
@@ -303,6 +306,7 @@ impl PartitionLog {
             self.cache.insert(self.uid, offset, stamped.clone());
             st.pending.push(Pending::Batch(stamped, h));
         }
+        st.pending_since.get_or_insert_with(std::time::Instant::now);
         st.unsynced_messages += messages;
         let done = if acks == 0 {
             None
@@ -379,13 +383,16 @@ impl PartitionLog {
     async fn flush_once(self: &Rc<Self>) {
         // The flusher task and `close` both flush: two at once would both write at the old end.
         let Ok(_one_at_a_time) = self.flush_lock.acquire_permit(1).await else { return };
-        let (items, waiters) = {
+        let (items, waiters, queued_at) = {
             let mut st = self.state.borrow_mut();
-            (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiters))
+            (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiters), st.pending_since.take())
         };
         let (need_sync, written): (Vec<Waiter>, Vec<Waiter>) = waiters.into_iter().partition(|w| w.sync);
         match self.write_items(items).await {
             Ok(()) => {
+                if let Some(at) = queued_at {
+                    self.cache.metrics.append_visible_latency.record(at.elapsed());
+                }
                 reply_all(written, &Ok(()));
                 let config = self.config.borrow().clone();
                 let mut st = self.state.borrow_mut();
