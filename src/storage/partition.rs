@@ -320,24 +320,36 @@ impl PartitionLog {
         Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
     }
 
-    /// Writes what `append` queues, one O_DIRECT write at a time. Holds the log only while it
-    /// works, so a dropped partition ends it.
-    async fn flusher(log: Weak<Self>) {
+    /// Waits on `event` until `ready` holds, and returns the log then; `None` once the log is
+    /// dropped or failed. The log is held only while there is work, so a dropped partition's
+    /// background tasks end.
+    async fn wait_for_work(
+        log: &Weak<Self>,
+        event: fn(&Self) -> &event_listener::Event,
+        ready: fn(&LogState) -> bool,
+    ) -> Option<Rc<Self>> {
         loop {
-            let Some(this) = log.upgrade() else { return };
-            let listener = this.flush_wakeup.listen();
-            let (idle, failed) = {
+            let this = log.upgrade()?;
+            let listener = event(&this).listen();
+            {
                 let st = this.state.borrow();
-                (st.pending.is_empty() && st.waiters.is_empty(), st.failed)
-            };
-            if failed {
-                return;
+                if st.failed {
+                    return None;
+                }
+                if ready(&st) {
+                    drop(st);
+                    return Some(this);
+                }
             }
-            if idle {
-                drop(this);
-                listener.await;
-                continue;
-            }
+            drop(this);
+            listener.await;
+        }
+    }
+
+    /// Writes what `append` queues, one O_DIRECT write at a time.
+    async fn flusher(log: Weak<Self>) {
+        let has_work = |st: &LogState| !st.pending.is_empty() || !st.waiters.is_empty();
+        while let Some(this) = Self::wait_for_work(&log, |l| &l.flush_wakeup, has_work).await {
             this.flush_once().await;
         }
     }
@@ -346,22 +358,7 @@ impl PartitionLog {
     /// beside the flusher, so a write never waits for a sync: a slow fdatasync delays the
     /// acknowledgements it covers, not the high watermark that consumers read up to.
     async fn syncer(log: Weak<Self>) {
-        loop {
-            let Some(this) = log.upgrade() else { return };
-            let listener = this.sync_wakeup.listen();
-            let (requested, failed) = {
-                let st = this.state.borrow();
-                (st.sync_requested, st.failed)
-            };
-            if failed {
-                reply_all(std::mem::take(&mut this.state.borrow_mut().sync_waiters), &Err(StorageError::Closed));
-                return;
-            }
-            if !requested {
-                drop(this);
-                listener.await;
-                continue;
-            }
+        while let Some(this) = Self::wait_for_work(&log, |l| &l.sync_wakeup, |st| st.sync_requested).await {
             // Every waiter taken here has its write complete, so this sync covers it. A batch in
             // an older segment was synced by the roll that closed that segment.
             let (waiters, file) = {
@@ -376,11 +373,15 @@ impl PartitionLog {
             }
             reply_all(waiters, &result);
         }
+        if let Some(this) = log.upgrade() {
+            let waiters = std::mem::take(&mut this.state.borrow_mut().sync_waiters);
+            reply_all(waiters, &Err(StorageError::Closed));
+        }
     }
 
     /// Writes everything queued, acknowledges `acks=1` waiters, and hands `acks=all` waiters to
     /// the syncer (which also syncs when the flush policy says so).
-    async fn flush_once(self: &Rc<Self>) {
+    async fn flush_once(&self) {
         // The flusher task and `close` both flush: two at once would both write at the old end.
         let Ok(_one_at_a_time) = self.flush_lock.acquire_permit(1).await else { return };
         let (items, waiters, queued_at) = {
@@ -728,7 +729,7 @@ impl PartitionLog {
     }
 
     /// Flushes everything queued and syncs: the clean-shutdown path.
-    pub async fn close(self: &Rc<Self>) -> Result<(), StorageError> {
+    pub async fn close(&self) -> Result<(), StorageError> {
         self.flush_once().await;
         let waiters = {
             let mut st = self.state.borrow_mut();
@@ -879,6 +880,26 @@ mod tests {
             assert!(start > 0, "retention advanced the log start");
             assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             assert!(log.read(start, 100).await.is_ok());
+        });
+    }
+
+    #[test]
+    fn a_dropped_log_closes_its_files() {
+        run(|dir| async move {
+            let open_in_dir = || {
+                std::fs::read_dir("/proc/self/fd")
+                    .unwrap()
+                    .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|target| target.starts_with(&dir))
+                    .count()
+            };
+            let log = open(&dir, config(1 << 20)).await;
+            append_n(&log, 3, 1_000).await;
+            assert!(open_in_dir() > 0, "the active segment is open");
+            drop(log);
+            // The flusher and syncer wake, find the log gone and end; nothing else holds it.
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            assert_eq!(open_in_dir(), 0, "no segment file stays open");
         });
     }
 
