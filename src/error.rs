@@ -44,7 +44,7 @@ pub fn storage_error_code(err: &StorageError) -> i16 {
         StorageError::CorruptBatch(_) => code::CORRUPT_MESSAGE,
         StorageError::UnsupportedMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
         StorageError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
-        StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        StorageError::OffsetOutOfRange { .. } | StorageError::SegmentDeleted { .. } => code::OFFSET_OUT_OF_RANGE,
         StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         StorageError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
         StorageError::Closed => code::NOT_LEADER_OR_FOLLOWER,
@@ -60,6 +60,7 @@ mod tests {
         assert_eq!(storage_error_code(&StorageError::CorruptBatch("crc".into())), 2);
         assert_eq!(storage_error_code(&StorageError::MessageTooLarge { size: 10, max: 5 }), 10);
         assert_eq!(storage_error_code(&StorageError::OffsetOutOfRange { offset: 9, start: 0, end: 1 }), 1);
+        assert_eq!(storage_error_code(&StorageError::SegmentDeleted { offset: 9 }), 1);
         assert_eq!(storage_error_code(&StorageError::OutOfOrderSequence { expected: 1, got: 3 }), 45);
         assert_eq!(storage_error_code(&StorageError::UnsupportedMagic(1)), 43);
     }

@@ -63,6 +63,13 @@ pub enum StorageError {
     /// The partition was deleted or failed.
     #[error("partition is closed")]
     Closed,
+    /// Retention deleted the segment between the owner locating a fetch and this shard reading
+    /// it: the offset is below the log start now.
+    #[error("the segment holding offset {offset} was deleted by retention")]
+    SegmentDeleted {
+        /// The offset the fetch wanted.
+        offset: i64,
+    },
 }
 
 impl From<std::io::Error> for StorageError {

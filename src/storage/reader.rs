@@ -211,7 +211,13 @@ impl SegmentFiles {
         match cached {
             Some(file) => Ok(file),
             None => {
-                let file = Rc::new(DmaFile::open(&range.path).await?);
+                let file = match DmaFile::open(&range.path).await.map_err(std::io::Error::from) {
+                    Ok(file) => Rc::new(file),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(StorageError::SegmentDeleted { offset: range.offset });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 self.open.borrow_mut().insert(range.segment_id, (Rc::clone(&file), Instant::now()));
                 Ok(file)
             }
@@ -304,6 +310,11 @@ mod tests {
             let second = files.read(&range(30, 35_000)).await.unwrap();
             assert!(files.ahead.borrow().iter().all(|a| a.offset != 30), "the read-ahead was used");
             assert_eq!(headers(&second).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40, 50]);
+
+            // Retention deleted the segment after the owner located the range: the client is
+            // told its offset is out of range (it then resets), not that the disk failed.
+            let gone = DiskRange { segment_id: 2, path: dir.join("00000000000000000400.log"), ..range(400, 100) };
+            assert!(matches!(files.read(&gone).await, Err(StorageError::SegmentDeleted { offset: 400 })));
         });
     }
 }
