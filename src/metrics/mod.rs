@@ -48,6 +48,8 @@ pub struct ShardMetrics {
     pub bytes_in: AtomicU64,
     /// Response bytes written to clients.
     pub bytes_out: AtomicU64,
+    /// Record bytes of cold reads the kernel spliced from segment files to sockets.
+    pub spliced_bytes: AtomicU64,
     /// Requests sent to another shard.
     pub hops: AtomicU64,
     /// Fetch reads served from the batch cache.
@@ -111,9 +113,10 @@ impl Metrics {
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [Series<AtomicU64>; 5] = [
+        let counters: [Series<AtomicU64>; 6] = [
             ("ringlog_bytes_in_total", "Request bytes read from clients.", |m| &m.bytes_in),
             ("ringlog_bytes_out_total", "Response bytes written to clients.", |m| &m.bytes_out),
+            ("ringlog_spliced_bytes_total", "Cold-read bytes spliced from segment files to sockets.", |m| &m.spliced_bytes),
             ("ringlog_cross_core_hops_total", "Requests forwarded to another shard.", |m| &m.hops),
             ("ringlog_batch_cache_hits_total", "Fetch reads served from the batch cache.", |m| &m.cache_hits),
             ("ringlog_batch_cache_misses_total", "Fetch reads that went to disk.", |m| &m.cache_misses),

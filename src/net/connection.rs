@@ -17,6 +17,7 @@ use glommio::net::TcpStream;
 
 use crate::metrics::ShardMetrics;
 use crate::protocol::{self, ProtocolError, ResponseFrame};
+use crate::net::splice::SpliceRing;
 use crate::protocol::frame::Chunk;
 use crate::router::Router;
 
@@ -92,11 +93,14 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
         }
     };
     let metrics = std::sync::Arc::clone(&router.metrics);
+    let splice = router.local.splice.clone();
     let writing = async move {
         while let Some(task) = queue_rx.next().await {
             if let Some(response) = task.await? {
-                write_frame(&mut writer, fd, &response).await?;
+                write_frame(&mut writer, fd, &response, splice.as_ref()).await?;
                 ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
+                let spliced: usize = response.chunks().iter().filter(|c| c.in_memory().is_none()).map(Chunk::len).sum();
+                ShardMetrics::add(&metrics.spliced_bytes, spliced as u64);
             }
         }
         Ok::<(), ConnectionError>(())
@@ -132,20 +136,33 @@ async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]
 
 /// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
 /// through glommio's writer (which waits for the socket to drain) when it is full.
-async fn write_frame<W: futures::AsyncWrite + Unpin>(writer: &mut W, fd: RawFd, frame: &ResponseFrame) -> std::io::Result<()> {
+async fn write_frame<W: futures::AsyncWrite + Unpin>(
+    writer: &mut W,
+    fd: RawFd,
+    frame: &ResponseFrame,
+    splice: Option<&Rc<SpliceRing>>,
+) -> std::io::Result<()> {
     let chunks = frame.chunks();
     let (mut i, mut at) = (0, 0);
     while i < chunks.len() {
+        let Some(bytes) = chunks[i].in_memory() else {
+            let (Chunk::File(slice), Some(ring)) = (&chunks[i], splice) else {
+                return Err(std::io::Error::other("a file chunk without a splice ring"));
+            };
+            ring.send(fd, slice).await?;
+            (i, at) = (i + 1, 0);
+            continue;
+        };
         match send_vectored(fd, &chunks[i..], at) {
             Ok(mut sent) => {
-                while i < chunks.len() && sent >= chunks[i].len() - at {
+                while i < chunks.len() && chunks[i].in_memory().is_some() && sent >= chunks[i].len() - at {
                     sent -= chunks[i].len() - at;
                     (i, at) = (i + 1, 0);
                 }
                 at += sent;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                writer.write_all(&chunks[i][at..]).await?;
+                writer.write_all(&bytes[at..]).await?;
                 (i, at) = (i + 1, 0);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -161,8 +178,10 @@ const MAX_IOV: usize = 64;
 /// One non-blocking `sendmsg` of `chunks`, the first from byte `at`. Returns the bytes sent.
 fn send_vectored(fd: RawFd, chunks: &[Chunk], at: usize) -> std::io::Result<usize> {
     let mut iov: Vec<libc::iovec> = Vec::with_capacity(chunks.len().min(MAX_IOV));
-    for (n, chunk) in chunks.iter().take(MAX_IOV).enumerate() {
-        let part = if n == 0 { &chunk[at..] } else { &chunk[..] };
+    // A file chunk ends the run: it goes to the socket by splice.
+    let in_memory = chunks.iter().map_while(Chunk::in_memory);
+    for (n, chunk) in in_memory.take(MAX_IOV).enumerate() {
+        let part = if n == 0 { &chunk[at..] } else { chunk };
         iov.push(libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() });
     }
     // SAFETY: msghdr is plain data; zeroed is a valid empty header.

@@ -1,6 +1,7 @@
 //! The network edge: each shard's SO_REUSEPORT listener and its connections.
 
 pub mod connection;
+pub mod splice;
 
 use std::rc::Rc;
 

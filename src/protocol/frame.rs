@@ -11,21 +11,39 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use glommio::io::ReadResult;
 
+use crate::storage::reader::FileSlice;
+
 /// One piece of a response frame.
 pub enum Chunk {
     /// Encoded protocol bytes, or record batches from the batch cache.
     Bytes(Bytes),
     /// Record batches in a direct-I/O read buffer.
     Disk(ReadResult),
+    /// Record batches left in their segment file, spliced to the socket by the kernel.
+    File(FileSlice),
 }
 
-impl std::ops::Deref for Chunk {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
+impl Chunk {
+    /// Bytes in the chunk.
+    pub fn len(&self) -> usize {
         match self {
-            Chunk::Bytes(b) => b,
-            Chunk::Disk(r) => r,
+            Chunk::Bytes(b) => b.len(),
+            Chunk::Disk(r) => r.len(),
+            Chunk::File(f) => f.len,
+        }
+    }
+
+    /// Whether the chunk has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, for a chunk held in memory.
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Chunk::Bytes(b) => Some(b),
+            Chunk::Disk(r) => Some(r),
+            Chunk::File(_) => None,
         }
     }
 }
@@ -173,7 +191,7 @@ mod tests {
     use kafka_protocol::protocol::Decodable;
 
     fn flatten(frame: &ResponseFrame) -> Vec<u8> {
-        frame.chunks().iter().flat_map(|c| c.to_vec()).collect()
+        frame.chunks().iter().flat_map(|c| c.in_memory().map(<[u8]>::to_vec).unwrap_or_default()).collect()
     }
 
     /// A spliced frame decodes to exactly what the codec would have encoded with the records

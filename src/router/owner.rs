@@ -20,6 +20,7 @@ use crate::metadata::{MetadataMutation, MetadataStore, SnapshotHandle, TopicMeta
 use crate::group::{GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
+use crate::net::splice::SpliceRing;
 use crate::storage::reader::{Located, SegmentFiles};
 use crate::storage::{PartitionLog, StorageError};
 use crate::types::{ShardId, TopicPartition};
@@ -40,6 +41,8 @@ pub struct OwnerShard {
     pub groups: GroupCoordinator,
     /// Segment files this shard reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
+    /// This shard's splice ring for cold reads, where io_uring splice is available.
+    pub splice: Option<Rc<SpliceRing>>,
 }
 
 impl OwnerShard {
@@ -54,6 +57,13 @@ impl OwnerShard {
     ) -> Self {
         let cache = Rc::new(BatchCache::new(config.batch_cache_bytes, metrics));
         let groups = GroupCoordinator::new(config.group.clone());
+        let splice = match SpliceRing::new() {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                tracing::warn!(shard = me.0, error = %e, "no io_uring splice: cold reads use DMA reads");
+                None
+            }
+        };
         OwnerShard {
             me,
             config,
@@ -65,7 +75,8 @@ impl OwnerShard {
             data_event,
             next_uid: Cell::new(0),
             groups,
-            segment_files: SegmentFiles::default(),
+            segment_files: SegmentFiles::new(splice.is_some()),
+            splice,
         }
     }
 

@@ -568,13 +568,15 @@ impl PartitionLog {
         let Some(seg) = holding.or_else(|| st.segments.range(offset + 1..).next().map(|(_, s)| s)) else {
             return Ok(outcome(Located::default()));
         };
+        let position = seg.lookup(offset).0;
         Ok(outcome(Located::OnDisk(DiskRange {
             segment_id: seg.id,
             path: seg.log_path.clone(),
-            position: seg.lookup(offset).0,
+            position,
             end: seg.size,
             offset,
             max_bytes,
+            boundaries: seg.batch_starts(position, position + max_bytes as u64),
         })))
     }
 

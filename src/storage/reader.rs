@@ -43,6 +43,9 @@ pub struct DiskRange {
     pub offset: i64,
     /// Byte limit (at least one whole batch is returned, as KIP-74 asks).
     pub max_bytes: usize,
+    /// Batch starts from the segment's sparse index after `position`, up to `position +
+    /// max_bytes`: where a range can end on a whole batch without reading it.
+    pub boundaries: Vec<u64>,
 }
 
 impl DiskRange {
@@ -75,6 +78,24 @@ impl Located {
             Located::OnDisk(range) => range.available(),
         }
     }
+}
+
+/// Whole batches still in a segment file, for the kernel to send (see `net::splice`).
+pub struct FileSlice {
+    /// The segment file, opened for buffered reads.
+    pub file: Rc<std::fs::File>,
+    /// Where the batches start.
+    pub pos: u64,
+    /// Bytes.
+    pub len: usize,
+}
+
+/// Part of what a fetch returns from disk.
+pub enum DiskPiece {
+    /// Whole batches in a direct-I/O read buffer.
+    Read(ReadResult),
+    /// Whole batches left in the file, to be spliced to the socket.
+    InFile(FileSlice),
 }
 
 /// Batches read from a [`DiskRange`].
@@ -170,14 +191,54 @@ struct ReadAhead {
 /// the client works through it: disk and network overlap instead of taking turns.
 #[derive(Default)]
 pub struct SegmentFiles {
-    open: RefCell<HashMap<u64, (Rc<DmaFile>, Instant)>>,
+    open: RefCell<HashMap<u64, OpenSegment>>,
     ahead: RefCell<VecDeque<ReadAhead>>,
+    /// Whether large ranges may be left in the file for the socket path to splice.
+    splice: bool,
 }
 
+/// A segment file's handles on this shard.
+struct OpenSegment {
+    dma: Rc<DmaFile>,
+    /// For splicing, when it is on.
+    buffered: Option<Rc<std::fs::File>>,
+    used: Instant,
+}
+
+/// Ranges at least this large leave their bulk in the file for the socket path to splice; smaller
+/// ones are read with DMA, where one read costs less than setting up a splice.
+const SPLICE_MIN: usize = 256 * 1024;
+
 impl SegmentFiles {
+    /// Handles for this shard; `splice` says whether the socket path can splice file ranges.
+    pub fn new(splice: bool) -> Self {
+        SegmentFiles { splice, ..Default::default() }
+    }
+
     /// Reads `range`, opening its segment file on first use.
-    pub async fn read(&self, range: &DiskRange) -> Result<Vec<ReadResult>, StorageError> {
-        let file = self.file(range).await?;
+    ///
+    /// A large range, when splicing is on, is read only up to its first whole batches (64 KiB):
+    /// that read finds the exact batch holding the wanted offset. The rest, up to the last
+    /// index boundary within the byte limit, stays in the file as a [`FileSlice`].
+    pub async fn read(&self, range: &DiskRange) -> Result<Vec<DiskPiece>, StorageError> {
+        let (file, buffered) = self.handles(range).await?;
+        if let Some(buffered) = buffered
+            && range.available() >= SPLICE_MIN
+        {
+            let head = read_range(&file, &DiskRange { max_bytes: MIN_READ, boundaries: Vec::new(), ..range.clone() }, None).await?;
+            let head_len: usize = head.views.iter().map(|v| v.len()).sum();
+            let mut out: Vec<DiskPiece> = head.views.into_iter().map(DiskPiece::Read).collect();
+            if head.next_offset.is_none() {
+                return Ok(out);
+            }
+            let from = head.next_position;
+            let budget_end = from + range.max_bytes.saturating_sub(head_len) as u64;
+            let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b > from && b <= budget_end).max();
+            if let Some(to) = to {
+                out.push(DiskPiece::InFile(FileSlice { file: buffered, pos: from, len: (to - from) as usize }));
+            }
+            return Ok(out);
+        }
         let ahead = {
             let mut queue = self.ahead.borrow_mut();
             let found = queue.iter().position(|a| a.segment_id == range.segment_id && a.offset == range.offset);
@@ -200,34 +261,35 @@ impl SegmentFiles {
             }
             queue.push_back(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: task });
         }
-        Ok(read.views)
+        Ok(read.views.into_iter().map(DiskPiece::Read).collect())
     }
 
-    async fn file(&self, range: &DiskRange) -> Result<Rc<DmaFile>, StorageError> {
-        let cached = self.open.borrow_mut().get_mut(&range.segment_id).map(|(file, used)| {
-            *used = Instant::now();
-            Rc::clone(file)
+    /// The segment's handles on this shard, opened on first use.
+    async fn handles(&self, range: &DiskRange) -> Result<(Rc<DmaFile>, Option<Rc<std::fs::File>>), StorageError> {
+        let cached = self.open.borrow_mut().get_mut(&range.segment_id).map(|open| {
+            open.used = Instant::now();
+            (Rc::clone(&open.dma), open.buffered.clone())
         });
-        match cached {
-            Some(file) => Ok(file),
-            None => {
-                let file = match DmaFile::open(&range.path).await.map_err(std::io::Error::from) {
-                    Ok(file) => Rc::new(file),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(StorageError::SegmentDeleted { offset: range.offset });
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                self.open.borrow_mut().insert(range.segment_id, (Rc::clone(&file), Instant::now()));
-                Ok(file)
-            }
+        if let Some(handles) = cached {
+            return Ok(handles);
         }
+        let deleted = |e: std::io::Error| match e.kind() {
+            // Retention deleted the segment after the owner located the range.
+            std::io::ErrorKind::NotFound => StorageError::SegmentDeleted { offset: range.offset },
+            _ => e.into(),
+        };
+        let dma = Rc::new(DmaFile::open(&range.path).await.map_err(|e| deleted(e.into()))?);
+        // The inode is in memory now (the DMA handle holds it): this open does not wait for the disk.
+        let buffered = if self.splice { Some(Rc::new(std::fs::File::open(&range.path).map_err(deleted)?)) } else { None };
+        let open = OpenSegment { dma: Rc::clone(&dma), buffered: buffered.clone(), used: Instant::now() };
+        self.open.borrow_mut().insert(range.segment_id, open);
+        Ok((dma, buffered))
     }
 
     /// Closes handles unused for `idle`, and drops read-ahead nobody claimed.
     pub fn expire_idle(&self, idle: Duration) {
         let now = Instant::now();
-        self.open.borrow_mut().retain(|_, (_, used)| now.duration_since(*used) < idle);
+        self.open.borrow_mut().retain(|_, open| now.duration_since(open.used) < idle);
         self.ahead.borrow_mut().retain(|a| now.duration_since(a.issued) < idle);
     }
 }
@@ -251,6 +313,17 @@ mod tests {
         }
         std::fs::write(path, &bytes).unwrap();
         layout
+    }
+
+    /// The read buffers of a DMA-only read.
+    fn views(pieces: Vec<DiskPiece>) -> Vec<ReadResult> {
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                DiskPiece::Read(view) => view,
+                DiskPiece::InFile(_) => panic!("a small range is read, not left in the file"),
+            })
+            .collect()
     }
 
     fn headers(views: &[ReadResult]) -> Vec<BatchHeader> {
@@ -282,6 +355,7 @@ mod tests {
                 end,
                 offset,
                 max_bytes,
+                boundaries: Vec::new(),
             };
             let file = DmaFile::open(&path).await.unwrap();
 
@@ -304,10 +378,10 @@ mod tests {
 
             // A consumer's next fetch is served from the read-ahead, from the exact position.
             let files = SegmentFiles::default();
-            let first = files.read(&range(0, 35_000)).await.unwrap();
+            let first = views(files.read(&range(0, 35_000)).await.unwrap());
             assert_eq!(headers(&first).last().unwrap().base_offset, 20);
             assert_eq!(files.ahead.borrow().len(), 1, "the next range is being read");
-            let second = files.read(&range(30, 35_000)).await.unwrap();
+            let second = views(files.read(&range(30, 35_000)).await.unwrap());
             assert!(files.ahead.borrow().iter().all(|a| a.offset != 30), "the read-ahead was used");
             assert_eq!(headers(&second).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40, 50]);
 
@@ -315,6 +389,30 @@ mod tests {
             // told its offset is out of range (it then resets), not that the disk failed.
             let gone = DiskRange { segment_id: 2, path: dir.join("00000000000000000400.log"), ..range(400, 100) };
             assert!(matches!(files.read(&gone).await, Err(StorageError::SegmentDeleted { offset: 400 })));
+        });
+    }
+
+    #[test]
+    fn a_large_range_is_read_up_to_its_first_batches_and_left_in_the_file_after() {
+        run(|dir| async move {
+            let path = dir.join("00000000000000000000.log");
+            let layout = write_segment(&path);
+            let end = std::fs::metadata(&path).unwrap().len();
+            // The sparse index has every fourth batch start; offset 53 is inside batch 5.
+            let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
+            let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end, offset: 53, max_bytes: 300_000, boundaries };
+            let mut pieces = SegmentFiles::new(true).read(&range).await.unwrap();
+            let Some(DiskPiece::InFile(slice)) = pieces.pop() else { panic!("the range ends with a file slice") };
+            let head = views(pieces);
+            let head_len: usize = head.iter().map(|v| v.len()).sum();
+            let head_batches = headers(&head);
+            assert_eq!(head_batches[0].base_offset, 50, "the read starts at the batch holding the offset");
+            let next = layout.iter().position(|(_, pos, _)| *pos == slice.pos).expect("the slice starts on a batch");
+            assert_eq!(layout[next].0, head_batches.last().unwrap().last_offset() + 1, "and goes on from the read");
+            let slice_end = slice.pos + slice.len as u64;
+            assert!(range.boundaries.contains(&slice_end) || slice_end == end, "the slice ends on an indexed batch start");
+            assert!(head_len + slice.len <= range.max_bytes);
+            assert!(head_len + slice.len + 4 * layout[0].2 > range.max_bytes, "it uses the budget up to one index step");
         });
     }
 }

@@ -85,6 +85,13 @@ impl Segment {
         self.size = pos + h.total_len() as u64;
     }
 
+    /// Positions of the indexed batch starts in `(after, up_to]`.
+    pub fn batch_starts(&self, after: u64, up_to: u64) -> Vec<u64> {
+        let first = self.index.partition_point(|(_, pos)| u64::from(*pos) <= after);
+        let end = self.index.partition_point(|(_, pos)| u64::from(*pos) <= up_to);
+        self.index[first..end.max(first)].iter().map(|(_, pos)| u64::from(*pos)).collect()
+    }
+
     /// Position of the indexed batch at or before `offset`.
     pub fn lookup(&self, offset: i64) -> FilePos {
         let rel = (offset - self.base_offset).max(0) as u32;

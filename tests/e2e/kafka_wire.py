@@ -139,10 +139,11 @@ def fetch_v4_body(topic: str, offsets: "dict[int, int]", partition_max_bytes: in
             + struct.pack(">i", 1) + string(topic) + struct.pack(">i", len(parts)) + b"".join(parts))
 
 
-def parse_fetch_v4(frame, offsets: "dict[int, int]"):
+def parse_fetch_v4(frame, offsets: "dict[int, int]", collect: "dict[int, bytearray] | None" = None):
     """Walks a Fetch v4 response frame (correlation id first) and advances `offsets` past each
     whole batch. Returns ({partition: (error, high watermark, records size, [batch base offsets])},
-    whole-batch bytes). A partial batch at the end of a partition's records is skipped."""
+    whole-batch bytes). A partial batch at the end of a partition's records is skipped. With
+    `collect`, each whole batch's bytes are appended to `collect[partition]`."""
     at = 4 + 4  # correlation id, throttle time
     (topics,) = struct.unpack_from(">i", frame, at)
     at += 4
@@ -169,6 +170,8 @@ def parse_fetch_v4(frame, offsets: "dict[int, int]"):
                 (delta,) = struct.unpack_from(">i", frame, at + 23)
                 offsets[partition] = base + delta + 1
                 bases.append(base)
+                if collect is not None:
+                    collect.setdefault(partition, bytearray()).extend(frame[at : at + 12 + length])
                 total += 12 + length
                 at += 12 + length
             out[partition] = (error, hw, max(size, 0), bases)

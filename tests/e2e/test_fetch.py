@@ -1,11 +1,14 @@
 """Fetch from disk through the zero-copy read path, seen on the wire.
 
 After a restart the batch cache is empty, so every fetch below is served by the connection's
-shard reading segment ranges with direct I/O (and reading ahead), and splicing the buffers into
-the response. Raw Fetch v4 requests check what a client library would hide: whole batches only,
+shard from the segment files: small ranges by direct-I/O reads (read ahead) whose buffers go into
+the response, large ones mostly by io_uring splice from the file to the socket. Raw Fetch v4 requests check what a client library would hide: whole batches only,
 the KIP-74 rules for limits smaller than a batch, the response-wide max_bytes, huge limits, and
 that a full read-back returns every offset exactly once, in order.
 """
+
+import re
+import urllib.request
 
 from confluent_kafka import Producer
 
@@ -16,10 +19,10 @@ TOPIC = "fetch-disk"
 PER_PARTITION = 4000
 
 
-def fetch(sock, correlation, offsets, partition_max_bytes, max_bytes=64 << 20):
+def fetch(sock, correlation, offsets, partition_max_bytes, max_bytes=64 << 20, collect=None):
     body = kw.fetch_v4_body(TOPIC, offsets, partition_max_bytes, max_bytes=max_bytes)
     frame = kw.roundtrip(sock, kw.frame(kw.API_FETCH, 4, correlation, body))
-    return kw.parse_fetch_v4(frame, offsets)
+    return kw.parse_fetch_v4(frame, offsets, collect)
 
 
 def test_disk_reads_after_restart(broker_factory):
@@ -53,21 +56,33 @@ def test_disk_reads_after_restart(broker_factory):
     assert all(error == kw.ERR_NONE and size > 0 for (error, _hw, size, _b) in parts.values())
     assert got == sum(size for (_e, _hw, size, _b) in parts.values()) <= 55 << 20
 
-    # Read everything back from disk: every offset once, in order, in whole batches.
-    offsets = {0: 0, 1: 0}
-    correlation = 4
-    total = 0
-    while any(offsets[p] < PER_PARTITION for p in offsets):
-        before = dict(offsets)
-        parts, got = fetch(sock, correlation, offsets, 64 << 10)
-        correlation += 1
-        total += got
-        assert got == sum(size for (_e, _hw, size, _b) in parts.values()), "whole batches only"
-        for p, (error, hw, _size, bases) in parts.items():
-            assert error == kw.ERR_NONE and hw == PER_PARTITION
-            if bases:
-                assert bases[0] == before[p], f"partition {p} resumed at {bases[0]}, not {before[p]}"
-        assert offsets != before, "no progress"
-    assert offsets == {0: PER_PARTITION, 1: PER_PARTITION}
-    assert total > 2 * PER_PARTITION * 1000
+    # Read everything back from disk: every offset once, in order, in whole batches. 64 KiB
+    # limits are served by DMA reads; 1 MiB limits leave most of each range in the file, for the
+    # kernel to splice to the socket. Both must deliver the same bytes.
+    read_back = {}
+    for limit in (64 << 10, 1 << 20):
+        offsets = {0: 0, 1: 0}
+        collected = {}
+        correlation = 4
+        total = 0
+        while any(offsets[p] < PER_PARTITION for p in offsets):
+            before = dict(offsets)
+            parts, got = fetch(sock, correlation, offsets, limit, collect=collected)
+            correlation += 1
+            total += got
+            assert got == sum(size for (_e, _hw, size, _b) in parts.values()), "whole batches only"
+            for p, (error, hw, size, bases) in parts.items():
+                assert error == kw.ERR_NONE and hw == PER_PARTITION
+                assert size <= limit or len(bases) == 1, "over the partition limit"
+                if bases:
+                    assert bases[0] == before[p], f"partition {p} resumed at {bases[0]}, not {before[p]}"
+            assert offsets != before, "no progress"
+        assert offsets == {0: PER_PARTITION, 1: PER_PARTITION}
+        assert total > 2 * PER_PARTITION * 1000
+        read_back[limit] = collected
+    assert read_back[64 << 10] == read_back[1 << 20], "DMA reads and splices return the same bytes"
     sock.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.admin_port}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    spliced = sum(float(v) for v in re.findall(r"^ringlog_spliced_bytes_total\{[^}]*\} (\S+)$", metrics, re.M))
+    assert spliced > 2 * PER_PARTITION * 1000, f"the 1 MiB read-back was spliced, got {spliced} bytes"

@@ -18,7 +18,7 @@ use crate::error::{code, storage_error_code};
 use crate::protocol::RequestContext;
 use crate::protocol::frame::{Chunk, RecordsSplicer};
 use crate::router::{FetchPart, FetchPartResult, Router, ShardRequest, ShardResponse};
-use crate::storage::reader::Located;
+use crate::storage::reader::{DiskPiece, Located};
 use crate::types::{ShardId, TopicPartition};
 
 /// Versions served (Kafka 4.0: 4–17).
@@ -73,7 +73,16 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
         match &r.records {
             Located::Cached(batches) => Ok(batches.iter().cloned().map(Chunk::Bytes).collect()),
             Located::OnDisk(range) => {
-                router.local.segment_files.read(range).await.map(|views| views.into_iter().map(Chunk::Disk).collect())
+                let pieces = router.local.segment_files.read(range).await;
+                pieces.map(|pieces| {
+                    pieces
+                        .into_iter()
+                        .map(|piece| match piece {
+                            DiskPiece::Read(view) => Chunk::Disk(view),
+                            DiskPiece::InFile(slice) => Chunk::File(slice),
+                        })
+                        .collect()
+                })
             }
         }
     });
