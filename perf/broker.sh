@@ -1,7 +1,7 @@
 # Sourced by the perf/ scripts: start and stop one release broker for a measurement.
 # The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN.
 
-BIN=target/release/ringlog
+BIN="${RINGLOG_BIN:-target/release/ringlog}"
 BENCH=target/release/ringlog-bench
 [ -x "$BIN" ] && [ -x "$BENCH" ] || { echo "$0: build first: cargo build --release --workspace" >&2; exit 2; }
 

@@ -16,9 +16,9 @@ use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 
 use crate::metrics::ShardMetrics;
-use crate::protocol::{self, ProtocolError, ResponseFrame};
 use crate::net::splice::SpliceRing;
 use crate::protocol::frame::Chunk;
+use crate::protocol::{self, ProtocolError, ResponseFrame};
 use crate::router::Router;
 
 /// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
@@ -135,7 +135,8 @@ async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]
 }
 
 /// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
-/// through glommio's writer (which waits for the socket to drain) when it is full.
+/// through glommio's writer (which waits for the socket to drain) when it is full. File chunks go
+/// by splice, in their place in the frame.
 async fn write_frame<W: futures::AsyncWrite + Unpin>(
     writer: &mut W,
     fd: RawFd,

@@ -20,8 +20,9 @@ use io_uring::{IoUring, opcode, types};
 
 use crate::storage::reader::FileSlice;
 
-/// Submission queue entries: a few per connection sending a cold read at once.
-const RING_ENTRIES: u32 = 256;
+/// Submission queue entries. A send has one op in flight at a time, so this many connections of
+/// a shard can splice at once; one more gets an error and is closed.
+const RING_ENTRIES: u32 = 4096;
 /// Pipe capacity asked for (the default unprivileged maximum); each send moves this much per round.
 const PIPE_BYTES: usize = 1 << 20;
 /// How long one blocking send into a full socket may wait before its op completes and is retried:

@@ -2,11 +2,15 @@
 //! connection.
 //!
 //! The owner shard of a partition resolves a fetch to a [`DiskRange`]: which segment file, from
-//! which position, up to the bytes written at the high watermark. Everything in it is `Send`, so
-//! it crosses the mesh. The connection's shard then reads the range with its own direct-I/O
-//! handle ([`SegmentFiles`]) and writes glommio's `ReadResult` views straight to the socket:
-//! record bytes go disk → DMA buffer → kernel socket buffer, with no copy in user space and no
-//! second mesh hop to carry them back.
+//! which position, up to the bytes written at the high watermark, and the batch starts its sparse
+//! index knows in the byte limit. Everything in it is `Send`, so it crosses the mesh. The
+//! connection's shard then serves the range with its own handles ([`SegmentFiles`]):
+//! - small ranges are read with direct I/O, and glommio's `ReadResult` views go straight to the
+//!   socket: disk → DMA buffer → kernel socket buffer;
+//! - large ranges are read only up to their first whole batches; the rest is a [`FileSlice`] that
+//!   the socket path splices from the page cache (`net::splice`).
+//!
+//! Either way there is no copy in user space and no second mesh hop to carry the bytes back.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
