@@ -140,7 +140,9 @@ impl SpliceRing {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(m) => moved += m,
                     // SO_SNDTIMEO ran out with the socket still full: wait again.
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                        tracing::debug!(sent = slice.len - left + moved, of = slice.len, "splice waits for the socket");
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -8,6 +8,9 @@ that a full read-back returns every offset exactly once, in order.
 """
 
 import re
+import socket
+import struct
+import time
 import urllib.request
 
 from confluent_kafka import Producer
@@ -86,3 +89,50 @@ def test_disk_reads_after_restart(broker_factory):
         metrics = r.read().decode()
     spliced = sum(float(v) for v in re.findall(r"^ringlog_spliced_bytes_total\{[^}]*\} (\S+)$", metrics, re.M))
     assert spliced > 2 * PER_PARTITION * 1000, f"the 1 MiB read-back was spliced, got {spliced} bytes"
+
+
+def test_spliced_reads_survive_clients_that_hang_up_or_stall(broker_factory):
+    """Cold reads that go by splice: clients that close mid-response (with a reset) leave the broker
+    serving, and a client that stops reading for longer than the broker's 500 ms send timeout
+    still gets every byte, in order."""
+    broker = broker_factory(cores=1)
+    create_topic(broker, TOPIC, 1)
+    producer = Producer(producer_conf(broker, **{"linger.ms": 5, "batch.size": 65536}))
+    for i in range(PER_PARTITION * 2):
+        producer.produce(TOPIC, value=b"%08d" % i + b"x" * 992, partition=0)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    broker.stop()
+    broker.start()
+    body = kw.fetch_v4_body(TOPIC, {0: 0}, 8 << 20, max_bytes=8 << 20)
+
+    for correlation in range(20):
+        sock = kw.connect(broker.port)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(kw.frame(kw.API_FETCH, 4, correlation, body))
+        sock.recv(1000)
+        sock.close()  # a reset while the broker is still splicing
+
+    # A stalled reader: a small receive buffer, and nothing read for 1.5 s.
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(kw.frame(kw.API_FETCH, 4, 99, body))
+    time.sleep(1.5)
+    sock.settimeout(15)
+    (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
+    response = _recv_exactly(sock, size)
+    offsets = {0: 0}
+    parts, got = kw.parse_fetch_v4(response, offsets)
+    assert parts[0][0] == kw.ERR_NONE and got == parts[0][2] > 7 << 20, parts[0][:3]
+    assert offsets[0] > PER_PARTITION, "most of the partition came back whole"
+    sock.close()
+    assert broker.running()
+
+
+def _recv_exactly(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, "connection closed early"
+        buf.extend(chunk)
+    return bytes(buf)
