@@ -319,6 +319,14 @@ mod tests {
         layout
     }
 
+    /// [`write_segment`] in `dir`: its path, layout and length.
+    fn segment_in(dir: &std::path::Path) -> (PathBuf, Vec<(i64, u64, usize)>, u64) {
+        let path = dir.join("00000000000000000000.log");
+        let layout = write_segment(&path);
+        let end = std::fs::metadata(&path).unwrap().len();
+        (path, layout, end)
+    }
+
     /// The read buffers of a DMA-only read.
     fn views(pieces: Vec<DiskPiece>) -> Vec<ReadResult> {
         pieces
@@ -348,9 +356,7 @@ mod tests {
     #[test]
     fn reads_whole_batches_from_the_wanted_offset_and_reads_ahead() {
         run(|dir| async move {
-            let path = dir.join("00000000000000000000.log");
-            let layout = write_segment(&path);
-            let end = std::fs::metadata(&path).unwrap().len();
+            let (path, layout, end) = segment_in(&dir);
             let batch_len = layout[0].2;
             let range = |offset: i64, max_bytes: usize| DiskRange {
                 segment_id: 1,
@@ -399,9 +405,7 @@ mod tests {
     #[test]
     fn a_large_range_is_read_up_to_its_first_batches_and_left_in_the_file_after() {
         run(|dir| async move {
-            let path = dir.join("00000000000000000000.log");
-            let layout = write_segment(&path);
-            let end = std::fs::metadata(&path).unwrap().len();
+            let (path, layout, end) = segment_in(&dir);
             // The sparse index has every fourth batch start; offset 53 is inside batch 5.
             let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
             let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end, offset: 53, max_bytes: 300_000, boundaries };
