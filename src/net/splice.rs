@@ -20,9 +20,10 @@ use io_uring::{IoUring, opcode, types};
 
 use crate::storage::reader::FileSlice;
 
-/// Submission queue entries. A send has one op in flight at a time, so this many connections of
-/// a shard can splice at once; one more gets an error and is closed.
-const RING_ENTRIES: u32 = 4096;
+/// Submission queue entries. Each op is submitted as soon as it is queued, so the queue never
+/// holds more than one; ops in flight are bounded by the completion queue (twice this), which the
+/// kernel lets overflow into its own list rather than drop.
+const RING_ENTRIES: u32 = 256;
 /// Pipe capacity asked for (the default unprivileged maximum); each send moves this much per round.
 const PIPE_BYTES: usize = 1 << 20;
 /// How long one blocking send into a full socket may wait before its op completes and is retried:
