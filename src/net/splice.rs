@@ -165,9 +165,12 @@ impl SpliceRing {
             if unsafe { ring.submission().push(&entry.user_data(id)) }.is_err() {
                 return Err(io::Error::other("splice ring full"));
             }
-            ring.submit()?;
+            // Registered before the submit: a queued entry reaches the kernel with whichever
+            // submit comes next, so its descriptors must stay open until it completes, even if
+            // this submit fails.
+            self.in_flight.borrow_mut().insert(id, InFlight { _job: Rc::clone(job), done });
+            Self::submit(&mut ring);
         }
-        self.in_flight.borrow_mut().insert(id, InFlight { _job: Rc::clone(job), done });
         self.start_reaper();
         let res = result.await.map_err(|_| io::Error::other("splice ring closed"))?;
         if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) }
@@ -182,6 +185,7 @@ impl SpliceRing {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
             loop {
+                Self::submit(&mut this.ring.borrow_mut());
                 this.reap();
                 if this.in_flight.borrow().is_empty() {
                     break;
@@ -192,6 +196,16 @@ impl SpliceRing {
             this.reaping.set(false);
         })
         .detach();
+    }
+
+    /// Hands queued entries to the kernel. A failure leaves them queued for the reaper's next try.
+    fn submit(ring: &mut IoUring) {
+        if ring.submission().is_empty() {
+            return;
+        }
+        if let Err(e) = ring.submit() {
+            tracing::warn!(error = %e, "splice submit failed; retrying");
+        }
     }
 
     /// Answers every op whose completion is in the ring.
