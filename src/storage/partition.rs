@@ -569,15 +569,19 @@ impl PartitionLog {
             return Ok(outcome(Located::default()));
         };
         let position = seg.lookup(offset).0;
-        Ok(outcome(Located::OnDisk(DiskRange {
+        let mut range = DiskRange {
             segment_id: seg.id,
             path: seg.log_path.clone(),
             position,
             end: seg.size,
             offset,
             max_bytes,
-            boundaries: seg.batch_starts(position, position + max_bytes as u64),
-        })))
+            boundaries: Vec::new(),
+        };
+        if range.splices() {
+            range.boundaries = seg.batch_starts(position, position + max_bytes as u64);
+        }
+        Ok(outcome(Located::OnDisk(range)))
     }
 
     /// Like [`PartitionLog::locate`], then reads the bytes on this shard into one `Bytes` per

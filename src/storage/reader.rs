@@ -48,7 +48,8 @@ pub struct DiskRange {
     /// Byte limit (at least one whole batch is returned, as KIP-74 asks).
     pub max_bytes: usize,
     /// Batch starts from the segment's sparse index after `position`, up to `position +
-    /// max_bytes`: where a range can end on a whole batch without reading it.
+    /// max_bytes`: where a range can end on a whole batch without reading it. Filled only for a
+    /// range large enough to splice ([`DiskRange::splices`]).
     pub boundaries: Vec<u64>,
 }
 
@@ -56,6 +57,12 @@ impl DiskRange {
     /// Bytes the range can return at most: what long-polling compares with `min_bytes`.
     pub fn available(&self) -> usize {
         ((self.end - self.position) as usize).min(self.max_bytes)
+    }
+
+    /// Whether the range is large enough that its bulk is left in the file for splicing (on a
+    /// shard that can splice).
+    pub fn splices(&self) -> bool {
+        self.available() >= SPLICE_MIN
     }
 }
 
@@ -227,7 +234,7 @@ impl SegmentFiles {
     pub async fn read(&self, range: &DiskRange) -> Result<Vec<DiskPiece>, StorageError> {
         let (file, buffered) = self.handles(range).await?;
         if let Some(buffered) = buffered
-            && range.available() >= SPLICE_MIN
+            && range.splices()
         {
             let head = read_range(&file, &DiskRange { max_bytes: MIN_READ, boundaries: Vec::new(), ..range.clone() }, None).await?;
             let head_len: usize = head.views.iter().map(|v| v.len()).sum();
