@@ -1,19 +1,30 @@
 # Sourced by the perf/ scripts: start and stop one release broker for a measurement.
-# The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN.
+# The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN, and may
+# set BROKER_CPUS (a taskset list) to confine the broker. RINGLOG_BIN and RINGLOG_BENCH point at
+# other builds (an A/B run, or binaries carried to another machine).
 
 BIN="${RINGLOG_BIN:-target/release/ringlog}"
-BENCH=target/release/ringlog-bench
+BENCH="${RINGLOG_BENCH:-target/release/ringlog-bench}"
 [ -x "$BIN" ] && [ -x "$BENCH" ] || { echo "$0: build first: cargo build --release --workspace" >&2; exit 2; }
 
 BROKER_PID=""
 
+# GETs an admin URL: curl where there is one, else Python (the lent many-core machine has no curl).
+http_get() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -sf "$1"
+    else
+        python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1" 2>/dev/null
+    fi
+}
+
 # Starts the broker and waits until /health says every shard listens (start-up may scan GiBs).
 start_broker() {
-    "$BIN" serve --listen 127.0.0.1:"$PORT" --data-dir "$DIR" --cores "$CORES" \
+    ${BROKER_CPUS:+taskset -c "$BROKER_CPUS"} "$BIN" serve --listen 127.0.0.1:"$PORT" --data-dir "$DIR" --cores "$CORES" \
         --admin-listen 127.0.0.1:"$ADMIN" >>"$DIR.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 600); do
-        curl -sf "127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0
+        http_get "http://127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0
         kill -0 "$BROKER_PID" 2>/dev/null || break
         sleep 0.1
     done

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, SnapshotHandle};
@@ -86,7 +86,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let metrics = Arc::new(Metrics::new(cores));
 
     block_stop_signals();
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, None))
+    let handles = LocalExecutorPoolBuilder::new(shard_placement(cores))
         .io_memory(config.io_memory)
         .ring_depth(128)
         .name("ringlog-shard")
@@ -110,6 +110,21 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     }
     tracing::info!("broker stopped cleanly");
     Ok(())
+}
+
+/// Spreads the shards over the CPUs this process may run on, so `taskset -c 0-3 ringlog serve`
+/// keeps the broker on those four and leaves the rest to clients. glommio's own spread looks at
+/// every online CPU and would pin shards outside the mask.
+fn shard_placement(cores: usize) -> PoolPlacement {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cpus = CpuSet::online().map(|set| set.filter(|l| allowed.contains(&l.cpu)));
+    match cpus {
+        Ok(set) if !set.is_empty() => {
+            tracing::info!(shards = cores, cpus = ?allowed, "shards placed within the process's CPU mask");
+            PoolPlacement::MaxSpread(cores, Some(set))
+        }
+        _ => PoolPlacement::MaxSpread(cores, None),
+    }
 }
 
 /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first start.
