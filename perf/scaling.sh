@@ -29,9 +29,8 @@ WORKLOADS="${WORKLOADS:-perf/workloads/produce-acks1-1k.toml perf/workloads/prod
 # shellcheck source=perf/broker.sh
 . perf/broker.sh
 
-mkdir -p perf/out
+mkdir -p perf/out "$(dirname "$DIR")"
 echo "== machine: $NCPU CPUs, $(uname -r), data on $(df -T "$(dirname "$DIR")" | awk 'NR==2{print $2" "$1}')"
-mkdir -p "$(dirname "$DIR")"
 echo "== disk (perf/disk_limit.py, O_DIRECT 1 MiB, 4 in flight): $(python3 perf/disk_limit.py "$(dirname "$DIR")")"
 if command -v iperf3 >/dev/null 2>&1; then
     iperf3 -s -1 -p 15201 >/dev/null 2>&1 &
