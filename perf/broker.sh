@@ -1,6 +1,6 @@
 # Sourced by the perf/ scripts: start and stop one release broker for a measurement.
 # The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN, and may
-# set BROKER_CPUS (a taskset list) to confine the broker. RINGLOG_BIN and RINGLOG_BENCH point at
+# set BROKER_CPUS (a taskset list) to confine the broker and BROKER_CONFIG (a TOML file, `--config`). RINGLOG_BIN and RINGLOG_BENCH point at
 # other builds (an A/B run, or binaries carried to another machine).
 
 BIN="${RINGLOG_BIN:-target/release/ringlog}"
@@ -21,7 +21,7 @@ http_get() {
 # Starts the broker and waits until /health says every shard listens (start-up may scan GiBs).
 start_broker() {
     ${BROKER_CPUS:+taskset -c "$BROKER_CPUS"} "$BIN" serve --listen 127.0.0.1:"$PORT" --data-dir "$DIR" --cores "$CORES" \
-        --admin-listen 127.0.0.1:"$ADMIN" >>"$DIR.log" 2>&1 &
+        --admin-listen 127.0.0.1:"$ADMIN" ${BROKER_CONFIG:+--config "$BROKER_CONFIG"} >>"$DIR.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 600); do
         http_get "http://127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0

@@ -67,6 +67,9 @@ pub struct Workload {
     /// Extra librdkafka properties for the consumers (e.g. `max.partition.fetch.bytes`).
     #[serde(default)]
     pub consumer_properties: std::collections::BTreeMap<String, String>,
+    /// Extra librdkafka properties for the producers (e.g. `socket.nagle.disable`).
+    #[serde(default)]
+    pub producer_properties: std::collections::BTreeMap<String, String>,
 }
 
 fn default_consume_from() -> String {
@@ -181,15 +184,18 @@ fn create_topic(bootstrap: &str, w: &Workload) -> Result<(), String> {
 
 fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let producer: BaseProducer<BenchContext> = match ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &bootstrap)
             .set("acks", &w.acks)
             .set("linger.ms", w.linger_ms.to_string())
             .set("batch.size", w.batch_size.to_string())
             .set("queue.buffering.max.kbytes", "1048576")
-            .set("enable.idempotence", "false")
-            .create_with_context(BenchContext { stats: Arc::clone(&stats) })
-        {
+            .set("enable.idempotence", "false");
+        for (key, value) in &w.producer_properties {
+            config.set(key, value);
+        }
+        let producer: BaseProducer<BenchContext> = match config.create_with_context(BenchContext { stats: Arc::clone(&stats) }) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("producer {index}: {e}");

@@ -35,6 +35,11 @@ impl LatencyHistogram {
         }
     }
 
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.snapshot().map_or(0, |h| h.len())
+    }
+
     fn snapshot(&self) -> Option<Histogram<u64>> {
         self.0.lock().ok().and_then(|h| h.clone())
     }

@@ -22,7 +22,7 @@ use crate::net::splice::SpliceRing;
 use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
 use crate::storage::reader::{Located, SegmentFiles};
-use crate::storage::{PartitionLog, StorageError};
+use crate::storage::{PartitionLog, ShardLogContext, StorageError};
 use crate::types::{ShardId, TopicPartition};
 
 /// Per-shard owner of partition logs. `!Send`: it never leaves its core.
@@ -147,8 +147,11 @@ impl OwnerShard {
                 &self.data_dir(),
                 p.leader_epoch,
                 config.clone(),
-                Rc::clone(&self.cache),
-                Arc::clone(&self.data_event),
+                ShardLogContext {
+                    cache: Rc::clone(&self.cache),
+                    data_event: Arc::clone(&self.data_event),
+                    sync_linger: std::time::Duration::from_micros(self.config.sync_linger_us),
+                },
             )
             .await;
             self.opening.borrow_mut().remove(&tp);

@@ -98,6 +98,19 @@ struct LogState {
     failed: bool,
 }
 
+/// What every partition log on a shard shares.
+#[derive(Clone)]
+pub struct ShardLogContext {
+    /// The shard's batch cache.
+    pub cache: Rc<BatchCache>,
+    /// Notified when a high watermark moves: parked fetches wait on it (from any shard).
+    pub data_event: Arc<event_listener::Event>,
+    /// An fdatasync starts no sooner than this after the log's previous one ended, so one sync
+    /// covers the group commits of that window. Each fdatasync flushes the device's cache, and
+    /// on virtio disks the writes behind a flush wait for it (see `sync_linger_us`).
+    pub sync_linger: std::time::Duration,
+}
+
 /// A partition's log. Lives on its owner shard (`!Send`).
 pub struct PartitionLog {
     /// The partition.
@@ -115,6 +128,8 @@ pub struct PartitionLog {
     data_event: Arc<event_listener::Event>,
     /// One flush at a time.
     flush_lock: glommio::sync::Semaphore,
+    /// See [`ShardLogContext::sync_linger`].
+    sync_linger: std::time::Duration,
 }
 
 async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
@@ -131,9 +146,9 @@ impl PartitionLog {
         data_dir: &Path,
         leader_epoch: i32,
         config: TopicConfig,
-        cache: Rc<BatchCache>,
-        data_event: Arc<event_listener::Event>,
+        shard: ShardLogContext,
     ) -> Result<Rc<PartitionLog>, StorageError> {
+        let ShardLogContext { cache, data_event, sync_linger } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
@@ -233,6 +248,7 @@ impl PartitionLog {
             sync_wakeup: event_listener::Event::new(),
             data_event,
             flush_lock: glommio::sync::Semaphore::new(1),
+            sync_linger,
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
@@ -356,9 +372,19 @@ impl PartitionLog {
 
     /// fdatasyncs for the `acks=all` waiters (and the flush policy), one sync at a time. It runs
     /// beside the flusher, so a write never waits for a sync: a slow fdatasync delays the
-    /// acknowledgements it covers, not the high watermark that consumers read up to.
+    /// acknowledgements it covers, not the high watermark that consumers read up to. Under load
+    /// it lingers `sync_linger` after each sync, so fewer device flushes stall those writes; a
+    /// sync after a quiet spell starts at once.
     async fn syncer(log: Weak<Self>) {
+        let mut last_end: Option<std::time::Instant> = None;
         while let Some(this) = Self::wait_for_work(&log, |l| &l.sync_wakeup, |st| st.sync_requested).await {
+            let linger = last_end.map_or(std::time::Duration::ZERO, |end| this.sync_linger.saturating_sub(end.elapsed()));
+            if !linger.is_zero() {
+                // Not holding the log while asleep: a dropped partition's task ends.
+                drop(this);
+                glommio::timer::sleep(linger).await;
+                continue;
+            }
             // Every waiter taken here has its write complete, so this sync covers it. A batch in
             // an older segment was synced by the roll that closed that segment.
             let (waiters, file) = {
@@ -368,6 +394,7 @@ impl PartitionLog {
                 (std::mem::take(&mut st.sync_waiters), file)
             };
             let result = this.sync_file(file).await;
+            last_end = Some(std::time::Instant::now());
             if let Err(e) = &result {
                 this.fail(e);
             }
@@ -813,8 +840,13 @@ mod tests {
 
 
     async fn open(dir: &Path, cfg: TopicConfig) -> Rc<PartitionLog> {
+        open_lingering(dir, cfg, std::time::Duration::ZERO).await
+    }
+
+    async fn open_lingering(dir: &Path, cfg: TopicConfig, sync_linger: std::time::Duration) -> Rc<PartitionLog> {
         let cache = Rc::new(BatchCache::new(1, Arc::new(crate::metrics::ShardMetrics::new()))); // every read goes to disk
-        PartitionLog::open(TopicPartition::new("t", 0), 0, dir, 0, cfg, cache, Arc::new(event_listener::Event::new()))
+        let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_linger };
+        PartitionLog::open(TopicPartition::new("t", 0), 0, dir, 0, cfg, shard)
             .await
             .unwrap()
     }
@@ -906,6 +938,40 @@ mod tests {
             // The flusher and syncer wake, find the log gone and end; nothing else holds it.
             glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
             assert_eq!(open_in_dir(), 0, "no segment file stays open");
+        });
+    }
+
+    #[test]
+    fn syncs_under_load_linger_and_a_sync_after_a_quiet_spell_does_not() {
+        use std::time::{Duration, Instant};
+        const LINGER: Duration = Duration::from_millis(500);
+        run(|dir| async move {
+            let log = open_lingering(&dir, config(1 << 20), LINGER).await;
+            let syncs = || log.cache.metrics.fsync_latency.count();
+            let append_all = |i: i64| {
+                let batch = make_batch(&[b"durable"], 1_000 + i, -1, -1);
+                log.append(&batch, -1).unwrap().done.unwrap()
+            };
+            append_all(0).await.unwrap().unwrap();
+            assert_eq!(syncs(), 1, "the first acks=all append is synced");
+            // Three more arrive 20 ms apart, within the linger after that sync: one sync covers all.
+            let mut pending = Vec::new();
+            for i in 1..=3 {
+                pending.push(append_all(i));
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            let started = Instant::now();
+            for done in pending {
+                done.await.unwrap().unwrap();
+            }
+            assert_eq!(syncs(), 2, "appends within the linger share one fdatasync");
+            assert!(started.elapsed() >= Duration::from_millis(300), "they waited out the linger");
+            // After a quiet spell longer than the linger, a sync starts at once.
+            glommio::timer::sleep(LINGER + Duration::from_millis(100)).await;
+            let started = Instant::now();
+            append_all(4).await.unwrap().unwrap();
+            assert_eq!(syncs(), 3);
+            assert!(started.elapsed() < Duration::from_millis(400), "no linger after a quiet spell: {:?}", started.elapsed());
         });
     }
 
