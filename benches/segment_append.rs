@@ -40,8 +40,8 @@ use ringlog::storage::cache::BatchCache;
 use ringlog::storage::{PartitionLog, ShardLogContext, prime_dma_probe};
 use ringlog::types::TopicPartition;
 
-/// Appends before timing starts in each scenario: the first writes pay for fallocate and a cold
-/// ring.
+/// Appends before timing starts in each scenario: the first writes pay for a new file's first
+/// blocks and a cold ring.
 const WARMUP: usize = 16;
 
 struct Scenario {

@@ -1,7 +1,8 @@
 # Sourced by the perf/ scripts: start and stop one release broker for a measurement.
-# The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN, and may
-# set BROKER_CPUS (a taskset list) to confine the broker and BROKER_CONFIG (a TOML file, `--config`). RINGLOG_BIN and RINGLOG_BENCH point at
-# other builds (an A/B run, or binaries carried to another machine).
+# The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN. It may set
+# BROKER_CPUS (a taskset list) to confine the broker, and BROKER_CONFIG (a TOML file for --config).
+# RINGLOG_BIN and RINGLOG_BENCH point at other builds (an A/B run, or binaries carried to another
+# machine).
 
 BIN="${RINGLOG_BIN:-target/release/ringlog}"
 BENCH="${RINGLOG_BENCH:-target/release/ringlog-bench}"
