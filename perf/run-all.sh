@@ -15,6 +15,8 @@ DIR="${1:-/tmp/ringlog-perf}"
 PORT=19095
 ADMIN=19644
 CORES=2
+# This VM's disk config (sync linger); BROKER_CONFIG= (empty) runs the broker's defaults.
+BROKER_CONFIG="${BROKER_CONFIG-perf/virtio-disk.toml}"
 # shellcheck source=perf/broker.sh
 . perf/broker.sh
 

@@ -37,11 +37,11 @@ pub enum ConfigError {
     },
 }
 
-/// Default of `sync_linger_us`. Measured on a virtio disk (perf/RESULTS.md, session 4): at
-/// `linger.ms` 1 and 47k msg/s it cuts the fdatasyncs by 15–50% and end-to-end p99 from
-/// 3.2–25 ms to 2.9–3.6 ms, for about 1.5 ms more `acks=all` latency at the median and no loss
-/// of `acks=all` throughput.
-pub const DEFAULT_SYNC_LINGER_US: u64 = 3000;
+/// Default of `sync_linger_us`: sync as soon as the previous sync ends. A linger helps only where
+/// a device flush stalls the writes behind it. On the 2-core VM's virtio disk, 3000 cut e2e p99 at
+/// `linger.ms` 1 in every quiet-period pair. On the lent 16-core machine it made p99 worse and
+/// doubled `acks=all` publish p50 (perf/RESULTS.md, session 4), so it is opt-in.
+pub const DEFAULT_SYNC_LINGER_US: u64 = 0;
 
 /// Everything a broker needs to start.
 #[derive(Debug, Clone)]
