@@ -106,8 +106,9 @@ pub struct ShardLogContext {
     /// Notified when a high watermark moves: parked fetches wait on it (from any shard).
     pub data_event: Arc<event_listener::Event>,
     /// An fdatasync starts no sooner than this after the log's previous one ended, so one sync
-    /// covers the group commits of that window. Each fdatasync flushes the device's cache, and
-    /// on virtio disks the writes behind a flush wait for it (see `sync_linger_us`).
+    /// covers the group commits of that window. Each fdatasync flushes the device's cache, and on
+    /// some disks (this VM's virtio disk) the writes behind a flush wait for it. Zero, the
+    /// default (`sync_linger_us`), syncs at once.
     pub sync_linger: std::time::Duration,
 }
 
