@@ -97,9 +97,8 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
     let writing = async move {
         while let Some(task) = queue_rx.next().await {
             if let Some(response) = task.await? {
-                write_frame(&mut writer, fd, &response, splice.as_ref()).await?;
+                let spliced = write_frame(&mut writer, fd, &response, splice.as_ref()).await?;
                 ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
-                let spliced: usize = response.chunks().iter().filter(|c| c.in_memory().is_none()).map(Chunk::len).sum();
                 ShardMetrics::add(&metrics.spliced_bytes, spliced as u64);
             }
         }
@@ -136,21 +135,22 @@ async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]
 
 /// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
 /// through glommio's writer (which waits for the socket to drain) when it is full. File chunks go
-/// by splice, in their place in the frame.
+/// by splice, in their place in the frame. Returns the bytes spliced.
 async fn write_frame<W: futures::AsyncWrite + Unpin>(
     writer: &mut W,
     fd: RawFd,
     frame: &ResponseFrame,
     splice: Option<&Rc<SpliceRing>>,
-) -> std::io::Result<()> {
+) -> std::io::Result<usize> {
     let chunks = frame.chunks();
-    let (mut i, mut at) = (0, 0);
+    let (mut i, mut at, mut spliced) = (0, 0, 0);
     while i < chunks.len() {
         let Some(bytes) = chunks[i].in_memory() else {
             let (Chunk::File(slice), Some(ring)) = (&chunks[i], splice) else {
                 return Err(std::io::Error::other("a file chunk without a splice ring"));
             };
             ring.send(fd, slice).await?;
+            spliced += slice.len;
             (i, at) = (i + 1, 0);
             continue;
         };
@@ -170,7 +170,7 @@ async fn write_frame<W: futures::AsyncWrite + Unpin>(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(spliced)
 }
 
 /// Chunks per `sendmsg`: well under the kernel's IOV_MAX of 1024.
