@@ -33,6 +33,11 @@ start_broker() {
     exit 1
 }
 
+# Prints the running broker's CPU time so far (user + system), in clock ticks.
+broker_cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$BROKER_PID/stat"
+}
+
 # Stops it with SIGTERM (a clean stop: everything synced, clean-shutdown markers written).
 stop_broker() {
     [ -n "$BROKER_PID" ] || return 0

@@ -56,9 +56,9 @@ for rep in $(seq "$REPS"); do
     drop_caches
     start_broker
     sleep 1
-    START_CPU=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
+    START_CPU=$(broker_cpu_ticks)
     "$BENCH" --workload "$WORKLOAD" --bootstrap 127.0.0.1:$PORT --out "perf/out/catchup-$rep" >/dev/null
-    END_CPU=$(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat")
+    END_CPU=$(broker_cpu_ticks)
     PROBE_BW=$(python3 perf/fetch_probe.py --port $PORT --topic "$TOPIC" --partitions "$PARTITIONS" | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')
     stop_broker
     drop_caches
@@ -67,6 +67,6 @@ for rep in $(seq "$REPS"); do
         | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"]/1e6,1))')
     RINGLOG_BW=$(python3 -c "import json; print(round(json.load(open('perf/out/catchup-$rep/summary.json'))['consume_mb_per_s'],1))")
     RATIO=$(python3 -c "print(f'{100*$RINGLOG_BW/$FIO_BW:.0f}%')")
-    printf '%-5s %16s %14s %14s %7s %18s\n' "$rep" "$RINGLOG_BW" "$PROBE_BW" "$FIO_BW" "$RATIO" "$(python3 -c "print((${END_CPU}-${START_CPU})/100)")"
+    printf '%-5s %16s %14s %14s %7s %18s\n' "$rep" "$RINGLOG_BW" "$PROBE_BW" "$FIO_BW" "$RATIO" "$(python3 -c "print((${END_CPU}-${START_CPU})/$(getconf CLK_TCK))")"
 done
 [ "$KEEP" = 1 ] || rm -rf "$DIR"

@@ -53,7 +53,7 @@ for n in $CORES_LIST; do
         client_cpu=$( { TIMEFORMAT='%U %S'; time taskset -c "$CLIENT_CPUS" "$BENCH" --workload "$workload" \
             --bootstrap 127.0.0.1:$PORT --out "$out" --duration "$DURATION" --warmup "$WARMUP" >"$out.log" 2>&1; } 2>&1 \
             | awk '{printf "%.1f", $1 + $2}') || client_cpu="failed (see $out.log)"
-        broker_cpu=$(awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$BROKER_PID/stat")
+        broker_cpu=$(awk -v t="$(broker_cpu_ticks)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz}')
         stop_broker
         python3 - "$out/summary.json" "$n" "$name" "$broker_cpu" "$client_cpu" "$BROKER_CPUS" "$CLIENT_CPUS" <<'EOF'
 import json, sys
