@@ -21,7 +21,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 /// A workload, in the spirit of OpenMessaging Benchmark's workload files.
@@ -130,9 +130,31 @@ pub struct Stats {
     producers_done: AtomicU64,
     /// When the last record was consumed, in ns after `run_start`: ends a catch-up run's clock.
     last_consumed_ns: AtomicU64,
+    /// ns after `run_start` read just before a non-blocking `poll`, or 0 during a blocking one:
+    /// the deliveries that poll serves arrived before it began, so they share one clock read.
+    poll_clock_ns: AtomicU64,
     publish: Mutex<Histogram<u64>>,
     e2e: Mutex<Histogram<u64>>,
     run_start: Instant,
+}
+
+impl Stats {
+    /// ns since `run_start`.
+    fn now_ns(&self) -> u64 {
+        self.run_start.elapsed().as_nanos() as u64
+    }
+
+    /// Serves delivery reports without blocking, all timed by one clock read.
+    fn poll_now<C: ProducerContext>(&self, producer: &BaseProducer<C>) {
+        self.poll_clock_ns.store(self.now_ns().max(1), Ordering::Relaxed);
+        producer.poll(Duration::ZERO);
+    }
+
+    /// Waits up to 1 ms for delivery reports; each is timed when it arrives.
+    fn poll_wait<C: ProducerContext>(&self, producer: &BaseProducer<C>) {
+        self.poll_clock_ns.store(0, Ordering::Relaxed);
+        producer.poll(Duration::from_millis(1));
+    }
 }
 
 struct BenchContext {
@@ -150,7 +172,10 @@ impl ProducerContext for BenchContext {
         match result {
             Ok(m) => {
                 if s.measuring.load(Ordering::Relaxed) {
-                    let now = s.run_start.elapsed().as_nanos() as u64;
+                    let now = match s.poll_clock_ns.load(Ordering::Relaxed) {
+                        0 => s.now_ns(),
+                        cached => cached,
+                    };
                     let us = now.saturating_sub(intended_ns as u64) / 1000;
                     if let Ok(mut h) = s.publish.lock() {
                         let _ = h.record(us.max(1));
@@ -182,6 +207,10 @@ fn create_topic(bootstrap: &str, w: &Workload) -> Result<(), String> {
     Ok(())
 }
 
+/// Records a producer sends per clock read and per delivery poll. Their timestamps differ by the
+/// few microseconds the burst takes, far below the latencies measured.
+const BURST: u64 = 32;
+
 fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut config = ClientConfig::new();
@@ -206,51 +235,54 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         let mut payload = vec![0u8; w.record_size.max(8)];
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
-        let start = stats.run_start.elapsed();
+        let start = stats.now_ns();
         // The wall clock at `run_start`: the consumer reads the stamp with its own clock.
-        let wall_at_start = wall_ns().saturating_sub(start.as_nanos() as u64);
+        let wall_at_start = wall_ns().saturating_sub(start);
         let limit = if w.produce_bytes > 0 { w.produce_bytes / w.record_size.max(8) as u64 } else { u64::MAX };
         while !stats.stop.load(Ordering::Relaxed) && seq < limit {
-            let intended = if per_producer_rate > 0.0 {
-                let due = start + Duration::from_secs_f64(seq as f64 / per_producer_rate);
-                let now = stats.run_start.elapsed();
-                if due > now {
-                    // Sleep rather than spin: on a 2-core machine a spinning producer takes a core
-                    // from the broker. librdkafka's poll counts whole milliseconds (a shorter
-                    // timeout returns at once), so short waits sleep the thread. Records that
-                    // fall due meanwhile go out as a burst, each timed from its own due time.
-                    let wait = due - now;
+            // One clock read per burst: at max rate a burst's records are meant to go now; at a
+            // fixed rate each is timed from its own due time (coordinated omission).
+            let now = stats.now_ns();
+            let burst = if per_producer_rate > 0.0 {
+                let due = ((now - start) as f64 * per_producer_rate / 1e9) as u64 + 1;
+                if due <= seq {
+                    // Sleep rather than spin: on a 2-core machine a spinning producer takes a
+                    // core from the broker. librdkafka's poll counts whole milliseconds (a
+                    // shorter timeout returns at once), so short waits sleep the thread.
+                    let wait = Duration::from_nanos((start + (seq as f64 * 1e9 / per_producer_rate) as u64).saturating_sub(now));
                     if wait >= Duration::from_millis(1) {
-                        producer.poll(Duration::from_millis(1));
+                        stats.poll_wait(&producer);
                     } else {
                         std::thread::sleep(wait);
                     }
                     continue;
                 }
-                due
+                (due - seq).min(BURST)
             } else {
-                stats.run_start.elapsed()
+                BURST
             };
-            // End-to-end latency counts from the intended send time too (coordinated omission).
-            payload[..8].copy_from_slice(&(wall_at_start + intended.as_nanos() as u64).to_be_bytes());
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let key = rng.to_be_bytes();
-            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&w.topic, intended.as_nanos() as usize)
-                .payload(&payload[..w.record_size.max(8)]);
-            match w.key_distribution.as_str() {
-                "random" => record = record.key(&key[..]),
-                "round-robin" => record = record.partition((seq % w.partitions as u64) as i32),
-                _ => {}
-            }
-            match producer.send(record) {
-                Ok(()) => seq += 1,
-                Err(_) => {
-                    producer.poll(Duration::from_millis(1));
+            for _ in 0..burst.min(limit - seq) {
+                let intended = if per_producer_rate > 0.0 { start + (seq as f64 * 1e9 / per_producer_rate) as u64 } else { now };
+                payload[..8].copy_from_slice(&(wall_at_start + intended).to_be_bytes());
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let key = rng.to_be_bytes();
+                let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&w.topic, intended as usize)
+                    .payload(&payload[..w.record_size.max(8)]);
+                match w.key_distribution.as_str() {
+                    "random" => record = record.key(&key[..]),
+                    "round-robin" => record = record.partition((seq % w.partitions as u64) as i32),
+                    _ => {}
                 }
+                if producer.send(record).is_err() {
+                    // The local queue is full: wait for deliveries to free it.
+                    stats.poll_wait(&producer);
+                    break;
+                }
+                seq += 1;
             }
-            producer.poll(Duration::ZERO);
+            stats.poll_now(&producer);
         }
         let _ = producer.flush(Duration::from_secs(60));
         stats.producers_done.fetch_add(1, Ordering::SeqCst);
@@ -283,55 +315,54 @@ fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         if consumer.assign(&tpl).is_err() {
             return;
         }
-        if w.catch_up() {
-            catch_up_loop(&consumer, &stats);
-            return;
-        }
-        while !stats.stop.load(Ordering::Relaxed) {
-            let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else { continue };
-            if !stats.measuring.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
-                let sent = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
-                let us = wall_ns().saturating_sub(sent) / 1000;
-                if let Ok(mut h) = stats.e2e.lock() {
-                    let _ = h.record(us.max(1));
-                }
-                stats.consumed.fetch_add(1, Ordering::Relaxed);
-                stats.consumed_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
-            }
-        }
+        drain(&consumer, &stats, !w.catch_up());
     })
 }
 
-/// A catch-up read: drains librdkafka's consumer queue a thousand messages at a time with
+/// Consumes until told to stop, draining librdkafka's queue a thousand messages at a time with
 /// `rd_kafka_consume_batch_queue`, the C API's bulk path. Per-message `poll` through the Rust
-/// wrapper cost more CPU than the broker on this 2-core machine, and a catch-up run measures the
-/// broker's reads, so the client does as little per message as librdkafka allows. Record ages
-/// are not latencies here; only the count, the bytes and the time of the last record matter.
-fn catch_up_loop(consumer: &BaseConsumer, stats: &Stats) {
+/// wrapper cost more CPU than the broker on this 2-core machine, and the harness measures the
+/// broker, so the client does as little per message as librdkafka allows.
+///
+/// Tailing (`e2e`), each record's age is recorded against one wall-clock read per batch: the
+/// batch's records all reach the application at that moment. A catch-up read records no ages
+/// (they are not latencies there), only counts, bytes and the time of the last record.
+fn drain(consumer: &BaseConsumer, stats: &Stats, e2e: bool) {
     use rdkafka::bindings as rd;
     const BATCH: usize = 1000;
     // SAFETY: the consumer outlives the queue handle, which is destroyed before returning; each
-    // message returned by the batch call is read once and destroyed once.
+    // message returned by the batch call is read once, while alive, and destroyed once.
     unsafe {
         let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
         let mut messages: Vec<*mut rd::rd_kafka_message_t> = vec![std::ptr::null_mut(); BATCH];
         while !stats.stop.load(Ordering::Relaxed) {
             let n = rd::rd_kafka_consume_batch_queue(queue, 100, messages.as_mut_ptr(), BATCH);
+            let batch = &messages[..n.max(0) as usize];
+            let measuring = stats.measuring.load(Ordering::Relaxed);
             let (mut count, mut bytes) = (0u64, 0u64);
-            for &m in messages.iter().take(n.max(0) as usize) {
-                if (*m).err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            if measuring && !batch.is_empty() {
+                let wall = wall_ns();
+                let mut ages = e2e.then(|| stats.e2e.lock().ok()).flatten();
+                for &m in batch {
+                    if (*m).err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        continue;
+                    }
                     count += 1;
                     bytes += (*m).len as u64;
+                    if let Some(h) = ages.as_mut().filter(|_| !(*m).payload.is_null() && (*m).len >= 8) {
+                        let stamp = std::slice::from_raw_parts((*m).payload as *const u8, 8);
+                        let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
+                        let _ = h.record((wall.saturating_sub(sent) / 1000).max(1));
+                    }
                 }
+            }
+            for &m in batch {
                 rd::rd_kafka_message_destroy(m);
             }
             if count > 0 {
                 stats.consumed.fetch_add(count, Ordering::Relaxed);
                 stats.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
-                stats.last_consumed_ns.store(stats.run_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                stats.last_consumed_ns.store(stats.now_ns(), Ordering::Relaxed);
             }
         }
         rd::rd_kafka_queue_destroy(queue);
@@ -382,6 +413,7 @@ fn main() {
         consumed_bytes: AtomicU64::new(0),
         producers_done: AtomicU64::new(0),
         last_consumed_ns: AtomicU64::new(0),
+        poll_clock_ns: AtomicU64::new(0),
         publish: Mutex::new(histogram()),
         e2e: Mutex::new(histogram()),
         run_start: Instant::now(),
