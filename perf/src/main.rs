@@ -319,8 +319,8 @@ fn consumer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
     })
 }
 
-/// Consumes until told to stop, draining librdkafka's queue a thousand messages at a time with
-/// `rd_kafka_consume_batch_queue`, the C API's bulk path. Per-message `poll` through the Rust
+/// Consumes until told to stop, draining librdkafka's queue up to a thousand messages at a time
+/// with `rd_kafka_consume_batch_queue`, the C API's bulk path. Per-message `poll` through the Rust
 /// wrapper cost more CPU than the broker on this 2-core machine, and the harness measures the
 /// broker, so the client does as little per message as librdkafka allows.
 ///
@@ -336,8 +336,15 @@ fn drain(consumer: &BaseConsumer, stats: &Stats, e2e: bool) {
         let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
         let mut messages: Vec<*mut rd::rd_kafka_message_t> = vec![std::ptr::null_mut(); BATCH];
         while !stats.stop.load(Ordering::Relaxed) {
-            let n = rd::rd_kafka_consume_batch_queue(queue, 100, messages.as_mut_ptr(), BATCH);
-            let batch = &messages[..n.max(0) as usize];
+            // The batch call waits until it has BATCH messages or times out, which would hold a
+            // tailing consumer's records back: wait for one, then take what is already queued.
+            let first = rd::rd_kafka_consume_queue(queue, 100);
+            if first.is_null() {
+                continue;
+            }
+            messages[0] = first;
+            let more = rd::rd_kafka_consume_batch_queue(queue, 0, messages[1..].as_mut_ptr(), BATCH - 1);
+            let batch = &messages[..1 + more.max(0) as usize];
             let measuring = stats.measuring.load(Ordering::Relaxed);
             let (mut count, mut bytes) = (0u64, 0u64);
             if measuring && !batch.is_empty() {
