@@ -188,7 +188,7 @@ async fn shard_main(
         }
     }
 
-    // Housekeeping: flush.ms every tick, retention every retention check interval.
+    // Housekeeping: the flush.ms policy every second, retention every retention check interval.
     let tick = Duration::from_millis(100);
     let retention_every = (config.retention_check_interval_ms / 100).max(1);
     let mut ticks: u64 = 0;
@@ -199,11 +199,11 @@ async fn shard_main(
         if ticks.is_multiple_of(10) {
             owner.segment_files.expire_idle(SEGMENT_FILE_IDLE);
             for log in owner.all_logs() {
-                log.maybe_timed_sync().await;
+                log.request_timed_sync();
             }
         }
         if ticks.is_multiple_of(retention_every) {
-            owner.housekeeping().await;
+            owner.housekeeping();
         }
     }
     for log in owner.all_logs() {

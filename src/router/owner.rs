@@ -348,13 +348,12 @@ impl OwnerShard {
         }
     }
 
-    /// Periodic work: retention and the `flush.ms` policy.
-    pub async fn housekeeping(&self) {
+    /// Periodic work: retention. (The shard's loop applies the `flush.ms` policy every second.)
+    pub fn housekeeping(&self) {
         for log in self.all_logs() {
             if let Err(e) = log.enforce_retention() {
                 tracing::warn!(partition = %log.tp, error = %e, "retention failed");
             }
-            log.maybe_timed_sync().await;
         }
     }
 }

@@ -98,6 +98,13 @@ struct LogState {
     failed: bool,
 }
 
+impl LogState {
+    /// Whether `flush.ms` (Kafka's "never" is `i64::MAX`) has passed since the last fdatasync.
+    fn flush_ms_passed(&self, flush_ms: i64) -> bool {
+        flush_ms < i64::MAX && now_ms() - self.last_sync_ms >= flush_ms
+    }
+}
+
 /// What every partition log on a shard shares.
 #[derive(Clone)]
 pub struct ShardLogContext {
@@ -425,8 +432,7 @@ impl PartitionLog {
                 reply_all(written, &Ok(()));
                 let config = self.config.borrow().clone();
                 let mut st = self.state.borrow_mut();
-                let policy_sync = st.unsynced_messages >= config.flush_messages
-                    || (config.flush_ms < i64::MAX && now_ms() - st.last_sync_ms >= config.flush_ms);
+                let policy_sync = st.unsynced_messages >= config.flush_messages || st.flush_ms_passed(config.flush_ms);
                 if !need_sync.is_empty() || policy_sync {
                     st.sync_waiters.extend(need_sync);
                     st.sync_requested = true;
@@ -469,19 +475,16 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// fdatasyncs when `flush.ms` has passed with unsynced data (the periodic flush policy).
-    pub async fn maybe_timed_sync(&self) {
+    /// Asks the syncer for an fdatasync when `flush.ms` has passed with unsynced data (the
+    /// periodic flush policy). Every policy sync goes through the syncer, one at a time and
+    /// within its linger, as the syncs that writes ask for do.
+    pub fn request_timed_sync(&self) {
         let flush_ms = self.config.borrow().flush_ms;
-        let due = {
-            let st = self.state.borrow();
-            st.unsynced_messages > 0 && flush_ms < i64::MAX && now_ms() - st.last_sync_ms >= flush_ms
-        };
-        // A flush in progress syncs when it needs to.
-        if !due || self.flush_lock.available() == 0 {
-            return;
-        }
-        if let Err(e) = self.sync().await {
-            tracing::error!(partition = %self.tp, error = %e, "periodic fdatasync failed");
+        let mut st = self.state.borrow_mut();
+        if st.unsynced_messages > 0 && st.flush_ms_passed(flush_ms) && !st.sync_requested {
+            st.sync_requested = true;
+            drop(st);
+            self.sync_wakeup.notify(1);
         }
     }
 
@@ -973,6 +976,34 @@ mod tests {
             append_all(4).await.unwrap().unwrap();
             assert_eq!(syncs(), 3);
             assert!(started.elapsed() < Duration::from_millis(400), "no linger after a quiet spell: {:?}", started.elapsed());
+        });
+    }
+
+    #[test]
+    fn flush_ms_syncs_acks1_appends_through_the_syncer() {
+        use std::time::Duration;
+        run(|dir| async move {
+            let mut cfg = config(1 << 20);
+            cfg.flush_ms = 50;
+            let log = open(&dir, cfg).await;
+            let syncs = || log.cache.metrics.fsync_latency.count();
+            let append_written = |text: &'static [u8]| {
+                let batch = make_batch(&[text], 1_000, -1, -1);
+                log.append(&batch, 1).unwrap().done.unwrap()
+            };
+            append_written(b"one").await.unwrap().unwrap();
+            append_written(b"two").await.unwrap().unwrap();
+            let written = syncs();
+            log.request_timed_sync();
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            assert_eq!(syncs(), written, "flush.ms has not passed since the log opened: no sync");
+            glommio::timer::sleep(Duration::from_millis(60)).await;
+            log.request_timed_sync();
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            assert_eq!(syncs(), written + 1, "flush.ms passed with unsynced data: the syncer synced");
+            log.request_timed_sync();
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            assert_eq!(syncs(), written + 1, "nothing left unsynced: no further sync");
         });
     }
 
