@@ -37,7 +37,7 @@ use hdrhistogram::Histogram;
 use ringlog::config::{BrokerConfig, TopicConfig};
 use ringlog::metrics::ShardMetrics;
 use ringlog::storage::cache::BatchCache;
-use ringlog::storage::{PartitionLog, ShardLogContext, prime_dma_probe};
+use ringlog::storage::{PartitionLog, ShardLogContext, SyncRounds, prime_dma_probe};
 use ringlog::types::TopicPartition;
 
 /// Appends before timing starts in each scenario: the first writes pay for a new file's first
@@ -55,11 +55,11 @@ async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: u
     let config = TopicConfig::resolve(&topic_defaults, &BTreeMap::new());
     let cache = Rc::new(BatchCache::new(64 << 20, Arc::new(ShardMetrics::new())));
     let tp = TopicPartition::new(format!("bench-acks{}-inflight{}", s.acks, s.in_flight), 0);
-    // The broker's default sync linger, so acks=all is measured as the broker runs it.
+    // The broker's default sync rounds, so acks=all is measured as the broker runs it.
     let shard = ShardLogContext {
         cache,
         data_event: Arc::new(event_listener::Event::new()),
-        sync_linger: Duration::from_micros(ringlog::config::DEFAULT_SYNC_LINGER_US),
+        sync_rounds: SyncRounds::new(Duration::from_micros(ringlog::config::DEFAULT_SYNC_LINGER_US)),
     };
     let log = PartitionLog::open(tp, 0, dir, 0, config, shard)
         .await

@@ -74,8 +74,8 @@ pub struct BrokerConfig {
     pub io_memory: usize,
     /// Byte budget of each shard's batch cache ([`DEFAULT_BATCH_CACHE_BYTES`]).
     pub batch_cache_bytes: usize,
-    /// `sync_linger_us`: the least time between the end of a partition's fdatasync and the start
-    /// of its next, under `acks=all` load (see `ShardLogContext::sync_linger`).
+    /// `sync_linger_us`: the least time between the end of a shard's fdatasync and the start of
+    /// the next one of any of its partitions, under `acks=all` load (see `storage::SyncRounds`).
     pub sync_linger_us: u64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,

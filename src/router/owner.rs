@@ -22,7 +22,7 @@ use crate::net::splice::SpliceRing;
 use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
 use crate::storage::reader::{Located, SegmentFiles};
-use crate::storage::{PartitionLog, ShardLogContext, StorageError};
+use crate::storage::{PartitionLog, ShardLogContext, StorageError, SyncRounds};
 use crate::types::{ShardId, TopicPartition};
 
 /// Per-shard owner of partition logs. `!Send`: it never leaves its core.
@@ -35,6 +35,8 @@ pub struct OwnerShard {
     opening: RefCell<HashSet<TopicPartition>>,
     /// The shard's batch cache, shared by its partitions.
     pub cache: Rc<BatchCache>,
+    /// When the shard's partitions may start their next fdatasync.
+    sync_rounds: Rc<SyncRounds>,
     data_event: Arc<event_listener::Event>,
     next_uid: Cell<u64>,
     /// The consumer groups whose coordinator is this shard.
@@ -56,6 +58,7 @@ impl OwnerShard {
         metrics: Arc<crate::metrics::ShardMetrics>,
     ) -> Self {
         let cache = Rc::new(BatchCache::new(config.batch_cache_bytes, metrics));
+        let sync_rounds = SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us));
         let groups = GroupCoordinator::new(config.group.clone());
         let splice = match SpliceRing::new() {
             Ok(ring) => Some(ring),
@@ -72,6 +75,7 @@ impl OwnerShard {
             logs: RefCell::new(HashMap::new()),
             opening: RefCell::new(HashSet::new()),
             cache,
+            sync_rounds,
             data_event,
             next_uid: Cell::new(0),
             groups,
@@ -150,7 +154,7 @@ impl OwnerShard {
                 ShardLogContext {
                     cache: Rc::clone(&self.cache),
                     data_event: Arc::clone(&self.data_event),
-                    sync_linger: std::time::Duration::from_micros(self.config.sync_linger_us),
+                    sync_rounds: Rc::clone(&self.sync_rounds),
                 },
             )
             .await;

@@ -11,7 +11,7 @@ pub mod producers;
 pub mod reader;
 pub mod segment;
 
-pub use partition::{AppendOutcome, PartitionLog, ReadOutcome, ShardLogContext};
+pub use partition::{AppendOutcome, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 
 /// Errors of the storage subsystem. `crate::error::storage_error_code` maps each to a Kafka code.
 #[derive(Debug, thiserror::Error)]

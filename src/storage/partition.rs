@@ -112,11 +112,35 @@ pub struct ShardLogContext {
     pub cache: Rc<BatchCache>,
     /// Notified when a high watermark moves: parked fetches wait on it (from any shard).
     pub data_event: Arc<event_listener::Event>,
-    /// An fdatasync starts no sooner than this after the log's previous one ended, so one sync
-    /// covers the group commits of that window. Each fdatasync flushes the device's cache, and on
-    /// some disks (this VM's virtio disk) the writes behind a flush wait for it. Zero, the
-    /// default (`sync_linger_us`), syncs at once.
-    pub sync_linger: std::time::Duration,
+    /// When the shard's partitions may start their next fdatasync.
+    pub sync_rounds: Rc<SyncRounds>,
+}
+
+/// The shard's sync rounds. Under load a partition's fdatasync starts no sooner than the linger
+/// (`sync_linger_us`) after the shard's last fdatasync ended, so one sync covers the group commits
+/// of that window and a shard's partitions sync together, then leave the device alone for the
+/// linger. Each sync flushes the device's cache, and on some disks (this VM's virtio disk) the
+/// writes behind a flush wait for it. A zero linger, the default, syncs at once.
+pub struct SyncRounds {
+    linger: std::time::Duration,
+    last_end: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl SyncRounds {
+    /// Rounds `linger` apart.
+    pub fn new(linger: std::time::Duration) -> Rc<Self> {
+        Rc::new(SyncRounds { linger, last_end: std::cell::Cell::new(None) })
+    }
+
+    /// How long a sync that is due now waits for the shard's next round; zero after a quiet spell.
+    fn wait(&self) -> std::time::Duration {
+        self.last_end.get().map_or(std::time::Duration::ZERO, |end| self.linger.saturating_sub(end.elapsed()))
+    }
+
+    /// Records that a sync just ended.
+    fn ended(&self) {
+        self.last_end.set(Some(std::time::Instant::now()));
+    }
 }
 
 /// A partition's log. Lives on its owner shard (`!Send`).
@@ -136,8 +160,8 @@ pub struct PartitionLog {
     data_event: Arc<event_listener::Event>,
     /// One flush at a time.
     flush_lock: glommio::sync::Semaphore,
-    /// See [`ShardLogContext::sync_linger`].
-    sync_linger: std::time::Duration,
+    /// See [`SyncRounds`].
+    sync_rounds: Rc<SyncRounds>,
 }
 
 async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
@@ -156,7 +180,7 @@ impl PartitionLog {
         config: TopicConfig,
         shard: ShardLogContext,
     ) -> Result<Rc<PartitionLog>, StorageError> {
-        let ShardLogContext { cache, data_event, sync_linger } = shard;
+        let ShardLogContext { cache, data_event, sync_rounds } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
@@ -256,7 +280,7 @@ impl PartitionLog {
             sync_wakeup: event_listener::Event::new(),
             data_event,
             flush_lock: glommio::sync::Semaphore::new(1),
-            sync_linger,
+            sync_rounds,
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
@@ -381,12 +405,11 @@ impl PartitionLog {
     /// fdatasyncs for the `acks=all` waiters (and the flush policy), one sync at a time. It runs
     /// beside the flusher, so a write never waits for a sync: a slow fdatasync delays the
     /// acknowledgements it covers, not the high watermark that consumers read up to. Under load
-    /// it lingers `sync_linger` after each sync, so fewer device flushes stall those writes; a
-    /// sync after a quiet spell starts at once.
+    /// it waits for the shard's next sync round ([`SyncRounds`]), so fewer device flushes stall
+    /// those writes; a sync after a quiet spell starts at once.
     async fn syncer(log: Weak<Self>) {
-        let mut last_end: Option<std::time::Instant> = None;
         while let Some(this) = Self::wait_for_work(&log, |l| &l.sync_wakeup, |st| st.sync_requested).await {
-            let linger = last_end.map_or(std::time::Duration::ZERO, |end| this.sync_linger.saturating_sub(end.elapsed()));
+            let linger = this.sync_rounds.wait();
             if !linger.is_zero() {
                 // Not holding the log while asleep: a dropped partition's task ends.
                 drop(this);
@@ -402,7 +425,7 @@ impl PartitionLog {
                 (std::mem::take(&mut st.sync_waiters), file)
             };
             let result = this.sync_file(file).await;
-            last_end = Some(std::time::Instant::now());
+            this.sync_rounds.ended();
             if let Err(e) = &result {
                 this.fail(e);
             }
@@ -848,9 +871,14 @@ mod tests {
     }
 
     async fn open_lingering(dir: &Path, cfg: TopicConfig, sync_linger: std::time::Duration) -> Rc<PartitionLog> {
+        open_in_rounds(dir, cfg, 0, SyncRounds::new(sync_linger)).await
+    }
+
+    /// Partition `partition` of topic "t", syncing in `rounds`.
+    async fn open_in_rounds(dir: &Path, cfg: TopicConfig, partition: i32, rounds: Rc<SyncRounds>) -> Rc<PartitionLog> {
         let cache = Rc::new(BatchCache::new(1, Arc::new(crate::metrics::ShardMetrics::new()))); // every read goes to disk
-        let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_linger };
-        PartitionLog::open(TopicPartition::new("t", 0), 0, dir, 0, cfg, shard)
+        let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_rounds: rounds };
+        PartitionLog::open(TopicPartition::new("t", partition), partition as u64, dir, 0, cfg, shard)
             .await
             .unwrap()
     }
@@ -976,6 +1004,23 @@ mod tests {
             append_all(4).await.unwrap().unwrap();
             assert_eq!(syncs(), 3);
             assert!(started.elapsed() < Duration::from_millis(400), "no linger after a quiet spell: {:?}", started.elapsed());
+        });
+    }
+
+    #[test]
+    fn a_shards_partitions_sync_in_one_round() {
+        use std::time::{Duration, Instant};
+        const LINGER: Duration = Duration::from_millis(300);
+        run(|dir| async move {
+            let rounds = SyncRounds::new(LINGER);
+            let a = open_in_rounds(&dir, config(1 << 20), 0, Rc::clone(&rounds)).await;
+            let b = open_in_rounds(&dir, config(1 << 20), 1, rounds).await;
+            let append_all = |log: &PartitionLog| log.append(&make_batch(&[b"durable"], 1_000, -1, -1), -1).unwrap().done.unwrap();
+            append_all(&a).await.unwrap().unwrap();
+            // B has never synced, but A just did: B's first sync waits for the shard's next round.
+            let started = Instant::now();
+            append_all(&b).await.unwrap().unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(200), "B synced {:?} after A's sync", started.elapsed());
         });
     }
 
