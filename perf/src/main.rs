@@ -347,7 +347,7 @@ fn drain(consumer: &BaseConsumer, stats: &Stats, e2e: bool) {
             let batch = &messages[..1 + more.max(0) as usize];
             let measuring = stats.measuring.load(Ordering::Relaxed);
             let (mut count, mut bytes) = (0u64, 0u64);
-            if measuring && !batch.is_empty() {
+            if measuring {
                 let wall = wall_ns();
                 let mut ages = e2e.then(|| stats.e2e.lock().ok()).flatten();
                 for &m in batch {

@@ -26,8 +26,10 @@ use crate::router::Router;
 /// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
 ///
 /// A producer's throughput is its bytes in flight over the broker's answer time, and at
-/// `acks=all` that time is an fdatasync: 16 in flight held this VM's acks=all at 196 MB/s, and
-/// 256 let it reach 283–304 MB/s (perf/RESULTS.md, session 5).
+/// `acks=all` that time includes an fdatasync: 16 in flight held this VM's acks=all at 193–199
+/// MB/s; 256, with [`MAX_IN_FLIGHT_BYTES`], gives 286–312 MB/s (perf/RESULTS.md, session 5).
+/// Kafka's own broker runs one request per connection at a time; it does not fdatasync per
+/// acknowledgement, so its answers do not wait for the disk.
 pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Request bytes a connection may have in flight. Produced data sits in the shard's batch
