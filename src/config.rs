@@ -47,6 +47,8 @@ pub const DEFAULT_SYNC_LINGER_US: u64 = 0;
 /// falls out of it reads from the disk the producers are writing to, and on this VM such a
 /// consumer never caught up again (50–220 MB/s against 380–470 MB/s produced). Kafka leans on
 /// the whole page cache for the same job. 256 MiB is about 0.6 s of this VM's top produce rate.
+/// Unset, the budget is also capped so that all shards together take at most a quarter of the
+/// machine's memory ([`BrokerConfig::batch_cache_per_shard`]).
 pub const DEFAULT_BATCH_CACHE_BYTES: usize = 256 << 20;
 
 /// Everything a broker needs to start.
@@ -72,8 +74,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Bytes of registered DMA memory per shard (glommio `io_memory`).
     pub io_memory: usize,
-    /// Byte budget of each shard's batch cache ([`DEFAULT_BATCH_CACHE_BYTES`]).
-    pub batch_cache_bytes: usize,
+    /// `batch_cache_bytes`: byte budget of each shard's batch cache; unset, it is sized from the
+    /// machine ([`BrokerConfig::batch_cache_per_shard`]).
+    pub batch_cache_bytes: Option<usize>,
     /// `sync_linger_us`: the least time between the end of a shard's fdatasync and the start of
     /// the next one of any of its partitions, under `acks=all` load (see `storage::SyncRounds`).
     pub sync_linger_us: u64,
@@ -135,6 +138,16 @@ pub const TOPIC_CONFIGS: &[(&str, &str, &str)] = &[
 ];
 
 impl BrokerConfig {
+    /// Each shard's batch cache budget: `batch_cache_bytes` where set, else
+    /// [`DEFAULT_BATCH_CACHE_BYTES`] capped at a quarter of the machine's memory over the shards,
+    /// so a small box with many cores is not promised more cache than it has.
+    pub fn batch_cache_per_shard(&self) -> usize {
+        self.batch_cache_bytes.unwrap_or_else(|| {
+            let quarter = total_memory_bytes().map_or(usize::MAX, |total| total / 4 / self.cores.max(1));
+            DEFAULT_BATCH_CACHE_BYTES.min(quarter)
+        })
+    }
+
     /// Defaults for a single-node broker with data in `./data`.
     pub fn new(listen: SocketAddr) -> Self {
         let topic_defaults = TOPIC_CONFIGS
@@ -152,7 +165,7 @@ impl BrokerConfig {
             num_partitions: 1,
             socket_request_max_bytes: 104_857_600,
             io_memory: 512 * 1024,
-            batch_cache_bytes: DEFAULT_BATCH_CACHE_BYTES,
+            batch_cache_bytes: None,
             sync_linger_us: DEFAULT_SYNC_LINGER_US,
             retention_check_interval_ms: 300_000,
             topic_defaults,
@@ -205,7 +218,7 @@ impl BrokerConfig {
             "num.partitions" => self.num_partitions = num(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(key, value)?,
             "io_memory" => self.io_memory = num(key, value)?,
-            "batch_cache_bytes" => self.batch_cache_bytes = num(key, value)?,
+            "batch_cache_bytes" => self.batch_cache_bytes = Some(num(key, value)?),
             "sync_linger_us" => self.sync_linger_us = num(key, value)?,
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,
@@ -312,9 +325,31 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// `MemTotal` from /proc/meminfo, in bytes (cgroup limits are not read).
+fn total_memory_bytes() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_cache_is_capped_by_memory_unless_set() {
+        let mut cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        let total = total_memory_bytes().unwrap();
+        cfg.cores = 1;
+        assert_eq!(cfg.batch_cache_per_shard(), DEFAULT_BATCH_CACHE_BYTES.min(total / 4));
+        // So many shards that a quarter of memory spread over them is under the default.
+        cfg.cores = total / DEFAULT_BATCH_CACHE_BYTES + 1;
+        assert_eq!(cfg.batch_cache_per_shard(), total / 4 / cfg.cores);
+        assert!(cfg.batch_cache_per_shard() < DEFAULT_BATCH_CACHE_BYTES);
+        cfg.apply_key("batch_cache_bytes", "1048576").unwrap();
+        assert_eq!(cfg.batch_cache_per_shard(), 1 << 20, "a set value is used as given");
+    }
 
     #[test]
     fn toml_keys_use_kafka_names() {

@@ -57,7 +57,7 @@ impl OwnerShard {
         data_event: Arc<event_listener::Event>,
         metrics: Arc<crate::metrics::ShardMetrics>,
     ) -> Self {
-        let cache = Rc::new(BatchCache::new(config.batch_cache_bytes, metrics));
+        let cache = Rc::new(BatchCache::new(config.batch_cache_per_shard(), metrics));
         let sync_rounds = SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us));
         let groups = GroupCoordinator::new(config.group.clone());
         let splice = match SpliceRing::new() {
