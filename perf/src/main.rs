@@ -232,13 +232,16 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             }
         };
         let per_producer_rate = w.producer_rate as f64 / w.producers as f64;
-        let mut payload = vec![0u8; w.record_size.max(8)];
+        let record_size = w.record_size.max(8);
+        let mut payload = vec![0u8; record_size];
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
         let start = stats.now_ns();
         // The wall clock at `run_start`: the consumer reads the stamp with its own clock.
         let wall_at_start = wall_ns().saturating_sub(start);
-        let limit = if w.produce_bytes > 0 { w.produce_bytes / w.record_size.max(8) as u64 } else { u64::MAX };
+        let limit = if w.produce_bytes > 0 { w.produce_bytes / record_size as u64 } else { u64::MAX };
+        // At a fixed rate, when record `seq` is meant to be sent (ns after `run_start`).
+        let due_ns = |seq: u64| start + (seq as f64 * 1e9 / per_producer_rate) as u64;
         while !stats.stop.load(Ordering::Relaxed) && seq < limit {
             // One clock read per burst: at max rate a burst's records are meant to go now; at a
             // fixed rate each is timed from its own due time (coordinated omission).
@@ -249,7 +252,7 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
                     // Sleep rather than spin: on a 2-core machine a spinning producer takes a
                     // core from the broker. librdkafka's poll counts whole milliseconds (a
                     // shorter timeout returns at once), so short waits sleep the thread.
-                    let wait = Duration::from_nanos((start + (seq as f64 * 1e9 / per_producer_rate) as u64).saturating_sub(now));
+                    let wait = Duration::from_nanos(due_ns(seq).saturating_sub(now));
                     if wait >= Duration::from_millis(1) {
                         stats.poll_wait(&producer);
                     } else {
@@ -262,14 +265,14 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
                 BURST
             };
             for _ in 0..burst.min(limit - seq) {
-                let intended = if per_producer_rate > 0.0 { start + (seq as f64 * 1e9 / per_producer_rate) as u64 } else { now };
+                let intended = if per_producer_rate > 0.0 { due_ns(seq) } else { now };
                 payload[..8].copy_from_slice(&(wall_at_start + intended).to_be_bytes());
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 let key = rng.to_be_bytes();
                 let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&w.topic, intended as usize)
-                    .payload(&payload[..w.record_size.max(8)]);
+                    .payload(&payload[..]);
                 match w.key_distribution.as_str() {
                     "random" => record = record.key(&key[..]),
                     "round-robin" => record = record.partition((seq % w.partitions as u64) as i32),
