@@ -1,4 +1,5 @@
-//! The shard's batch cache: recently appended batches, kept as `Bytes`, bounded in bytes.
+//! The shard's batch cache: recently appended batches, kept as [`StampedBatch`]es (their bytes
+//! still in the produce requests' frames), bounded in bytes.
 //!
 //! ```text
 //!   append ──► insert(partition, base_offset, batch) ──► fifo (oldest first) ──► evict when over budget
@@ -12,9 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::batch::BatchHeader;
+use super::batch::{BatchHeader, StampedBatch};
 use crate::metrics::ShardMetrics;
 
 /// A shard-wide cache of record batches keyed by (partition id, base offset).
@@ -23,7 +22,7 @@ pub struct BatchCache {
     used: Cell<usize>,
     /// The shard's counters: cache hits and misses, and fsync latency of its logs.
     pub metrics: Arc<ShardMetrics>,
-    partitions: RefCell<HashMap<u64, BTreeMap<i64, Bytes>>>,
+    partitions: RefCell<HashMap<u64, BTreeMap<i64, StampedBatch>>>,
     fifo: RefCell<VecDeque<(u64, i64, usize)>>,
 }
 
@@ -40,7 +39,7 @@ impl BatchCache {
     }
 
     /// Adds a stamped batch, evicting the oldest batches of any partition when over budget.
-    pub fn insert(&self, partition: u64, base_offset: i64, batch: Bytes) {
+    pub fn insert(&self, partition: u64, base_offset: i64, batch: StampedBatch) {
         if batch.len() > self.limit {
             return;
         }
@@ -59,12 +58,12 @@ impl BatchCache {
 
     /// Contiguous batches starting with the one that holds `offset`, up to `max_bytes`
     /// (at least one batch), and never past `limit_offset` (the high watermark).
-    pub fn read(&self, partition: u64, offset: i64, max_bytes: usize, limit_offset: i64) -> Option<Vec<Bytes>> {
+    pub fn read(&self, partition: u64, offset: i64, max_bytes: usize, limit_offset: i64) -> Option<Vec<StampedBatch>> {
         let parts = self.partitions.borrow();
         let map = parts.get(&partition);
         let found = map.and_then(|m| {
             let (_, first) = m.range(..=offset).next_back()?;
-            let header = BatchHeader::parse(first)?;
+            let header = BatchHeader::parse(first.header())?;
             if header.last_offset() < offset || header.base_offset >= limit_offset {
                 return None;
             }
@@ -75,7 +74,7 @@ impl BatchCache {
                 if base != next || base >= limit_offset || (total > 0 && total + batch.len() > max_bytes) {
                     break;
                 }
-                let h = BatchHeader::parse(batch)?;
+                let h = BatchHeader::parse(batch.header())?;
                 next = h.last_offset() + 1;
                 total += batch.len();
                 out.push(batch.clone());

@@ -25,7 +25,7 @@ use futures::channel::oneshot;
 use glommio::io::{DmaFile, OpenOptions};
 
 use super::StorageError;
-use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::batch::{self, BatchHeader, HEADER_LEN, StampedBatch};
 use super::cache::BatchCache;
 use super::producers::{ProducerStates, SequenceCheck};
 use super::reader::{self, DiskRange, Located};
@@ -62,7 +62,7 @@ pub struct ReadOutcome<R> {
 }
 
 enum Pending {
-    Batch(Bytes, BatchHeader),
+    Batch(StampedBatch, BatchHeader),
     Roll(i64),
 }
 
@@ -512,7 +512,7 @@ impl PartitionLog {
     }
 
     async fn write_items(&self, items: Vec<Pending>) -> Result<(), StorageError> {
-        let mut run: Vec<(Bytes, BatchHeader)> = Vec::new();
+        let mut run: Vec<(StampedBatch, BatchHeader)> = Vec::new();
         for item in items {
             match item {
                 Pending::Batch(b, h) => run.push((b, h)),
@@ -533,7 +533,7 @@ impl PartitionLog {
     /// metadata steadily (acks=1) appends stalled for up to 250 ms. Zeros written ahead instead
     /// cost 17% of acks=all throughput, since every fdatasync must also flush them
     /// (`perf/RESULTS.md`, 2026-11-23).
-    async fn write_run(&self, run: Vec<(Bytes, BatchHeader)>) -> Result<(), StorageError> {
+    async fn write_run(&self, run: Vec<(StampedBatch, BatchHeader)>) -> Result<(), StorageError> {
         if run.is_empty() {
             return Ok(());
         }
@@ -551,9 +551,9 @@ impl PartitionLog {
             let dst = buf.as_bytes_mut();
             dst[..tail.len()].copy_from_slice(&tail);
             let mut at = tail.len();
-            for (b, _) in &run {
-                dst[at..at + b.len()].copy_from_slice(b);
-                at += b.len();
+            for part in run.iter().flat_map(|(b, _)| b.parts()) {
+                dst[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
             }
             dst[at..].fill(0);
         }
@@ -643,7 +643,7 @@ impl PartitionLog {
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome<Vec<Bytes>>, StorageError> {
         let found = self.locate(offset, max_bytes)?;
         let records = match &found.records {
-            Located::Cached(batches) => batches.clone(),
+            Located::Cached(batches) => batches.iter().map(StampedBatch::to_bytes).collect(),
             Located::OnDisk(range) => {
                 let file = self.state.borrow().segments.values().find(|s| s.id == range.segment_id).map(|s| Rc::clone(&s.file));
                 let Some(file) = file else { return Err(StorageError::Closed) };

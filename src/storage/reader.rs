@@ -18,11 +18,10 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use glommio::io::{DmaFile, ReadResult};
 
 use super::StorageError;
-use super::batch::{BatchHeader, HEADER_LEN};
+use super::batch::{BatchHeader, HEADER_LEN, StampedBatch};
 
 /// Bytes read per disk read, at least: small fetches still read a useful amount.
 const MIN_READ: usize = 64 * 1024;
@@ -70,7 +69,7 @@ impl DiskRange {
 #[derive(Debug, Clone)]
 pub enum Located {
     /// Whole batches from the shard's batch cache (possibly none).
-    Cached(Vec<Bytes>),
+    Cached(Vec<StampedBatch>),
     /// Batches to read from disk.
     OnDisk(DiskRange),
 }
@@ -320,7 +319,7 @@ mod tests {
             let values: Vec<&[u8]> = (0..10).map(|_| value.as_slice()).collect();
             let stamped = batch::stamp(&make_batch(&values, 1_000 + i, -1, -1), i * 10, 0, None);
             layout.push((i * 10, bytes.len() as u64, stamped.len()));
-            bytes.extend_from_slice(&stamped);
+            bytes.extend_from_slice(&stamped.to_bytes());
         }
         std::fs::write(path, &bytes).unwrap();
         layout

@@ -219,8 +219,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringlog-scan-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("00000000000000000000.log");
-        let a = stamp(&make_batch(&[b"one"], 1, -1, -1), 0, 0, None);
-        let b = stamp(&make_batch(&[b"two"], 2, -1, -1), 1, 0, None);
+        let a = stamp(&make_batch(&[b"one"], 1, -1, -1), 0, 0, None).to_bytes();
+        let b = stamp(&make_batch(&[b"two"], 2, -1, -1), 1, 0, None).to_bytes();
         let mut data = [a.as_ref(), b.as_ref()].concat();
         data.extend_from_slice(&b[..20]); // torn third batch
         data.extend_from_slice(&[0u8; 100]);

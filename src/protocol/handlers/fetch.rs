@@ -71,7 +71,7 @@ async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> 
 async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<Vec<Chunk>> {
     let reads = results.iter().map(|r| async move {
         match &r.records {
-            Located::Cached(batches) => Ok(batches.iter().cloned().map(Chunk::Bytes).collect()),
+            Located::Cached(batches) => Ok(batches.iter().flat_map(|b| b.parts()).cloned().map(Chunk::Bytes).collect()),
             Located::OnDisk(range) => {
                 let pieces = router.local.segment_files.read(range).await;
                 pieces.map(|pieces| {
