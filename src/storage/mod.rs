@@ -2,8 +2,7 @@
 //!
 //! A reader's path: [`batch`] (the record batch format) → [`segment`] (one `.log` file and its
 //! sparse indexes) → [`partition`] (a partition's segments, its group-commit appender and reads)
-//! → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state) →
-//! [`zero_ahead`] (zeros written ahead of the appender).
+//! → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
 
 pub mod batch;
 pub mod cache;
@@ -11,7 +10,6 @@ pub mod partition;
 pub mod producers;
 pub mod reader;
 pub mod segment;
-pub mod zero_ahead;
 
 pub use partition::{AppendOutcome, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 

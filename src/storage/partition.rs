@@ -30,7 +30,6 @@ use super::cache::BatchCache;
 use super::producers::{ProducerStates, SequenceCheck};
 use super::reader::{self, DiskRange, Located};
 use super::segment::{self, Segment};
-use super::zero_ahead::ZeroAhead;
 use crate::config::TopicConfig;
 use crate::types::{TopicPartition, now_ms};
 
@@ -97,19 +96,12 @@ struct LogState {
     unsynced_messages: i64,
     last_sync_ms: i64,
     failed: bool,
-    zero_ahead: ZeroAhead,
 }
 
 impl LogState {
     /// Whether `flush.ms` (Kafka's "never" is `i64::MAX`) has passed since the last fdatasync.
     fn flush_ms_passed(&self, flush_ms: i64) -> bool {
         flush_ms < i64::MAX && now_ms() - self.last_sync_ms >= flush_ms
-    }
-
-    /// The active segment's next chunk of zeros to write ahead, if one is wanted now.
-    fn next_zero_chunk(&self) -> Option<std::ops::Range<u64>> {
-        let seg = self.segments.values().next_back()?;
-        self.zero_ahead.next_chunk(seg.size, seg.file_len)
     }
 }
 
@@ -168,10 +160,6 @@ pub struct PartitionLog {
     data_event: Arc<event_listener::Event>,
     /// One flush at a time.
     flush_lock: glommio::sync::Semaphore,
-    /// Wakes the zero-ahead task after a write run.
-    zero_wakeup: event_listener::Event,
-    /// Held by a zero write in flight, and by a roll or close, which cut the file to its data.
-    zero_lock: glommio::sync::Semaphore,
     /// See [`SyncRounds`].
     sync_rounds: Rc<SyncRounds>,
 }
@@ -246,7 +234,6 @@ impl PartitionLog {
                 // The last write's page padding (or a torn tail): the appender rewrites from valid_len.
                 seg.file.truncate(scan.valid_len).await?;
             }
-            seg.file_len = scan.valid_len;
             if is_last {
                 tail = segment::read_tail_page(&log_path, scan.valid_len, PAGE)?;
             } else {
@@ -287,20 +274,16 @@ impl PartitionLog {
                 unsynced_messages: 0,
                 last_sync_ms: now_ms(),
                 failed: false,
-                zero_ahead: ZeroAhead::default(),
             }),
             cache,
             flush_wakeup: event_listener::Event::new(),
             sync_wakeup: event_listener::Event::new(),
             data_event,
             flush_lock: glommio::sync::Semaphore::new(1),
-            zero_wakeup: event_listener::Event::new(),
-            zero_lock: glommio::sync::Semaphore::new(1),
             sync_rounds,
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
-        glommio::spawn_local(Self::zeroer(Rc::downgrade(&log))).detach();
         Ok(log)
     }
 
@@ -454,41 +437,6 @@ impl PartitionLog {
         }
     }
 
-    /// Writes zeros ahead of the active segment's data, a chunk at a time, while the partition's
-    /// write runs are small ([`super::zero_ahead`]).
-    async fn zeroer(log: Weak<Self>) {
-        while let Some(this) = Self::wait_for_work(&log, |l| &l.zero_wakeup, |st| st.next_zero_chunk().is_some()).await {
-            // A roll may have run meanwhile: the chunk is chosen under the lock.
-            let Ok(_writing) = this.zero_lock.acquire_permit(1).await else { return };
-            let (file, chunk) = {
-                let mut st = this.state.borrow_mut();
-                let Some(chunk) = st.next_zero_chunk() else { continue };
-                let Some(seg) = st.segments.values().next_back() else { continue };
-                let file = Rc::clone(&seg.file);
-                st.zero_ahead.in_flight = Some(chunk.clone());
-                (file, chunk)
-            };
-            let mut zeros = file.alloc_dma_buffer((chunk.end - chunk.start) as usize);
-            zeros.as_bytes_mut().fill(0);
-            let result = file.write_at(zeros, chunk.start).await;
-            let mut st = this.state.borrow_mut();
-            st.zero_ahead.in_flight = None;
-            match result {
-                Ok(written) => {
-                    if let Some(seg) = st.segments.values_mut().next_back() {
-                        seg.file_len = seg.file_len.max(chunk.start + written as u64);
-                    }
-                }
-                Err(e) => {
-                    // The data can still fit where a whole chunk of zeros did not; appends go on
-                    // growing the file as they did without zeros.
-                    tracing::warn!(partition = %this.tp, error = %e, "writing zeros ahead failed; appends grow the file from now on");
-                    st.zero_ahead.disabled = true;
-                }
-            }
-        }
-    }
-
     /// Writes everything queued, acknowledges `acks=1` waiters, and hands `acks=all` waiters to
     /// the syncer (which also syncs when the flush policy says so).
     async fn flush_once(&self) {
@@ -580,10 +528,11 @@ impl PartitionLog {
     /// Writes batches at the end of the active segment: the tail page plus the batches, padded to
     /// whole pages, in one O_DIRECT write.
     ///
-    /// While runs are small the write lands on zeros written ahead ([`super::zero_ahead`]), so it
-    /// does not grow the file. Nothing is fallocated: on ext4, writes into fallocated (unwritten)
-    /// extents must convert them, and without an fdatasync to commit that metadata steadily
-    /// (acks=1) appends stalled for up to 250 ms (`perf/RESULTS.md`, session 2).
+    /// The file grows with each write; nothing is fallocated ahead. On ext4, writes into
+    /// fallocated (unwritten) extents must convert them, and without an fdatasync to commit that
+    /// metadata steadily (acks=1) appends stalled for up to 250 ms. Zeros written ahead instead
+    /// cost 17% of acks=all throughput, since every fdatasync must also flush them
+    /// (`perf/RESULTS.md`, 2026-11-23).
     async fn write_run(&self, run: Vec<(StampedBatch, BatchHeader)>) -> Result<(), StorageError> {
         if run.is_empty() {
             return Ok(());
@@ -610,7 +559,6 @@ impl PartitionLog {
         }
         let new_tail_start = (start + used as u64) / PAGE * PAGE;
         let new_tail = buf.as_bytes()[(new_tail_start - start) as usize..used].to_vec();
-        self.claim(start..start + buf_len).await;
         let written = file.write_at(buf, start).await?;
         if (written as u64) < buf_len {
             return Err(StorageError::Io(format!("short write: {written} of {buf_len} bytes")));
@@ -628,30 +576,9 @@ impl PartitionLog {
         }
         st.tail = new_tail;
         st.high_watermark = hw;
-        st.zero_ahead.note_run(data_len as u64);
         drop(st);
         self.data_event.notify(usize::MAX);
-        self.zero_wakeup.notify(1);
         Ok(())
-    }
-
-    /// Waits for a zero write in flight that overlaps `range` of the active segment (else the
-    /// zeros could land on the data), then counts `range` into the file, so that no zero write
-    /// starts below its end.
-    async fn claim(&self, range: std::ops::Range<u64>) {
-        loop {
-            {
-                let mut st = self.state.borrow_mut();
-                if !st.zero_ahead.blocks(&range) {
-                    if let Some(seg) = st.segments.values_mut().next_back() {
-                        seg.file_len = seg.file_len.max(range.end);
-                    }
-                    return;
-                }
-            }
-            // The zero write holds the lock until it completes; a closed lock cannot happen.
-            drop(self.zero_lock.acquire_permit(1).await);
-        }
     }
 
     /// Closes the active segment (trimmed to its logical size, index files written) and starts a
@@ -664,14 +591,12 @@ impl PartitionLog {
             (Rc::clone(&seg.file), seg.size)
         };
         file.fdatasync().await?;
-        self.trim_zeros(&file, size).await?;
+        file.truncate(size).await?;
         let log_path = self.dir.join(format!("{}.log", segment::file_stem(base)));
         let new_file = Rc::new(open_dma(&log_path).await?);
         let mut st = self.state.borrow_mut();
         st.segments.insert(base, Segment::new(base, new_file, log_path, now_ms()));
         st.tail.clear();
-        // The new segment gets zeros after its own first small run, so an idle one costs no space.
-        st.zero_ahead = ZeroAhead::default();
         tracing::info!(partition = %self.tp, base_offset = base, "rolled to a new segment");
         Ok(())
     }
@@ -866,10 +791,6 @@ impl PartitionLog {
     /// Flushes everything queued and syncs: the clean-shutdown path.
     pub async fn close(&self) -> Result<(), StorageError> {
         self.flush_once().await;
-        let active = self.state.borrow().segments.values().next_back().map(|s| (Rc::clone(&s.file), s.size));
-        if let Some((file, size)) = active {
-            self.trim_zeros(&file, size).await?;
-        }
         let waiters = {
             let mut st = self.state.borrow_mut();
             st.sync_requested = false;
@@ -888,40 +809,22 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Stops writing zeros ahead and cuts the active segment's `file` to its `size` of data, as
-    /// Kafka trims a preallocated segment when it closes it (at a roll, and at close).
-    async fn trim_zeros(&self, file: &DmaFile, size: u64) -> Result<(), StorageError> {
-        // Waits out a zero write in flight; none starts after this, on this segment.
-        let _no_zeros = self.zero_lock.acquire_permit(1).await.map_err(|_| StorageError::Closed)?;
-        {
-            let mut st = self.state.borrow_mut();
-            st.zero_ahead.disabled = true;
-            if let Some(seg) = st.segments.values_mut().next_back() {
-                seg.file_len = size;
-            }
-        }
-        file.truncate(size).await?;
-        Ok(())
-    }
-
     /// Removes the partition's directory (DeleteTopics).
     pub fn remove_files(&self) -> Result<(), StorageError> {
         self.state.borrow_mut().failed = true;
         self.cache.drop_partition(self.uid);
         self.flush_wakeup.notify(1);
         self.sync_wakeup.notify(1);
-        self.zero_wakeup.notify(1);
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
 }
 
 impl Drop for PartitionLog {
-    /// Wakes the flusher, syncer and zeroer, which hold only a weak reference while idle, so they end.
+    /// Wakes the flusher and syncer, which hold only a weak reference while idle, so they end.
     fn drop(&mut self) {
         self.flush_wakeup.notify(usize::MAX);
         self.sync_wakeup.notify(usize::MAX);
-        self.zero_wakeup.notify(usize::MAX);
     }
 }
 
@@ -1013,11 +916,6 @@ mod tests {
             drop(log);
             let marker = dir.join("t-0").join(CLEAN_SHUTDOWN);
             assert!(marker.exists(), "a clean close leaves its marker");
-            for entry in std::fs::read_dir(dir.join("t-0")).unwrap() {
-                let path = entry.unwrap().path();
-                let len = std::fs::metadata(&path).unwrap().len();
-                assert!(len < 2 * 8192, "{} keeps no zeros past its data: {len} bytes", path.display());
-            }
             let log = open(&dir, config(8192)).await;
             assert!(!marker.exists(), "open removes the marker");
             assert_eq!(log.offsets(), (0, 120, 120));
@@ -1052,54 +950,6 @@ mod tests {
             assert!(start > 0, "retention advanced the log start");
             assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             assert!(log.read(start, 100).await.is_ok());
-        });
-    }
-
-    #[test]
-    fn zeros_are_written_ahead_of_small_runs_and_trimmed() {
-        use crate::storage::zero_ahead::LOW_WATER;
-        run(|dir| async move {
-            let log = open(&dir, config(1 << 30)).await;
-            let path = log.state.borrow().segments.values().next_back().unwrap().log_path.clone();
-            let size = || log.state.borrow().segments.values().next_back().unwrap().size;
-            let file_len = || std::fs::metadata(&path).unwrap().len();
-            append_n(&log, 5, 1_000).await;
-            for _ in 0..200 {
-                if file_len() >= size() + LOW_WATER {
-                    break;
-                }
-                glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            assert!(file_len() >= size() + LOW_WATER, "zeros ahead: file {} bytes, data {}", file_len(), size());
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(bytes[size() as usize..].iter().all(|&b| b == 0), "only zeros lie beyond the data");
-            let zeroed = file_len();
-            append_n(&log, 5, 2_000).await;
-            assert_eq!(file_len(), zeroed, "small appends overwrite the zeros; the file does not grow");
-
-            // Large runs, some right behind a small one whose zero chunk may still be in flight:
-            // the data must survive the zeros.
-            let big = |ts: i64| make_batch(&[&vec![b'b'; 900 << 10]], ts, -1, -1);
-            for round in 0..3i64 {
-                // acks=1: answered straight after the write, before the zero chunk it wakes is written.
-                let small = make_batch(&[b"small", b"second"], 3_000 + round, -1, -1);
-                log.append(&small, 1).unwrap().done.unwrap().await.unwrap().unwrap();
-                let queued: Vec<_> = (0..3).map(|i| log.append(&big(4_000 + round * 10 + i), 1).unwrap().done.unwrap()).collect();
-                for done in queued {
-                    done.await.unwrap().unwrap();
-                }
-            }
-            let mut batches = 0;
-            let scan = segment::scan_log(&path, true, |_, _| batches += 1).unwrap();
-            assert_eq!((scan.valid_len, scan.torn, batches), (size(), false, 10 + 3 * 4), "every batch intact, in order");
-
-            log.close().await.unwrap();
-            assert_eq!(file_len(), size(), "close trims the zeros");
-            drop(log);
-            let log = open(&dir, config(1 << 30)).await;
-            assert_eq!(log.offsets(), (0, 35, 35));
-            let last = log.read(34, 1).await.unwrap();
-            assert_eq!(BatchHeader::parse(&last.records[0]).unwrap().base_offset, 34);
         });
     }
 

@@ -37,9 +37,6 @@ pub struct Segment {
     pub log_path: PathBuf,
     /// Logical size: bytes of whole batches written.
     pub size: u64,
-    /// Length of the file: `size`, then the last page's padding and any zeros written ahead
-    /// ([`super::zero_ahead`]), or a data write in flight.
-    pub file_len: u64,
     /// Offset of the last record, or `base_offset - 1` when empty.
     pub last_offset: i64,
     /// Largest batch max timestamp seen.
@@ -62,7 +59,6 @@ impl Segment {
             file,
             log_path,
             size: 0,
-            file_len: 0,
             last_offset: base_offset - 1,
             max_timestamp: -1,
             created_ms,
