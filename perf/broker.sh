@@ -46,3 +46,21 @@ stop_broker() {
     BROKER_PID=""
 }
 trap stop_broker EXIT
+
+# measure CORES WORKLOAD OUT [harness args...]: one measured run on a fresh broker. Prints the
+# harness's summary line, client and broker CPU seconds, and the broker's fdatasync and
+# write-until-visible percentiles; the report goes to perf/out/OUT/.
+measure() {
+    local cores=$1 workload=$2 out=$3
+    shift 3
+    rm -rf "$DIR" "$DIR.log" && mkdir -p "$DIR"
+    CORES=$cores start_broker
+    echo "== $out: --cores $cores $workload $*"
+    /usr/bin/time -f "client CPU: %U s user, %S s system, %e s wall" \
+        "$BENCH" --workload "$workload" --bootstrap 127.0.0.1:"$PORT" --out "perf/out/$out" "$@" 2>&1 | tail -2
+    awk '{printf "broker CPU: %.2f s user, %.2f s system\n", $14/100, $15/100}' "/proc/$BROKER_PID/stat"
+    http_get "http://127.0.0.1:$ADMIN/metrics" | grep -E '(fsync|append_visible)_latency_seconds\{shard="0",quantile="0.(5|99)"' \
+        | sed 's/^ringlog_//' | tr '\n' ' ' || true
+    echo
+    stop_broker
+}

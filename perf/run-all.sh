@@ -6,7 +6,8 @@
 #   perf/run-all.sh [DATA_DIR]      (default /tmp/ringlog-perf; needs ~6 GiB free, ~15 minutes)
 #
 # Each run gets a fresh broker. Reports go to perf/out/<run>/; this script prints the harness's
-# summary line, client and broker CPU seconds, and the broker's fdatasync percentiles per run.
+# summary line, client and broker CPU seconds, and the broker's fdatasync and write-until-visible
+# percentiles per run (`measure` in perf/broker.sh).
 # Needs `cargo build --release --workspace`, fio, iperf3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,31 +21,16 @@ BROKER_CONFIG="${BROKER_CONFIG-perf/virtio-disk.toml}"
 # shellcheck source=perf/broker.sh
 . perf/broker.sh
 
-# run CORES WORKLOAD OUT [harness args...]
-run() {
-    local cores=$1 workload=$2 out=$3
-    shift 3
-    rm -rf "$DIR" "$DIR.log" && mkdir -p "$DIR"
-    CORES=$cores start_broker
-    echo "== $out: --cores $cores $workload $*"
-    /usr/bin/time -f "client CPU: %U s user, %S s system, %e s wall" \
-        "$BENCH" --workload "$workload" --bootstrap 127.0.0.1:$PORT --out "perf/out/$out" "$@" 2>&1 | tail -2
-    awk '{printf "broker CPU: %.2f s user, %.2f s system\n", $14/100, $15/100}' "/proc/$BROKER_PID/stat"
-    curl -s "127.0.0.1:$ADMIN/metrics" | grep -E 'fsync_latency_seconds\{shard="0"' | sed 's/^ringlog_//' | tr '\n' ' ' || true
-    echo
-    stop_broker
-}
-
 scripts/limits.sh --out perf/limits.env "$(dirname "$DIR")" | tail -16
 for cores in 2 1; do
-    run "$cores" perf/workloads/produce-acks1-1k.toml "acks1-c$cores" --duration 20 --warmup 3
-    run "$cores" perf/workloads/produce-acksall-1k.toml "acksall-c$cores" --duration 20 --warmup 3
+    measure "$cores" perf/workloads/produce-acks1-1k.toml "acks1-c$cores" --duration 20 --warmup 3
+    measure "$cores" perf/workloads/produce-acksall-1k.toml "acksall-c$cores" --duration 20 --warmup 3
 done
 MAX=$(python3 -c "import json; print(int(json.load(open('perf/out/acksall-c2/summary.json'))['publish_msgs_per_s']))")
 RATE=$((MAX / 4))
 echo "== latency rate: $RATE msg/s (25% of $MAX)"
 for cores in 2 1; do
-    run "$cores" perf/workloads/e2e-latency-acksall-1k.toml "latency-c$cores" --rate "$RATE" --duration 60 --warmup 5
+    measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml "latency-c$cores" --rate "$RATE" --duration 60 --warmup 5
 done
 rm -rf "$DIR" "$DIR.log"
 perf/catchup.sh
