@@ -60,6 +60,7 @@ async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: u
         cache,
         data_event: Arc::new(event_listener::Event::new()),
         sync_rounds: SyncRounds::new(Duration::from_micros(ringlog::config::DEFAULT_SYNC_LINGER_US)),
+        visible_on_append: false,
     };
     let log = PartitionLog::open(tp, 0, dir, 0, config, shard)
         .await

@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     /// `sync_linger_us`: the least time between the end of a shard's fdatasync and the start of
     /// the next one of any of its partitions, under `acks=all` load (see `storage::SyncRounds`).
     pub sync_linger_us: u64,
+    /// `visible_on_append`: fetches see a record once it is appended (offsets assigned, in the
+    /// batch cache), before its write completes (see `storage::PartitionLog::append`).
+    pub visible_on_append: bool,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// Broker-wide defaults of topic configs (`log.*` keys in Kafka).
@@ -167,6 +170,7 @@ impl BrokerConfig {
             io_memory: 512 * 1024,
             batch_cache_bytes: None,
             sync_linger_us: DEFAULT_SYNC_LINGER_US,
+            visible_on_append: false,
             retention_check_interval_ms: 300_000,
             topic_defaults,
             group: GroupConfig::default(),
@@ -220,6 +224,7 @@ impl BrokerConfig {
             "io_memory" => self.io_memory = num(key, value)?,
             "batch_cache_bytes" => self.batch_cache_bytes = Some(num(key, value)?),
             "sync_linger_us" => self.sync_linger_us = num(key, value)?,
+            "visible_on_append" => self.visible_on_append = value == "true",
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,
             "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(key, value)?,

@@ -78,8 +78,10 @@ struct LogState {
     tail: Vec<u8>,
     /// Next offset to assign (log end offset, including queued batches).
     next_offset: i64,
-    /// Offsets below this are written: readers see up to here.
+    /// Readers see offsets below this: `written`, or with `visible_on_append` the log end.
     high_watermark: i64,
+    /// Offsets below this are written.
+    written: i64,
     log_start_offset: i64,
     /// Projected size of the active segment including queued batches, for roll decisions.
     projected_size: u64,
@@ -114,6 +116,8 @@ pub struct ShardLogContext {
     pub data_event: Arc<event_listener::Event>,
     /// When the shard's partitions may start their next fdatasync.
     pub sync_rounds: Rc<SyncRounds>,
+    /// Whether fetches see a batch from its append on, not from its write (`visible_on_append`).
+    pub visible_on_append: bool,
 }
 
 /// The shard's sync rounds. Under load a partition's fdatasync starts no sooner than the linger
@@ -162,6 +166,8 @@ pub struct PartitionLog {
     flush_lock: glommio::sync::Semaphore,
     /// See [`SyncRounds`].
     sync_rounds: Rc<SyncRounds>,
+    /// See [`PartitionLog::append`].
+    visible_on_append: bool,
 }
 
 async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
@@ -180,7 +186,7 @@ impl PartitionLog {
         config: TopicConfig,
         shard: ShardLogContext,
     ) -> Result<Rc<PartitionLog>, StorageError> {
-        let ShardLogContext { cache, data_event, sync_rounds } = shard;
+        let ShardLogContext { cache, data_event, sync_rounds, visible_on_append } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
@@ -262,6 +268,7 @@ impl PartitionLog {
                 tail,
                 next_offset,
                 high_watermark: next_offset,
+                written: next_offset,
                 log_start_offset,
                 projected_size,
                 projected_created_ms: created,
@@ -281,6 +288,7 @@ impl PartitionLog {
             data_event,
             flush_lock: glommio::sync::Semaphore::new(1),
             sync_rounds,
+            visible_on_append,
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
@@ -305,6 +313,16 @@ impl PartitionLog {
 
     /// Validates and queues `records` (one produce request's data for this partition).
     /// `acks = -1` makes the returned future wait for fdatasync; `acks = 1` for the write.
+    ///
+    /// With `visible_on_append`, fetches see the batches from here on, served from the batch
+    /// cache, as Kafka's consumers see a record once it is in the page cache: a consumer then
+    /// does not wait for the O_DIRECT write (0.4 ms at the median on this VM, and 1.7 ms at p99
+    /// behind the fdatasyncs of `acks=all`). The price: a broker crash before the write loses
+    /// records that consumers may have read. They were never acknowledged, since every `acks`
+    /// level still waits for its write or fdatasync.
+    ///
+    /// A visible batch that leaves the cache before its write is in no segment yet, so a fetch
+    /// finds nothing and waits for the write's `data_event`, as it waits at the log end.
     pub fn append(&self, records: &Bytes, acks: i16) -> Result<AppendOutcome, StorageError> {
         let config = self.config.borrow().clone();
         let batches = batch::split_batches(records)?;
@@ -356,6 +374,9 @@ impl PartitionLog {
         }
         st.pending_since.get_or_insert_with(std::time::Instant::now);
         st.unsynced_messages += messages;
+        if self.visible_on_append {
+            st.high_watermark = st.next_offset;
+        }
         let done = if acks == 0 {
             None
         } else {
@@ -365,6 +386,9 @@ impl PartitionLog {
         };
         drop(st);
         self.flush_wakeup.notify(1);
+        if self.visible_on_append {
+            self.data_event.notify(usize::MAX);
+        }
         Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
     }
 
@@ -566,16 +590,17 @@ impl PartitionLog {
         let interval = self.config.borrow().index_interval_bytes;
         let mut st = self.state.borrow_mut();
         let mut pos = size;
-        let mut hw = st.high_watermark;
+        let mut written_end = st.written;
         if let Some(seg) = st.segments.values_mut().next_back() {
             for (b, h) in &run {
                 seg.track_batch(h, pos, interval);
                 pos += b.len() as u64;
-                hw = h.last_offset() + 1;
+                written_end = h.last_offset() + 1;
             }
         }
         st.tail = new_tail;
-        st.high_watermark = hw;
+        st.written = written_end;
+        st.high_watermark = st.high_watermark.max(written_end);
         drop(st);
         self.data_event.notify(usize::MAX);
         Ok(())
@@ -874,10 +899,23 @@ mod tests {
         open_in_rounds(dir, cfg, 0, SyncRounds::new(sync_linger)).await
     }
 
-    /// Partition `partition` of topic "t", syncing in `rounds`.
+    /// Partition `partition` of topic "t", syncing in `rounds`, with no batch cache: every read
+    /// goes to disk.
     async fn open_in_rounds(dir: &Path, cfg: TopicConfig, partition: i32, rounds: Rc<SyncRounds>) -> Rc<PartitionLog> {
-        let cache = Rc::new(BatchCache::new(1, Arc::new(crate::metrics::ShardMetrics::new()))); // every read goes to disk
-        let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_rounds: rounds };
+        open_with(dir, cfg, partition, rounds, 1, false).await
+    }
+
+    /// Partition `partition` of topic "t" with a batch cache of `cache_bytes`.
+    async fn open_with(
+        dir: &Path,
+        cfg: TopicConfig,
+        partition: i32,
+        sync_rounds: Rc<SyncRounds>,
+        cache_bytes: usize,
+        visible_on_append: bool,
+    ) -> Rc<PartitionLog> {
+        let cache = Rc::new(BatchCache::new(cache_bytes, Arc::new(crate::metrics::ShardMetrics::new())));
+        let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_rounds, visible_on_append };
         PartitionLog::open(TopicPartition::new("t", partition), partition as u64, dir, 0, cfg, shard)
             .await
             .unwrap()
@@ -950,6 +988,34 @@ mod tests {
             assert!(start > 0, "retention advanced the log start");
             assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
             assert!(log.read(start, 100).await.is_ok());
+        });
+    }
+
+    #[test]
+    fn visible_on_append_serves_the_cache_before_the_write_and_never_reads_past_it() {
+        run(|dir| async move {
+            // (visible on append, batch cache bytes): what a fetch finds before the write completes.
+            for (visible, cache_bytes) in [(false, 1 << 20), (true, 1 << 20), (true, 1)] {
+                let dir = dir.join(format!("{visible}-{cache_bytes}"));
+                let log = open_with(&dir, config(1 << 20), 0, SyncRounds::new(std::time::Duration::ZERO), cache_bytes, visible).await;
+                let out = log.append(&make_batch(&[b"early", b"bird"], 1_000, -1, -1), 1).unwrap();
+                let before = log.locate(0, 1 << 20).unwrap();
+                match (visible, cache_bytes) {
+                    (false, _) => assert_eq!((log.offsets(), before.records.available()), ((0, 0, 2), 0), "visible once written"),
+                    (true, 1) => {
+                        assert_eq!(log.offsets(), (0, 2, 2), "visible from the append");
+                        assert_eq!(before.records.available(), 0, "not cached and not written: nothing to read yet");
+                    }
+                    (true, _) => {
+                        assert_eq!(log.offsets(), (0, 2, 2), "visible from the append");
+                        assert!(matches!(&before.records, Located::Cached(b) if b.len() == 1), "served from the cache");
+                    }
+                }
+                out.done.unwrap().await.unwrap().unwrap();
+                assert_eq!(log.offsets(), (0, 2, 2));
+                let after = log.read(0, 1 << 20).await.unwrap();
+                assert_eq!(BatchHeader::parse(&after.records[0]).unwrap().records_count, 2, "written: read back whole");
+            }
         });
     }
 

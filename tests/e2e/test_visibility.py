@@ -1,0 +1,56 @@
+"""`visible_on_append`: a tailing consumer reads records from their append on, before their write
+completes. It must still get every record exactly once and in order, also when records leave a
+small batch cache before they are written (the fetch then waits for the write), and the log must
+read back the same from disk after a restart."""
+
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from conftest import consume_all, consumer_conf, create_topic, producer_conf
+
+TOPIC = "visible-on-append"
+PARTITIONS = 4
+PER_PARTITION = 5000
+
+
+def test_tailing_consumer_gets_every_record_once_in_order(broker_factory):
+    # A 256 KiB cache per shard holds well under a second of this producer's data.
+    broker = broker_factory(cores=2, config={"visible_on_append": True, "batch_cache_bytes": 256 << 10})
+    create_topic(broker, TOPIC, PARTITIONS)
+    consumer = Consumer(consumer_conf(broker))
+    consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+
+    delivered = []
+
+    def produce():
+        producer = Producer(producer_conf(broker, **{"linger.ms": 1, "acks": "1"}))
+        for i in range(PER_PARTITION):
+            for part in range(PARTITIONS):
+                producer.produce(TOPIC, value=b"%d-%08d|" % (part, i) + b"v" * 500, partition=part,
+                                 on_delivery=lambda err, _msg: delivered.append(err))
+            producer.poll(0)
+        producer.flush(60)
+
+    writer = threading.Thread(target=produce)
+    writer.start()
+    seen = {p: [] for p in range(PARTITIONS)}
+    deadline = time.monotonic() + 120
+    while sum(map(len, seen.values())) < PARTITIONS * PER_PARTITION and time.monotonic() < deadline:
+        for m in consumer.consume(num_messages=5000, timeout=0.5):
+            assert m.error() is None, m.error()
+            seen[m.partition()].append((m.offset(), m.value()))
+    writer.join()
+    consumer.close()
+
+    assert len(delivered) == PARTITIONS * PER_PARTITION and all(e is None for e in delivered)
+    for part, msgs in seen.items():
+        assert [o for o, _ in msgs] == list(range(PER_PARTITION)), f"partition {part}: every offset once, in order"
+        assert [v.split(b"|")[0] for _, v in msgs] == [b"%d-%08d" % (part, i) for i in range(PER_PARTITION)]
+
+    broker.stop()
+    broker.start()
+    back = consume_all(broker, TOPIC, range(PARTITIONS))
+    for part in range(PARTITIONS):
+        assert [(o, v) for o, _key, v in back[part]] == seen[part], f"partition {part} reads back the same from disk"
