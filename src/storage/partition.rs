@@ -78,10 +78,8 @@ struct LogState {
     tail: Vec<u8>,
     /// Next offset to assign (log end offset, including queued batches).
     next_offset: i64,
-    /// Readers see offsets below this: `written`, or with `visible_on_append` the log end.
+    /// Readers see offsets below this: those written, or with `visible_on_append` the log end.
     high_watermark: i64,
-    /// Offsets below this are written.
-    written: i64,
     log_start_offset: i64,
     /// Projected size of the active segment including queued batches, for roll decisions.
     projected_size: u64,
@@ -268,7 +266,6 @@ impl PartitionLog {
                 tail,
                 next_offset,
                 high_watermark: next_offset,
-                written: next_offset,
                 log_start_offset,
                 projected_size,
                 projected_created_ms: created,
@@ -555,8 +552,9 @@ impl PartitionLog {
     /// The file grows with each write; nothing is fallocated ahead. On ext4, writes into
     /// fallocated (unwritten) extents must convert them, and without an fdatasync to commit that
     /// metadata steadily (acks=1) appends stalled for up to 250 ms. Zeros written ahead instead
-    /// cost 17% of acks=all throughput, since every fdatasync must also flush them
-    /// (`perf/RESULTS.md`, 2026-11-23).
+    /// cost 17% of acks=all throughput, since every fdatasync must also flush them, and even
+    /// written only behind small runs they raised e2e p99 from 3.6 to 5.4 ms: data writes and
+    /// flushes queue behind them (`perf/RESULTS.md`, sessions 3 and 7).
     async fn write_run(&self, run: Vec<(StampedBatch, BatchHeader)>) -> Result<(), StorageError> {
         if run.is_empty() {
             return Ok(());
@@ -590,7 +588,7 @@ impl PartitionLog {
         let interval = self.config.borrow().index_interval_bytes;
         let mut st = self.state.borrow_mut();
         let mut pos = size;
-        let mut written_end = st.written;
+        let mut written_end = st.high_watermark;
         if let Some(seg) = st.segments.values_mut().next_back() {
             for (b, h) in &run {
                 seg.track_batch(h, pos, interval);
@@ -599,7 +597,6 @@ impl PartitionLog {
             }
         }
         st.tail = new_tail;
-        st.written = written_end;
         st.high_watermark = st.high_watermark.max(written_end);
         drop(st);
         self.data_event.notify(usize::MAX);
