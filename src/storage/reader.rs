@@ -215,6 +215,20 @@ struct OpenSegment {
     used: Instant,
 }
 
+/// Asks the kernel to start reading `from..to` of `file` into the page cache, and returns without
+/// waiting. A splice reads the page cache one pipe's worth at a time, each waiting for the disk;
+/// started here, the reads of every slice in a fetch, and of the next fetch's, are in flight at
+/// once. Best effort: a failure only means the splice reads them itself.
+fn start_page_cache_read(file: &std::fs::File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to.saturating_sub(from))) else { return };
+    // SAFETY: posix_fadvise reads only its integer arguments; the descriptor is open (we hold it).
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::from_raw_os_error(rc), "page cache read-ahead not started");
+    }
+}
+
 /// Ranges at least this large leave their bulk in the file for the socket path to splice; smaller
 /// ones are read with DMA, where one read costs less than setting up a splice.
 const SPLICE_MIN: usize = 256 * 1024;
@@ -245,6 +259,9 @@ impl SegmentFiles {
             let budget_end = from + range.max_bytes.saturating_sub(head_len) as u64;
             let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b > from && b <= budget_end).max();
             if let Some(to) = to {
+                // This slice and, like the DMA path's read-ahead, the range the next fetch will
+                // want. Up to the high watermark only: past it the tail is still being written.
+                start_page_cache_read(&buffered, from, (to + (to - from)).min(range.end));
                 out.push(DiskPiece::InFile(FileSlice { file: buffered, pos: from, len: (to - from) as usize }));
             }
             return Ok(out);
@@ -405,6 +422,58 @@ mod tests {
             // told its offset is out of range (it then resets), not that the disk failed.
             let gone = DiskRange { segment_id: 2, path: dir.join("00000000000000000400.log"), ..range(400, 100) };
             assert!(matches!(files.read(&gone).await, Err(StorageError::SegmentDeleted { offset: 400 })));
+        });
+    }
+
+    /// Pages of `path` within `from..to` that are in the page cache.
+    fn resident_pages(path: &std::path::Path, from: u64, to: u64) -> usize {
+        use std::os::fd::AsRawFd;
+        const PAGE: usize = 4096;
+        let file = std::fs::File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        let mut resident = vec![0u8; len.div_ceil(PAGE)];
+        // SAFETY: a read-only shared mapping of a file we hold open, unmapped before returning;
+        // mincore writes one byte per page into a vector of that many bytes.
+        unsafe {
+            let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+            assert_ne!(addr, libc::MAP_FAILED);
+            assert_eq!(libc::mincore(addr, len, resident.as_mut_ptr()), 0);
+            libc::munmap(addr, len);
+        }
+        resident[from as usize / PAGE..(to as usize).div_ceil(PAGE)].iter().filter(|b| **b & 1 == 1).count()
+    }
+
+    #[test]
+    fn a_spliced_slice_and_the_next_range_are_read_into_the_page_cache_at_once() {
+        run(|dir| async move {
+            use std::os::fd::AsRawFd;
+            let (path, layout, end) = segment_in(&dir);
+            let written = std::fs::File::open(&path).unwrap();
+            written.sync_all().unwrap();
+            // SAFETY: fadvise on a descriptor we hold; it only reads its arguments.
+            unsafe { libc::posix_fadvise(written.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            if resident_pages(&path, 0, end) > 0 {
+                eprintln!("skipped: this file system keeps the pages cached (tmpfs?)");
+                return;
+            }
+            // The high watermark stands at batch 36; the file goes on past it.
+            let hw = layout[36].1;
+            let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
+            let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end: hw, offset: 0, max_bytes: 270_000, boundaries };
+            let mut pieces = SegmentFiles::new(true).read(&range).await.unwrap();
+            let Some(DiskPiece::InFile(slice)) = pieces.pop() else { panic!("the range ends with a file slice") };
+            let (from, to) = (slice.pos, slice.pos + slice.len as u64);
+            // The slice, then the next fetch's range up to the high watermark.
+            let ahead_end = (to + slice.len as u64).min(hw);
+            assert!(to < ahead_end, "there is a next range to read ahead");
+            // Nothing reads the slice: only the read started for it can bring its pages in.
+            let want = (ahead_end.div_ceil(4096) - from / 4096) as usize;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while resident_pages(&path, from, ahead_end) < want && Instant::now() < deadline {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(resident_pages(&path, from, ahead_end), want);
+            assert_eq!(resident_pages(&path, hw.div_ceil(4096) * 4096, end), 0, "nothing past the high watermark");
         });
     }
 
