@@ -202,6 +202,14 @@ impl BrokerConfig {
                 reason: format!("{value:?} is not a number"),
             })
         }
+        // Kafka's ConfigDef takes "true" or "false" in any case and rejects anything else.
+        fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+            match value.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ConfigError::Invalid { key: key.to_string(), reason: format!("{value:?} is not true or false") }),
+            }
+        }
         match key {
             "listen" | "listeners" => {
                 self.listen = value
@@ -218,13 +226,13 @@ impl BrokerConfig {
             "data_dir" | "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "cores" => self.cores = num(key, value)?,
             "node.id" | "broker.id" => self.node_id = num(key, value)?,
-            "auto.create.topics.enable" => self.auto_create_topics = value == "true",
+            "auto.create.topics.enable" => self.auto_create_topics = boolean(key, value)?,
             "num.partitions" => self.num_partitions = num(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(key, value)?,
             "io_memory" => self.io_memory = num(key, value)?,
             "batch_cache_bytes" => self.batch_cache_bytes = Some(num(key, value)?),
             "sync_linger_us" => self.sync_linger_us = num(key, value)?,
-            "visible_on_append" => self.visible_on_append = value == "true",
+            "visible_on_append" => self.visible_on_append = boolean(key, value)?,
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,
             "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(key, value)?,
@@ -368,6 +376,10 @@ mod tests {
         assert_eq!(topic.segment_bytes, 1_048_576);
         assert_eq!(topic.max_message_bytes, 1_048_588);
         assert!(cfg.apply_key("num.partitions", "six").is_err());
+        cfg.apply_key("visible_on_append", "TRUE").unwrap();
+        assert!(cfg.visible_on_append);
+        assert!(cfg.apply_key("visible_on_append", "yes").is_err(), "a typo is an error, not a silent false");
+        assert!(cfg.visible_on_append);
     }
 
     #[test]
