@@ -13,8 +13,9 @@
 #
 # Each run gets a fresh broker with CORES shards (default 1) and BROKER_CONFIG (default
 # perf/virtio-disk.toml), and prints what perf/run-all.sh prints per run. Reports go to
-# perf/out/ab-<a|b>-<pair>/. CONFIG_A and CONFIG_B, when set, replace BROKER_CONFIG on one side:
-# one build, two configs. Needs `cargo build --release --workspace` (for the harness) and curl.
+# perf/out/ab-<a|b>-<pair>/. CONFIG_A and CONFIG_B, when set, replace BROKER_CONFIG on one side;
+# OVERRIDES_A and OVERRIDES_B add KEY=VALUE broker configs to one side (BROKER_OVERRIDES in
+# perf/broker.sh): one build, two configs. Needs `cargo build --release --workspace` (for the harness) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,7 @@ RINGLOG_BIN="$BIN_A" . perf/broker.sh
 [ -x "$BIN_B" ] || { echo "$0: $BIN_B is not an executable" >&2; exit 2; }
 
 for pair in $(seq "$PAIRS"); do
-    BIN="$BIN_A" BROKER_CONFIG="${CONFIG_A:-$BROKER_CONFIG}" measure "${CORES:-1}" "$WORKLOAD" "ab-a-$pair" "$@"
-    BIN="$BIN_B" BROKER_CONFIG="${CONFIG_B:-$BROKER_CONFIG}" measure "${CORES:-1}" "$WORKLOAD" "ab-b-$pair" "$@"
+    BIN="$BIN_A" BROKER_CONFIG="${CONFIG_A:-$BROKER_CONFIG}" BROKER_OVERRIDES="${OVERRIDES_A:-}" measure "${CORES:-1}" "$WORKLOAD" "ab-a-$pair" "$@"
+    BIN="$BIN_B" BROKER_CONFIG="${CONFIG_B:-$BROKER_CONFIG}" BROKER_OVERRIDES="${OVERRIDES_B:-}" measure "${CORES:-1}" "$WORKLOAD" "ab-b-$pair" "$@"
 done
 rm -rf "$DIR" "$DIR.log"

@@ -1,6 +1,7 @@
 # Sourced by the perf/ scripts: start and stop one release broker for a measurement.
 # The caller sets DIR (data directory; the log goes to $DIR.log), CORES, PORT and ADMIN. It may set
-# BROKER_CPUS (a taskset list) to confine the broker, and BROKER_CONFIG (a TOML file for --config).
+# BROKER_CPUS (a taskset list) to confine the broker, BROKER_CONFIG (a TOML file for --config) and
+# BROKER_OVERRIDES (space-separated KEY=VALUE broker configs, each passed with --override).
 # RINGLOG_BIN and RINGLOG_BENCH point at other builds (an A/B run, or binaries carried to another
 # machine).
 
@@ -21,8 +22,10 @@ http_get() {
 
 # Starts the broker and waits until /health says every shard listens (start-up may scan GiBs).
 start_broker() {
+    local overrides=() pair
+    for pair in ${BROKER_OVERRIDES:-}; do overrides+=(--override "$pair"); done
     ${BROKER_CPUS:+taskset -c "$BROKER_CPUS"} "$BIN" serve --listen 127.0.0.1:"$PORT" --data-dir "$DIR" --cores "$CORES" \
-        --admin-listen 127.0.0.1:"$ADMIN" ${BROKER_CONFIG:+--config "$BROKER_CONFIG"} >>"$DIR.log" 2>&1 &
+        --admin-listen 127.0.0.1:"$ADMIN" ${BROKER_CONFIG:+--config "$BROKER_CONFIG"} "${overrides[@]}" >>"$DIR.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 600); do
         http_get "http://127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && return 0

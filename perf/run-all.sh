@@ -35,7 +35,7 @@ for cores in 2 1; do
 done
 # The same with consumers reading from the append on (visible_on_append).
 for cores in 2 1; do
-    BROKER_CONFIG=perf/virtio-disk-visible.toml measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml \
+    BROKER_OVERRIDES="visible_on_append=true" measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml \
         "latency-visible-c$cores" --rate "$RATE" --duration 60 --warmup 5
 done
 rm -rf "$DIR" "$DIR.log"

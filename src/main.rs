@@ -31,6 +31,10 @@ enum Command {
         /// TOML file of Kafka-named broker configs.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// One broker config as KEY=VALUE, over the --config file (repeatable), as Kafka's
+        /// `kafka-server-start.sh --override`.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
         /// Admin HTTP listener for /metrics and /health ("off" to disable).
         #[arg(long, default_value = "127.0.0.1:9644")]
         admin_listen: String,
@@ -48,11 +52,21 @@ fn main() {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, advertised_listener, data_dir, cores, config, admin_listen } => {
+        Command::Serve { listen, advertised_listener, data_dir, cores, config, overrides, admin_listen } => {
             let mut cfg = ringlog::config::BrokerConfig::new(listen);
             if let Some(Err(e)) = config.map(|path| cfg.apply_file(&path)) {
                 eprintln!("error: {e}");
                 std::process::exit(2);
+            }
+            for pair in &overrides {
+                let Some((key, value)) = pair.split_once('=') else {
+                    eprintln!("error: --override {pair:?} is not KEY=VALUE");
+                    std::process::exit(2);
+                };
+                if let Err(e) = cfg.apply_key(key.trim(), value.trim()) {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
             }
             // Flags win over the file.
             cfg.listen = listen;

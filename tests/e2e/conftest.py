@@ -112,6 +112,7 @@ class Broker:
         rust_log: str = "info",
         env: Optional[Dict[str, str]] = None,
         advertised_port: Optional[int] = None,
+        extra_args: Optional[List[str]] = None,
     ):
         if not RINGLOG_BIN.exists():
             pytest.fail(f"ringlog binary not found at {RINGLOG_BIN} (build with cargo build --release or set RINGLOG_BIN)")
@@ -126,6 +127,7 @@ class Broker:
         self.log_path = self.workdir / "broker.log"
         self.cores = cores
         self.config_path: Optional[Path] = None
+        self.extra_args = list(extra_args or [])
         if config is not None:
             self.config_path = self.workdir / "ringlog.toml"
             self.config_path.write_text(render_config(config))
@@ -153,6 +155,7 @@ class Broker:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
+        cmd += self.extra_args
         # Kill the broker if the test runner itself dies, so no orphan keeps the port or a core.
         if shutil.which("setpriv"):
             cmd = ["setpriv", "--pdeathsig", "KILL", "--"] + cmd

@@ -4,6 +4,7 @@ driven by confluent_kafka.admin.AdminClient (kafka-python's KafkaAdminClient / K
 second client where it checks something confluent does not expose), asserting on error codes,
 config values and sources, and offsets."""
 
+import subprocess
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -341,6 +342,28 @@ def test_describe_cluster_and_broker_configs(broker_factory):
     assert got["max.message.bytes"] == ("300000", ConfigSource.STATIC_BROKER_CONFIG), got["max.message.bytes"]
     assert got["segment.ms"] == ("60000", ConfigSource.DYNAMIC_TOPIC_CONFIG), got["segment.ms"]
     assert got["segment.bytes"] == ("1073741824", ConfigSource.DEFAULT_CONFIG), got["segment.bytes"]
+
+
+def test_override_flag_wins_over_the_config_file_and_rejects_bad_values(broker_factory):
+    # kafka-server-start.sh --override KEY=VALUE: later than the file, so it wins.
+    broker = broker_factory(
+        config={"num.partitions": 3, "log.retention.ms": 5000},
+        extra_args=["--override", "num.partitions=5", "--override", "visible_on_append=TRUE"],
+    )
+    admin = admin_for(broker)
+    res = ConfigResource(ResourceType.BROKER, "0")
+    entries = admin.describe_configs([res], request_timeout=T)[res].result(timeout=T)
+    values = {name: e.value for name, e in entries.items()}
+    assert values.get("num.partitions") == "5", values
+    assert values.get("log.retention.ms") == "5000", values
+
+    # A value the key cannot take, or no '=', stops the broker before it starts, naming the problem.
+    for bad, named in ((["--override", "visible_on_append=yes"], b"visible_on_append"),
+                       (["--override", "num.partitions"], b"KEY=VALUE")):
+        b = broker_factory(start=False, extra_args=bad)
+        done = subprocess.run(b.command(), capture_output=True, timeout=60, env=b.env)
+        assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+        assert named in done.stderr, done.stderr[-500:]
 
 
 # ----------------------------------------------------------------------------------------------
