@@ -60,6 +60,9 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     /// Advertised port.
     pub advertised_port: i32,
+    /// Whether the advertised address is the listener's, as in Kafka until
+    /// `advertised.listeners` is set: then it follows [`BrokerConfig::set_listen`].
+    pub advertised_follows_listen: bool,
     /// Root of the partition directories.
     pub data_dir: PathBuf,
     /// Number of shards (pinned executors).
@@ -161,6 +164,7 @@ impl BrokerConfig {
             listen,
             advertised_host: listen.ip().to_string(),
             advertised_port: i32::from(listen.port()),
+            advertised_follows_listen: true,
             data_dir: PathBuf::from("./data"),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             node_id: 0,
@@ -175,6 +179,15 @@ impl BrokerConfig {
             topic_defaults,
             group: GroupConfig::default(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+        }
+    }
+
+    /// Binds the Kafka listener to `addr`; the advertised address follows unless it was set.
+    pub fn set_listen(&mut self, addr: SocketAddr) {
+        self.listen = addr;
+        if self.advertised_follows_listen {
+            self.advertised_host = addr.ip().to_string();
+            self.advertised_port = i32::from(addr.port());
         }
     }
 
@@ -211,17 +224,18 @@ impl BrokerConfig {
             }
         }
         match key {
-            "listen" | "listeners" => {
-                self.listen = value
+            "listen" | "listeners" => self.set_listen(
+                value
                     .trim_start_matches("PLAINTEXT://")
                     .parse()
-                    .map_err(|_| ConfigError::Invalid { key: key.into(), reason: "bad address".into() })?
-            }
+                    .map_err(|_| ConfigError::Invalid { key: key.into(), reason: "bad address".into() })?,
+            ),
             "advertised.listeners" | "advertised_listener" => {
                 let (host, port) = split_host_port(value.trim_start_matches("PLAINTEXT://"))
                     .ok_or_else(|| ConfigError::Invalid { key: key.into(), reason: "want host:port".into() })?;
                 self.advertised_host = host;
                 self.advertised_port = port;
+                self.advertised_follows_listen = false;
             }
             "data_dir" | "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "cores" => self.cores = num(key, value)?,
@@ -376,6 +390,13 @@ mod tests {
         assert_eq!(topic.segment_bytes, 1_048_576);
         assert_eq!(topic.max_message_bytes, 1_048_588);
         assert!(cfg.apply_key("num.partitions", "six").is_err());
+        // The advertised address follows the listener until it is set itself, as in Kafka.
+        cfg.apply_key("listeners", "PLAINTEXT://127.0.0.1:19092").unwrap();
+        assert_eq!((cfg.advertised_host.as_str(), cfg.advertised_port), ("127.0.0.1", 19092));
+        cfg.apply_key("advertised.listeners", "PLAINTEXT://broker.example:29092").unwrap();
+        cfg.set_listen("127.0.0.1:39092".parse().unwrap());
+        assert_eq!(cfg.listen.port(), 39092);
+        assert_eq!((cfg.advertised_host.as_str(), cfg.advertised_port), ("broker.example", 29092));
         cfg.apply_key("visible_on_append", "TRUE").unwrap();
         assert!(cfg.visible_on_append);
         assert!(cfg.apply_key("visible_on_append", "yes").is_err(), "a typo is an error, not a silent false");

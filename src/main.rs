@@ -16,10 +16,12 @@ struct Cli {
 enum Command {
     /// Run a broker (single node; data in ./data by default).
     Serve {
-        /// Address to listen on for Kafka clients.
-        #[arg(long, default_value = "127.0.0.1:9092")]
-        listen: SocketAddr,
-        /// host:port that clients are told to connect to (default: the listen address).
+        /// Address to listen on for Kafka clients (default: the config's `listeners`, else
+        /// 127.0.0.1:9092).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// host:port that clients are told to connect to (default: the config's
+        /// `advertised.listeners`, else the listen address).
         #[arg(long)]
         advertised_listener: Option<String>,
         /// Directory of the partition logs and metadata.
@@ -53,7 +55,7 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { listen, advertised_listener, data_dir, cores, config, overrides, admin_listen } => {
-            let mut cfg = ringlog::config::BrokerConfig::new(listen);
+            let mut cfg = ringlog::config::BrokerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9092)));
             if let Some(Err(e)) = config.map(|path| cfg.apply_file(&path)) {
                 eprintln!("error: {e}");
                 std::process::exit(2);
@@ -68,10 +70,11 @@ fn main() {
                     std::process::exit(2);
                 }
             }
-            // Flags win over the file.
-            cfg.listen = listen;
-            let advertised = advertised_listener.unwrap_or_else(|| listen.to_string());
-            if let Err(e) = cfg.apply_key("advertised.listeners", &advertised) {
+            // Flags win over the file and the overrides.
+            if let Some(addr) = listen {
+                cfg.set_listen(addr);
+            }
+            if let Some(Err(e)) = advertised_listener.map(|a| cfg.apply_key("advertised.listeners", &a)) {
                 eprintln!("error: {e}");
                 std::process::exit(2);
             }

@@ -113,6 +113,7 @@ class Broker:
         env: Optional[Dict[str, str]] = None,
         advertised_port: Optional[int] = None,
         extra_args: Optional[List[str]] = None,
+        listen_flags: bool = True,
     ):
         if not RINGLOG_BIN.exists():
             pytest.fail(f"ringlog binary not found at {RINGLOG_BIN} (build with cargo build --release or set RINGLOG_BIN)")
@@ -128,6 +129,8 @@ class Broker:
         self.cores = cores
         self.config_path: Optional[Path] = None
         self.extra_args = list(extra_args or [])
+        # Without the flags, the listener comes from the `listeners` config (advertised follows it).
+        self.listen_flags = listen_flags
         if config is not None:
             self.config_path = self.workdir / "ringlog.toml"
             self.config_path.write_text(render_config(config))
@@ -145,10 +148,12 @@ class Broker:
         return f"127.0.0.1:{self.advertised_port}"
 
     def command(self) -> List[str]:
+        if self.listen_flags:
+            listen = ["--listen", f"127.0.0.1:{self.port}", "--advertised-listener", f"127.0.0.1:{self.advertised_port}"]
+        else:
+            listen = ["--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
         cmd = [
-            str(RINGLOG_BIN), "serve",
-            "--listen", f"127.0.0.1:{self.port}",
-            "--advertised-listener", f"127.0.0.1:{self.advertised_port}",
+            str(RINGLOG_BIN), "serve", *listen,
             "--data-dir", str(self.data_dir),
             "--cores", str(self.cores),
             "--admin-listen", f"127.0.0.1:{self.admin_port}",

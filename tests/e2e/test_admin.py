@@ -357,6 +357,11 @@ def test_override_flag_wins_over_the_config_file_and_rejects_bad_values(broker_f
     assert values.get("num.partitions") == "5", values
     assert values.get("log.retention.ms") == "5000", values
 
+    # With no --listen flag, the broker listens on, and advertises, its `listeners` config.
+    by_config = broker_factory(listen_flags=False)
+    md = admin_for(by_config).list_topics(timeout=T)
+    assert [(b.host, b.port) for b in md.brokers.values()] == [("127.0.0.1", by_config.port)], md.brokers
+
     # A value the key cannot take, or no '=', stops the broker before it starts, naming the problem.
     for bad, named in ((["--override", "visible_on_append=yes"], b"visible_on_append"),
                        (["--override", "num.partitions"], b"KEY=VALUE")):
