@@ -15,7 +15,8 @@
 # perf/virtio-disk.toml), and prints what perf/run-all.sh prints per run. Reports go to
 # perf/out/ab-<a|b>-<pair>/. CONFIG_A and CONFIG_B, when set, replace BROKER_CONFIG on one side;
 # OVERRIDES_A and OVERRIDES_B add KEY=VALUE broker configs to one side (BROKER_OVERRIDES in
-# perf/broker.sh): one build, two configs. Needs `cargo build --release --workspace` (for the harness) and curl.
+# perf/broker.sh): one build, two configs. Needs `cargo build --release --workspace` (for the
+# harness) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
