@@ -160,10 +160,11 @@ impl BrokerConfig {
             .iter()
             .map(|(name, default, _)| (name.to_string(), default.to_string()))
             .collect();
-        BrokerConfig {
+        let mut cfg = BrokerConfig {
             listen,
-            advertised_host: listen.ip().to_string(),
-            advertised_port: i32::from(listen.port()),
+            // Set by `set_listen` below.
+            advertised_host: String::new(),
+            advertised_port: 0,
             advertised_follows_listen: true,
             data_dir: PathBuf::from("./data"),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -179,7 +180,9 @@ impl BrokerConfig {
             topic_defaults,
             group: GroupConfig::default(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
-        }
+        };
+        cfg.set_listen(listen);
+        cfg
     }
 
     /// Binds the Kafka listener to `addr`; the advertised address follows unless it was set.
@@ -205,6 +208,14 @@ impl BrokerConfig {
             self.apply_key(&key, &text)?;
         }
         Ok(())
+    }
+
+    /// Applies one `KEY=VALUE` pair (`--override`, as Kafka's `kafka-server-start.sh --override`).
+    pub fn apply_override(&mut self, pair: &str) -> Result<(), ConfigError> {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Invalid { key: pair.to_string(), reason: "--override wants KEY=VALUE".into() })?;
+        self.apply_key(key.trim(), value.trim())
     }
 
     /// Applies one Kafka-named broker key.
@@ -397,10 +408,11 @@ mod tests {
         cfg.set_listen("127.0.0.1:39092".parse().unwrap());
         assert_eq!(cfg.listen.port(), 39092);
         assert_eq!((cfg.advertised_host.as_str(), cfg.advertised_port), ("broker.example", 29092));
-        cfg.apply_key("visible_on_append", "TRUE").unwrap();
+        cfg.apply_override("visible_on_append = TRUE").unwrap();
         assert!(cfg.visible_on_append);
         assert!(cfg.apply_key("visible_on_append", "yes").is_err(), "a typo is an error, not a silent false");
         assert!(cfg.visible_on_append);
+        assert!(cfg.apply_override("num.partitions").is_err(), "no '=': not KEY=VALUE");
     }
 
     #[test]

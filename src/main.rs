@@ -15,32 +15,36 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a broker (single node; data in ./data by default).
-    Serve {
-        /// Address to listen on for Kafka clients (default: the config's `listeners`, else
-        /// 127.0.0.1:9092).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// host:port that clients are told to connect to (default: the config's
-        /// `advertised.listeners`, else the listen address).
-        #[arg(long)]
-        advertised_listener: Option<String>,
-        /// Directory of the partition logs and metadata.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Number of shards, one per core (default: all cores).
-        #[arg(long)]
-        cores: Option<usize>,
-        /// TOML file of Kafka-named broker configs.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// One broker config as KEY=VALUE, over the --config file (repeatable), as Kafka's
-        /// `kafka-server-start.sh --override`.
-        #[arg(long = "override", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
-        /// Admin HTTP listener for /metrics and /health ("off" to disable).
-        #[arg(long, default_value = "127.0.0.1:9644")]
-        admin_listen: String,
-    },
+    Serve(ServeArgs),
+}
+
+/// `ringlog serve`'s flags.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on for Kafka clients (default: the config's `listeners`, else
+    /// 127.0.0.1:9092).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// host:port that clients are told to connect to (default: the config's
+    /// `advertised.listeners`, else the listen address).
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Directory of the partition logs and metadata.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of shards, one per core (default: all cores).
+    #[arg(long)]
+    cores: Option<usize>,
+    /// TOML file of Kafka-named broker configs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One broker config as KEY=VALUE, over the --config file (repeatable), as Kafka's
+    /// `kafka-server-start.sh --override`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Admin HTTP listener for /metrics and /health ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    admin_listen: String,
 }
 
 fn main() {
@@ -54,52 +58,46 @@ fn main() {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, advertised_listener, data_dir, cores, config, overrides, admin_listen } => {
-            let mut cfg = ringlog::config::BrokerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9092)));
-            if let Some(Err(e)) = config.map(|path| cfg.apply_file(&path)) {
+        Command::Serve(args) => {
+            let cfg = broker_config(args).unwrap_or_else(|e| {
                 eprintln!("error: {e}");
                 std::process::exit(2);
-            }
-            for pair in &overrides {
-                let Some((key, value)) = pair.split_once('=') else {
-                    eprintln!("error: --override {pair:?} is not KEY=VALUE");
-                    std::process::exit(2);
-                };
-                if let Err(e) = cfg.apply_key(key.trim(), value.trim()) {
-                    eprintln!("error: {e}");
-                    std::process::exit(2);
-                }
-            }
-            // Flags win over the file and the overrides.
-            if let Some(addr) = listen {
-                cfg.set_listen(addr);
-            }
-            if let Some(Err(e)) = advertised_listener.map(|a| cfg.apply_key("advertised.listeners", &a)) {
-                eprintln!("error: {e}");
-                std::process::exit(2);
-            }
-            if let Some(dir) = data_dir {
-                cfg.data_dir = dir;
-            }
-            if let Some(n) = cores {
-                cfg.cores = n;
-            }
-            cfg.admin_listen = match admin_listen.as_str() {
-                "off" => None,
-                addr => match addr.parse() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        eprintln!("error: --admin-listen {addr:?} is not host:port or \"off\"");
-                        std::process::exit(2);
-                    }
-                },
-            };
+            });
             if let Err(e) = ringlog::server::run(cfg) {
                 eprintln!("error: {e}");
                 std::process::exit(1);
             }
         }
     }
+}
+
+/// The broker's config: the built-in defaults, then the --config file, then each --override, then
+/// the flags, each winning over what came before.
+fn broker_config(args: ServeArgs) -> Result<ringlog::config::BrokerConfig, String> {
+    let mut cfg = ringlog::config::BrokerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9092)));
+    if let Some(path) = &args.config {
+        cfg.apply_file(path).map_err(|e| e.to_string())?;
+    }
+    for pair in &args.overrides {
+        cfg.apply_override(pair).map_err(|e| e.to_string())?;
+    }
+    if let Some(addr) = args.listen {
+        cfg.set_listen(addr);
+    }
+    if let Some(advertised) = &args.advertised_listener {
+        cfg.apply_key("advertised.listeners", advertised).map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = args.data_dir {
+        cfg.data_dir = dir;
+    }
+    if let Some(n) = args.cores {
+        cfg.cores = n;
+    }
+    cfg.admin_listen = match args.admin_listen.as_str() {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|_| format!("--admin-listen {addr:?} is not host:port or \"off\""))?),
+    };
+    Ok(cfg)
 }
 
 /// Direct-I/O read buffers (a megabyte each for catch-up fetches) come from malloc. By default

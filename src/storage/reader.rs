@@ -425,10 +425,12 @@ mod tests {
         });
     }
 
+    /// The page size `resident_pages` counts in.
+    const PAGE: usize = 4096;
+
     /// Pages of `path` within `from..to` that are in the page cache.
     fn resident_pages(path: &std::path::Path, from: u64, to: u64) -> usize {
         use std::os::fd::AsRawFd;
-        const PAGE: usize = 4096;
         let file = std::fs::File::open(path).unwrap();
         let len = file.metadata().unwrap().len() as usize;
         let mut resident = vec![0u8; len.div_ceil(PAGE)];
@@ -467,13 +469,14 @@ mod tests {
             let ahead_end = (to + slice.len as u64).min(hw);
             assert!(to < ahead_end, "there is a next range to read ahead");
             // Nothing reads the slice: only the read started for it can bring its pages in.
-            let want = (ahead_end.div_ceil(4096) - from / 4096) as usize;
+            let page = PAGE as u64;
+            let want = (ahead_end.div_ceil(page) - from / page) as usize;
             let deadline = Instant::now() + Duration::from_secs(10);
             while resident_pages(&path, from, ahead_end) < want && Instant::now() < deadline {
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
             assert_eq!(resident_pages(&path, from, ahead_end), want);
-            assert_eq!(resident_pages(&path, hw.div_ceil(4096) * 4096, end), 0, "nothing past the high watermark");
+            assert_eq!(resident_pages(&path, hw.div_ceil(page) * page, end), 0, "nothing past the high watermark");
         });
     }
 
