@@ -20,7 +20,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +211,118 @@ fn create_topic(bootstrap: &str, w: &Workload) -> Result<(), String> {
 /// few microseconds the burst takes, far below the latencies measured.
 const BURST: u64 = 32;
 
+/// One burst of records, handed to librdkafka in one `rd_kafka_produce_batch` call, the C API's
+/// bulk path. Per-record `BaseProducer::send` built a C string of the topic name, looked the topic
+/// up and read the clock for every record: with the producer thread at 22% of both CPUs (a
+/// system-wide profile, acks=1 at max rate), that was CPU the broker under test could not have.
+/// librdkafka still copies each record, as `send` does.
+struct BurstBuffer<'a> {
+    /// The topic handle, looked up once.
+    topic: *mut rdkafka::bindings::rd_kafka_topic_t,
+    /// `BURST` records' values, back to back.
+    values: Vec<u8>,
+    /// Each record's key (used with `key_distribution = "random"`).
+    keys: Vec<[u8; 8]>,
+    /// The records of the burst being built; `len` of them are filled in.
+    messages: Vec<rdkafka::bindings::rd_kafka_message_t>,
+    len: usize,
+    record_size: usize,
+    key_distribution: KeyDistribution,
+    partitions: u64,
+    _producer: std::marker::PhantomData<&'a BaseProducer<BenchContext>>,
+}
+
+/// How a producer picks each record's partition (the workload's `key_distribution`).
+#[derive(Clone, Copy, PartialEq)]
+enum KeyDistribution {
+    /// No key: librdkafka's default partitioner (sticky for keyless records).
+    None,
+    /// A random 8-byte key, hashed by librdkafka's partitioner.
+    Random,
+    /// An explicit partition per record, in turn.
+    RoundRobin,
+}
+
+impl<'a> BurstBuffer<'a> {
+    /// `None` if librdkafka cannot create the topic handle.
+    fn new(producer: &'a BaseProducer<BenchContext>, w: &Workload, record_size: usize) -> Option<Self> {
+        use rdkafka::bindings as rd;
+        let name = std::ffi::CString::new(w.topic.as_str()).ok()?;
+        // SAFETY: the producer's handle is alive for 'a; the topic handle is destroyed in Drop,
+        // within 'a.
+        let topic = unsafe { rd::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), std::ptr::null_mut()) };
+        if topic.is_null() {
+            return None;
+        }
+        let burst = BURST as usize;
+        Some(BurstBuffer {
+            topic,
+            values: vec![0u8; burst * record_size],
+            keys: vec![[0u8; 8]; burst],
+            // SAFETY: rd_kafka_message_t is a plain C struct of integers and pointers; all
+            // zeros is a valid (empty) value.
+            messages: (0..burst).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            len: 0,
+            record_size,
+            key_distribution: match w.key_distribution.as_str() {
+                "random" => KeyDistribution::Random,
+                "round-robin" => KeyDistribution::RoundRobin,
+                _ => KeyDistribution::None,
+            },
+            partitions: w.partitions.max(1) as u64,
+            _producer: std::marker::PhantomData,
+        })
+    }
+
+    /// Adds a record stamped with `wall_stamp_ns` (read back by the consumer), whose delivery
+    /// report carries `intended_ns`. `random` is its key, `seq` picks its partition in turn.
+    fn push(&mut self, wall_stamp_ns: u64, intended_ns: u64, random: u64, seq: u64) {
+        use rdkafka::bindings as rd;
+        let i = self.len;
+        let value = &mut self.values[i * self.record_size..(i + 1) * self.record_size];
+        value[..8].copy_from_slice(&wall_stamp_ns.to_be_bytes());
+        self.keys[i] = random.to_be_bytes();
+        let m = &mut self.messages[i];
+        m.err = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+        m.payload = value.as_mut_ptr().cast();
+        m.len = self.record_size;
+        (m.key, m.key_len) = if self.key_distribution == KeyDistribution::Random {
+            (self.keys[i].as_mut_ptr().cast(), 8)
+        } else {
+            (std::ptr::null_mut(), 0)
+        };
+        // -1 is RD_KAFKA_PARTITION_UA: the partitioner decides.
+        m.partition = if self.key_distribution == KeyDistribution::RoundRobin { (seq % self.partitions) as i32 } else { -1 };
+        // The delivery report hands this back as `BenchContext`'s `DeliveryOpaque`.
+        m._private = intended_ns as usize as *mut std::ffi::c_void;
+        self.len += 1;
+    }
+
+    /// Hands the burst to librdkafka and empties it. Returns how many records were tried and
+    /// how many were queued; the others (a full local queue) are dropped, and the caller sends
+    /// that many more later.
+    fn send(&mut self) -> (u64, u64) {
+        use rdkafka::bindings as rd;
+        let tried = std::mem::take(&mut self.len);
+        if tried == 0 {
+            return (0, 0);
+        }
+        // F_PARTITION: honour each record's own partition (UA lets the partitioner choose).
+        let flags = rd::RD_KAFKA_MSG_F_COPY | rd::RD_KAFKA_MSG_F_PARTITION;
+        // SAFETY: the first `tried` messages point into `values` and `keys`, which librdkafka
+        // copies (F_COPY) before returning; the topic handle is alive.
+        let queued = unsafe { rd::rd_kafka_produce_batch(self.topic, -1, flags, self.messages.as_mut_ptr(), tried as i32) };
+        (tried as u64, queued.max(0) as u64)
+    }
+}
+
+impl Drop for BurstBuffer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_topic_new in `new`, destroyed once.
+        unsafe { rdkafka::bindings::rd_kafka_topic_destroy(self.topic) };
+    }
+}
+
 fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stats>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut config = ClientConfig::new();
@@ -233,7 +345,10 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         };
         let per_producer_rate = w.producer_rate as f64 / w.producers as f64;
         let record_size = w.record_size.max(8);
-        let mut payload = vec![0u8; record_size];
+        let Some(mut burst_buf) = BurstBuffer::new(&producer, &w, record_size) else {
+            eprintln!("producer {index}: cannot open topic {}", w.topic);
+            return;
+        };
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
         let start = stats.now_ns();
@@ -264,28 +379,21 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             } else {
                 BURST
             };
-            for _ in 0..burst.min(limit - seq) {
-                let intended = if per_producer_rate > 0.0 { due_ns(seq) } else { now };
-                payload[..8].copy_from_slice(&(wall_at_start + intended).to_be_bytes());
+            for i in 0..burst.min(limit - seq) {
+                let intended = if per_producer_rate > 0.0 { due_ns(seq + i) } else { now };
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
-                let key = rng.to_be_bytes();
-                let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&w.topic, intended as usize)
-                    .payload(&payload[..]);
-                match w.key_distribution.as_str() {
-                    "random" => record = record.key(&key[..]),
-                    "round-robin" => record = record.partition((seq % w.partitions as u64) as i32),
-                    _ => {}
-                }
-                if producer.send(record).is_err() {
-                    // The local queue is full: wait for deliveries to free it.
-                    stats.poll_wait(&producer);
-                    break;
-                }
-                seq += 1;
+                burst_buf.push(wall_at_start + intended, intended, rng, seq + i);
             }
-            stats.poll_now(&producer);
+            let (tried, sent) = burst_buf.send();
+            seq += sent;
+            if sent < tried {
+                // The local queue is full: wait for deliveries to free it.
+                stats.poll_wait(&producer);
+            } else {
+                stats.poll_now(&producer);
+            }
         }
         let _ = producer.flush(Duration::from_secs(60));
         stats.producers_done.fetch_add(1, Ordering::SeqCst);
