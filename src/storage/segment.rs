@@ -3,8 +3,9 @@
 //! relative offset u32), all in Kafka's byte layout.
 //!
 //! The in-memory indexes are the truth while the broker runs; the files are written when the
-//! segment is rolled or closed. Recovery rebuilds both from the `.log`, so a torn or missing index
-//! file can never mislead a read.
+//! segment is rolled or closed. After a clean shutdown, start-up loads them and reads only the
+//! batches after the last index entry, as Kafka does; they must hold together first
+//! ([`Segment::load_index_files`]). After a crash, recovery rebuilds both from the `.log`.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -108,6 +109,53 @@ impl Segment {
         Some(self.lookup(self.base_offset + i64::from(*rel)))
     }
 
+    /// Loads the `.index` and `.timeindex` files that a roll or a clean close wrote, except what
+    /// comes from the last offset-index entry on, and returns that entry's position: the caller
+    /// scans the batches from there to the end of the file (which adds that entry again), instead
+    /// of the whole segment. `None` when the files are missing, or do not hold together (entries
+    /// out of order, a position outside the file, or no batch with the indexed offset at the last
+    /// entry's position): then the whole segment is scanned.
+    pub fn load_index_files(&mut self, file_len: u64) -> Option<u64> {
+        let idx = std::fs::read(self.log_path.with_extension("index")).ok()?;
+        let tidx = std::fs::read(self.log_path.with_extension("timeindex")).ok()?;
+        if idx.len() % 8 != 0 || tidx.len() % 12 != 0 {
+            return None;
+        }
+        let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let mut index: Vec<(u32, u32)> = idx.chunks_exact(8).map(|e| (be32(&e[..4]), be32(&e[4..]))).collect();
+        let time_index: Vec<(i64, u32)> = tidx
+            .chunks_exact(12)
+            .map(|e| (i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]), be32(&e[8..])))
+            .collect();
+        let (last_rel, last_pos) = index.pop()?;
+        let in_order = |a: &(u32, u32), b: &(u32, u32)| a.0 < b.0 && a.1 < b.1;
+        let first_pos = index.first().map_or(last_pos, |e| e.1);
+        if first_pos != 0
+            || u64::from(last_pos) >= file_len
+            || !index.windows(2).all(|w| in_order(&w[0], &w[1]))
+            || index.last().is_some_and(|e| !in_order(e, &(last_rel, last_pos)))
+            || !time_index.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+        {
+            return None;
+        }
+        let mut head = [0u8; HEADER_LEN];
+        std::fs::File::open(&self.log_path).ok()?.read_exact_at(&mut head, u64::from(last_pos)).ok()?;
+        let h = BatchHeader::parse(&head)?;
+        if h.magic != 2 || h.base_offset != self.base_offset + i64::from(last_rel) {
+            return None;
+        }
+        // What the scan from `last_pos` will track again: the time entries of the batches from
+        // there on (their last offsets are at or past `last_rel`).
+        self.time_index = time_index.into_iter().filter(|(_, rel)| *rel < last_rel).collect();
+        self.max_timestamp = self.time_index.last().map_or(-1, |(ts, _)| *ts);
+        self.index = index;
+        self.last_offset = h.base_offset - 1;
+        self.size = u64::from(last_pos);
+        // The next tracked batch, the one at `last_pos`, gets its index entry back.
+        self.bytes_since_index = u64::MAX;
+        Some(u64::from(last_pos))
+    }
+
     /// Writes the `.index` and `.timeindex` files in Kafka's layout.
     pub fn write_index_files(&self) -> Result<(), StorageError> {
         let mut idx = Vec::with_capacity(self.index.len() * 8);
@@ -170,17 +218,19 @@ impl ScanWindow {
     }
 }
 
-/// Walks the batches of a `.log` file, calling `on_batch(header, position)` for each valid one.
-/// Stops at the first torn, zero or (with `verify_crc`) corrupt batch. Blocking I/O: start-up only.
+/// Walks the batches of a `.log` file from position `from` (a batch start), calling
+/// `on_batch(header, position)` for each valid one. Stops at the first torn, zero or (with
+/// `verify_crc`) corrupt batch. Blocking I/O: start-up only.
 pub fn scan_log(
     path: &Path,
+    from: u64,
     verify_crc: bool,
     mut on_batch: impl FnMut(&BatchHeader, u64),
 ) -> Result<ScanResult, StorageError> {
     let file = std::fs::File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut window = ScanWindow { file, file_len, buf: Vec::new(), start: 0 };
-    let mut pos = 0u64;
+    let mut pos = from.min(file_len);
     while let Some(head) = window.get(pos, HEADER_LEN)? {
         let Some(h) = BatchHeader::parse(head) else { break };
         let total = h.total_len() as u64;
@@ -226,7 +276,7 @@ mod tests {
         data.extend_from_slice(&[0u8; 100]);
         std::fs::write(&path, &data).unwrap();
         let mut seen = Vec::new();
-        let r = scan_log(&path, true, |h, pos| seen.push((h.base_offset, pos))).unwrap();
+        let r = scan_log(&path, 0, true, |h, pos| seen.push((h.base_offset, pos))).unwrap();
         assert_eq!(r.valid_len as usize, a.len() + b.len());
         assert!(r.torn);
         assert_eq!(seen, vec![(0, 0), (1, a.len() as u64)]);
@@ -234,7 +284,7 @@ mod tests {
         let mut corrupt = data.clone();
         corrupt[a.len() + 70] ^= 1; // inside the second batch's records
         std::fs::write(&path, &corrupt).unwrap();
-        let r = scan_log(&path, true, |_, _| {}).unwrap();
+        let r = scan_log(&path, 0, true, |_, _| {}).unwrap();
         assert_eq!(r.valid_len as usize, a.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -156,7 +156,9 @@ def test_idempotent_producer_exactly_once_across_sigkills(proxied_broker):
     progress again: (1) a Produce response is dropped and the connection cut, so the producer retries
     batches the broker already appended (in-memory deduplication); (2) the same, but the broker is
     SIGKILLed and restarted before the retry can reach it (producer state must be recovered from the
-    log); (3) a plain SIGKILL + restart. Afterwards every record is in the log exactly once, in order."""
+    log); (3) a plain SIGKILL + restart; (4) as (2), but a clean stop (SIGTERM), after which start-up
+    reads the producer state from its snapshot instead of the log. Afterwards every record is in the
+    log exactly once, in order."""
     broker, proxy = proxied_broker
     topic = "crash-idempotent"
     create_topic(broker, topic, 1)
@@ -167,14 +169,17 @@ def test_idempotent_producer_exactly_once_across_sigkills(proxied_broker):
     prod.start()
     try:
         prod.wait_acks(2000, 60, "first acknowledgements")
-        for fault in ("cut", "cut+kill", "kill"):
+        for fault in ("cut", "cut+kill", "kill", "cut+stop"):
             time.sleep(1.0)
             acked_before = len(prod.acked)
             if fault == "cut":
                 proxy.cut()
-            elif fault == "cut+kill":
+            elif fault in ("cut+kill", "cut+stop"):
                 proxy.cut(hold=True)
-                broker.kill()
+                if fault == "cut+kill":
+                    broker.kill()
+                else:
+                    assert broker.stop() == 0, broker.log_tail()
                 broker.start()
                 proxy.release()
             else:
@@ -185,7 +190,7 @@ def test_idempotent_producer_exactly_once_across_sigkills(proxied_broker):
         time.sleep(1.0)
     finally:
         prod.finish()
-    assert proxy.cuts == 2
+    assert proxy.cuts == 3
     assert prod.fatal is None, f"fatal idempotent-producer error: {prod.fatal}"
     assert prod.remaining == 0, f"{prod.remaining} records left undelivered after flush"
 
