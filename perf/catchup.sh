@@ -42,7 +42,8 @@ fi
 TOPIC=$(sed -n 's/^topic *= *"\(.*\)"/\1/p' "$WORKLOAD")
 PARTITIONS=$(sed -n 's/^partitions *= *\([0-9]*\)/\1/p' "$WORKLOAD")
 FILES=$(ls "$DIR/$TOPIC"-*/*.log | paste -sd:)
-BYTES=$(cat "$DIR/$TOPIC"-*/*.log | wc -c)
+# Sizes from the inodes: reading the files here would warm the host's cache for the run.
+BYTES=$(stat -c %s "$DIR/$TOPIC"-*/*.log | awk '{ s += $1 } END { print s }')
 drop_caches() {
     sync
     if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi

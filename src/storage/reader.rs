@@ -7,8 +7,10 @@
 //! connection's shard then serves the range with its own handles ([`SegmentFiles`]):
 //! - small ranges are read with direct I/O, and glommio's `ReadResult` views go straight to the
 //!   socket: disk → DMA buffer → kernel socket buffer;
-//! - large ranges are read only up to their first whole batches; the rest is a [`FileSlice`] that
-//!   the socket path splices from the page cache (`net::splice`).
+//! - large ranges stay in the file as a [`FileSlice`] that the socket path splices from the page
+//!   cache (`net::splice`). Where it starts is found from the batch headers in the page cache,
+//!   which the previous fetch's read-ahead put there, or else by a direct read of the first
+//!   whole batches, which are then sent from that read.
 //!
 //! Either way there is no copy in user space and no second mesh hop to carry the bytes back.
 
@@ -229,6 +231,51 @@ fn start_page_cache_read(file: &std::fs::File, from: u64, to: u64) {
     }
 }
 
+/// Fetches of the same size whose ranges are read into the page cache ahead of a spliced slice.
+/// One was not enough for a catch-up from disk: the disk then had 2.7 reads in flight on average,
+/// and idled while the consumer parsed (perf/RESULTS.md, session 9).
+const SLICE_READ_AHEAD_FETCHES: u64 = 2;
+
+/// The slice `from..to` of `file` for the socket path to splice, with its page-cache read started,
+/// and that of the ranges the next fetches will want. Up to `end`, the high watermark's position,
+/// only: past it the tail is still being written.
+fn slice_read_ahead(file: Rc<std::fs::File>, from: u64, to: u64, end: u64) -> DiskPiece {
+    start_page_cache_read(&file, from, (to + SLICE_READ_AHEAD_FETCHES * (to - from)).min(end));
+    DiskPiece::InFile(FileSlice { file, pos: from, len: (to - from) as usize })
+}
+
+/// Batch headers [`first_wanted_batch_in_page_cache`] reads at most before it gives up: an index
+/// entry is at most `index.interval.bytes` (4 KiB by default) before the wanted batch.
+const MAX_HEADER_WALK: usize = 256;
+
+/// The position and length of the first batch in `range` that the fetch wants (the one holding
+/// `range.offset`, or the first after it), found by reading only batch headers, and only from the
+/// page cache (`RWF_NOWAIT`): the previous fetch's read-ahead put them there. `None` when a header
+/// is not in the page cache, or does not parse: the caller reads the head with direct I/O instead.
+fn first_wanted_batch_in_page_cache(file: &std::fs::File, range: &DiskRange) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    let mut pos = range.position;
+    for _ in 0..MAX_HEADER_WALK {
+        let mut head = [0u8; HEADER_LEN];
+        let iov = libc::iovec { iov_base: head.as_mut_ptr().cast(), iov_len: HEADER_LEN };
+        // SAFETY: one iovec over `head`, which outlives the call; the descriptor is open.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, libc::off_t::try_from(pos).ok()?, libc::RWF_NOWAIT) };
+        if n != HEADER_LEN as isize {
+            return None;
+        }
+        let h = BatchHeader::parse(&head)?;
+        let len = h.total_len() as u64;
+        if h.magic != 2 || len < HEADER_LEN as u64 || pos + len > range.end {
+            return None;
+        }
+        if h.last_offset() >= range.offset {
+            return Some((pos, len));
+        }
+        pos += len;
+    }
+    None
+}
+
 /// Ranges at least this large leave their bulk in the file for the socket path to splice; smaller
 /// ones are read with DMA, where one read costs less than setting up a splice.
 const SPLICE_MIN: usize = 256 * 1024;
@@ -241,14 +288,22 @@ impl SegmentFiles {
 
     /// Reads `range`, opening its segment file on first use.
     ///
-    /// A large range, when splicing is on, is read only up to its first whole batches (64 KiB):
-    /// that read finds the exact batch holding the wanted offset. The rest, up to the last
-    /// index boundary within the byte limit, stays in the file as a [`FileSlice`].
+    /// A large range, when splicing is on, stays in the file as a [`FileSlice`] up to the last
+    /// index boundary within the byte limit. It starts at the batch holding the wanted offset,
+    /// found by reading batch headers from the page cache; when they are not there, a direct read
+    /// of the first whole batches (64 KiB) finds it, and the slice follows that read.
     pub async fn read(&self, range: &DiskRange) -> Result<Vec<DiskPiece>, StorageError> {
         let (file, buffered) = self.handles(range).await?;
         if let Some(buffered) = buffered
             && range.splices()
         {
+            if let Some((start, first_len)) = first_wanted_batch_in_page_cache(&buffered, range) {
+                // Whole batches from the wanted one, up to the byte limit (at least that one).
+                let budget_end = start + (range.max_bytes as u64).max(first_len);
+                let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b <= budget_end).max().unwrap_or(0);
+                let to = to.max(start + first_len);
+                return Ok(vec![slice_read_ahead(buffered, start, to, range.end)]);
+            }
             let head = read_range(&file, &DiskRange { max_bytes: MIN_READ, boundaries: Vec::new(), ..range.clone() }, None).await?;
             let head_len: usize = head.views.iter().map(|v| v.len()).sum();
             let mut out: Vec<DiskPiece> = head.views.into_iter().map(DiskPiece::Read).collect();
@@ -259,10 +314,7 @@ impl SegmentFiles {
             let budget_end = from + range.max_bytes.saturating_sub(head_len) as u64;
             let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b > from && b <= budget_end).max();
             if let Some(to) = to {
-                // This slice and, like the DMA path's read-ahead, the range the next fetch will
-                // want. Up to the high watermark only: past it the tail is still being written.
-                start_page_cache_read(&buffered, from, (to + (to - from)).min(range.end));
-                out.push(DiskPiece::InFile(FileSlice { file: buffered, pos: from, len: (to - from) as usize }));
+                out.push(slice_read_ahead(buffered, from, to, range.end));
             }
             return Ok(out);
         }
@@ -465,8 +517,8 @@ mod tests {
             let mut pieces = SegmentFiles::new(true).read(&range).await.unwrap();
             let Some(DiskPiece::InFile(slice)) = pieces.pop() else { panic!("the range ends with a file slice") };
             let (from, to) = (slice.pos, slice.pos + slice.len as u64);
-            // The slice, then the next fetch's range up to the high watermark.
-            let ahead_end = (to + slice.len as u64).min(hw);
+            // The slice, then the next fetches' ranges up to the high watermark.
+            let ahead_end = (to + SLICE_READ_AHEAD_FETCHES * slice.len as u64).min(hw);
             assert!(to < ahead_end, "there is a next range to read ahead");
             // Nothing reads the slice: only the read started for it can bring its pages in.
             let page = PAGE as u64;
@@ -481,12 +533,35 @@ mod tests {
     }
 
     #[test]
-    fn a_large_range_is_read_up_to_its_first_batches_and_left_in_the_file_after() {
+    fn a_large_range_is_left_in_the_file_from_the_batch_holding_the_offset() {
         run(|dir| async move {
             let (path, layout, end) = segment_in(&dir);
             // The sparse index has every fourth batch start; offset 53 is inside batch 5.
             let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
             let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end, offset: 53, max_bytes: 300_000, boundaries };
+            let budget_used = |start: u64, len: usize| {
+                let slice_end = start + len as u64;
+                assert!(range.boundaries.contains(&slice_end) || slice_end == end, "the slice ends on an indexed batch start");
+                assert!(len <= range.max_bytes);
+                assert!(len + 4 * layout[0].2 > range.max_bytes, "it uses the budget up to one index step");
+            };
+
+            // Just written, the headers are in the page cache: the range is one slice, from the
+            // batch holding the offset, found by reading headers only.
+            let pieces = SegmentFiles::new(true).read(&range).await.unwrap();
+            let [DiskPiece::InFile(slice)] = &pieces[..] else { panic!("one file slice, no direct read") };
+            assert_eq!(slice.pos, layout[5].1, "the slice starts at the batch holding the offset");
+            budget_used(slice.pos, slice.len);
+
+            // Out of the page cache, a direct read finds the first batches, and the slice follows.
+            let written = std::fs::File::open(&path).unwrap();
+            written.sync_all().unwrap();
+            // SAFETY: fadvise on a descriptor we hold; it only reads its arguments.
+            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&written), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            if resident_pages(&path, 0, end) > 0 {
+                eprintln!("skipped the direct-read half: this file system keeps the pages cached (tmpfs?)");
+                return;
+            }
             let mut pieces = SegmentFiles::new(true).read(&range).await.unwrap();
             let Some(DiskPiece::InFile(slice)) = pieces.pop() else { panic!("the range ends with a file slice") };
             let head = views(pieces);
@@ -495,10 +570,7 @@ mod tests {
             assert_eq!(head_batches[0].base_offset, 50, "the read starts at the batch holding the offset");
             let next = layout.iter().position(|(_, pos, _)| *pos == slice.pos).expect("the slice starts on a batch");
             assert_eq!(layout[next].0, head_batches.last().unwrap().last_offset() + 1, "and goes on from the read");
-            let slice_end = slice.pos + slice.len as u64;
-            assert!(range.boundaries.contains(&slice_end) || slice_end == end, "the slice ends on an indexed batch start");
-            assert!(head_len + slice.len <= range.max_bytes);
-            assert!(head_len + slice.len + 4 * layout[0].2 > range.max_bytes, "it uses the budget up to one index step");
+            budget_used(layout[5].1, head_len + slice.len);
         });
     }
 }
