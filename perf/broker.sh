@@ -67,3 +67,18 @@ measure() {
     echo
     stop_broker
 }
+
+# fill_backlog OUT: a fresh 5 GiB backlog in $DIR from perf/workloads/backlog-fill-5g.toml (report
+# in perf/out/OUT), the broker stopped cleanly after; with REUSE=1, the backlog already there.
+fill_backlog() {
+    if [ "${REUSE:-0}" = 1 ] && [ -d "$DIR" ]; then
+        echo "== reusing the backlog in $DIR"
+        return 0
+    fi
+    rm -rf "$DIR" "$DIR.log"
+    mkdir -p "$DIR"
+    start_broker
+    echo "== filling the backlog"
+    "$BENCH" --workload perf/workloads/backlog-fill-5g.toml --bootstrap 127.0.0.1:"$PORT" --out "perf/out/$1" | tail -1
+    stop_broker
+}

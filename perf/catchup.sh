@@ -28,22 +28,13 @@ command -v fio >/dev/null || { echo "catchup.sh: fio is required" >&2; exit 2; }
 # shellcheck source=perf/broker.sh
 . perf/broker.sh
 
-if [ "${REUSE:-0}" = 1 ] && [ -d "$DIR" ]; then
-    echo "== reusing the backlog in $DIR"
-else
-    rm -rf "$DIR" "$DIR.log"
-    mkdir -p "$DIR"
-    start_broker
-    echo "== filling the backlog"
-    "$BENCH" --workload perf/workloads/backlog-fill-5g.toml --bootstrap 127.0.0.1:$PORT --out perf/out/catchup-fill | tail -1
-    stop_broker
-fi
+fill_backlog catchup-fill
 
 TOPIC=$(sed -n 's/^topic *= *"\(.*\)"/\1/p' "$WORKLOAD")
 PARTITIONS=$(sed -n 's/^partitions *= *\([0-9]*\)/\1/p' "$WORKLOAD")
 FILES=$(ls "$DIR/$TOPIC"-*/*.log | paste -sd:)
 # Sizes from the inodes: reading the files here would warm the host's cache for the run.
-BYTES=$(stat -c %s "$DIR/$TOPIC"-*/*.log | awk '{ s += $1 } END { print s }')
+BYTES=$(stat -c %s "$DIR/$TOPIC"-*/*.log | awk '{ s += $1 } END { printf "%.0f\n", s }')
 drop_caches() {
     sync
     if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi

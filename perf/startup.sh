@@ -19,16 +19,7 @@ ADMIN=19794
 # shellcheck source=perf/broker.sh
 . perf/broker.sh
 
-if [ "${REUSE:-0}" = 1 ] && [ -d "$DIR" ]; then
-    echo "== reusing the backlog in $DIR"
-else
-    rm -rf "$DIR" "$DIR.log"
-    mkdir -p "$DIR"
-    start_broker
-    echo "== filling the backlog"
-    "$BENCH" --workload perf/workloads/backlog-fill-5g.toml --bootstrap 127.0.0.1:$PORT --out perf/out/startup-fill | tail -1
-    stop_broker
-fi
+fill_backlog startup-fill
 echo "== backlog: $(du -sh "$DIR" | cut -f1) in $(ls -d "$DIR"/*/ | wc -l) partition directories"
 
 # Starts the broker on the backlog and prints the time to /health and the bytes recovery read.

@@ -480,6 +480,16 @@ mod tests {
     /// The page size `resident_pages` counts in.
     const PAGE: usize = 4096;
 
+    /// Drops `path`'s pages from the page cache; false where the file system keeps them (tmpfs).
+    fn evict(path: &std::path::Path) -> bool {
+        use std::os::fd::AsRawFd;
+        let written = std::fs::File::open(path).unwrap();
+        written.sync_all().unwrap();
+        // SAFETY: fadvise on a descriptor we hold; it only reads its arguments.
+        unsafe { libc::posix_fadvise(written.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        resident_pages(path, 0, written.metadata().unwrap().len()) == 0
+    }
+
     /// Pages of `path` within `from..to` that are in the page cache.
     fn resident_pages(path: &std::path::Path, from: u64, to: u64) -> usize {
         use std::os::fd::AsRawFd;
@@ -500,13 +510,8 @@ mod tests {
     #[test]
     fn a_spliced_slice_and_the_next_range_are_read_into_the_page_cache_at_once() {
         run(|dir| async move {
-            use std::os::fd::AsRawFd;
             let (path, layout, end) = segment_in(&dir);
-            let written = std::fs::File::open(&path).unwrap();
-            written.sync_all().unwrap();
-            // SAFETY: fadvise on a descriptor we hold; it only reads its arguments.
-            unsafe { libc::posix_fadvise(written.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            if resident_pages(&path, 0, end) > 0 {
+            if !evict(&path) {
                 eprintln!("skipped: this file system keeps the pages cached (tmpfs?)");
                 return;
             }
@@ -554,11 +559,7 @@ mod tests {
             budget_used(slice.pos, slice.len);
 
             // Out of the page cache, a direct read finds the first batches, and the slice follows.
-            let written = std::fs::File::open(&path).unwrap();
-            written.sync_all().unwrap();
-            // SAFETY: fadvise on a descriptor we hold; it only reads its arguments.
-            unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&written), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            if resident_pages(&path, 0, end) > 0 {
+            if !evict(&path) {
                 eprintln!("skipped the direct-read half: this file system keeps the pages cached (tmpfs?)");
                 return;
             }
