@@ -84,6 +84,13 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
+    /// Whether this header can begin a batch stored at `pos` in a log whose valid bytes end at
+    /// `end`: magic 2, a length that covers the header, and the whole batch before `end`. A
+    /// header read from disk that fails this is a torn write, padding or garbage.
+    pub fn stored_within(&self, pos: u64, end: u64) -> bool {
+        self.magic == 2 && self.batch_length >= (HEADER_LEN - LOG_OVERHEAD) as i32 && pos + self.total_len() as u64 <= end
+    }
+
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta)

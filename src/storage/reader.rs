@@ -60,6 +60,12 @@ impl DiskRange {
         ((self.end - self.position) as usize).min(self.max_bytes)
     }
 
+    /// The last known batch start (an indexed boundary, or `end`) in `(after, up_to]`: where a
+    /// slice from `after` can end on a whole batch within `up_to`.
+    fn last_batch_start_in(&self, after: u64, up_to: u64) -> Option<u64> {
+        self.boundaries.iter().copied().chain([self.end]).filter(|&b| b > after && b <= up_to).max()
+    }
+
     /// Whether the range is large enough that its bulk is left in the file for splicing (on a
     /// shard that can splice).
     pub fn splices(&self) -> bool {
@@ -264,10 +270,10 @@ fn first_wanted_batch_in_page_cache(file: &std::fs::File, range: &DiskRange) -> 
             return None;
         }
         let h = BatchHeader::parse(&head)?;
-        let len = h.total_len() as u64;
-        if h.magic != 2 || len < HEADER_LEN as u64 || pos + len > range.end {
+        if !h.stored_within(pos, range.end) {
             return None;
         }
+        let len = h.total_len() as u64;
         if h.last_offset() >= range.offset {
             return Some((pos, len));
         }
@@ -300,8 +306,7 @@ impl SegmentFiles {
             if let Some((start, first_len)) = first_wanted_batch_in_page_cache(&buffered, range) {
                 // Whole batches from the wanted one, up to the byte limit (at least that one).
                 let budget_end = start + (range.max_bytes as u64).max(first_len);
-                let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b <= budget_end).max().unwrap_or(0);
-                let to = to.max(start + first_len);
+                let to = range.last_batch_start_in(start, budget_end).unwrap_or(0).max(start + first_len);
                 return Ok(vec![slice_read_ahead(buffered, start, to, range.end)]);
             }
             let head = read_range(&file, &DiskRange { max_bytes: MIN_READ, boundaries: Vec::new(), ..range.clone() }, None).await?;
@@ -312,8 +317,7 @@ impl SegmentFiles {
             }
             let from = head.next_position;
             let budget_end = from + range.max_bytes.saturating_sub(head_len) as u64;
-            let to = range.boundaries.iter().copied().chain([range.end]).filter(|&b| b > from && b <= budget_end).max();
-            if let Some(to) = to {
+            if let Some(to) = range.last_batch_start_in(from, budget_end) {
                 out.push(slice_read_ahead(buffered, from, to, range.end));
             }
             return Ok(out);

@@ -141,7 +141,7 @@ impl Segment {
         let mut head = [0u8; HEADER_LEN];
         std::fs::File::open(&self.log_path).ok()?.read_exact_at(&mut head, u64::from(last_pos)).ok()?;
         let h = BatchHeader::parse(&head)?;
-        if h.magic != 2 || h.base_offset != self.base_offset + i64::from(last_rel) {
+        if !h.stored_within(u64::from(last_pos), file_len) || h.base_offset != self.base_offset + i64::from(last_rel) {
             return None;
         }
         // What the scan from `last_pos` will track again: the time entries of the batches from
@@ -233,10 +233,10 @@ pub fn scan_log(
     let mut pos = from.min(file_len);
     while let Some(head) = window.get(pos, HEADER_LEN)? {
         let Some(h) = BatchHeader::parse(head) else { break };
-        let total = h.total_len() as u64;
-        if h.magic != 2 || h.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 || pos + total > file_len {
+        if !h.stored_within(pos, file_len) {
             break;
         }
+        let total = h.total_len() as u64;
         if verify_crc && window.get(pos, total as usize)?.is_none_or(|b| batch::validate(b).is_err()) {
             tracing::warn!(path = %path.display(), pos, "recovery found a corrupt batch; truncating here");
             break;
