@@ -86,6 +86,9 @@ pub struct BrokerConfig {
     /// `visible_on_append`: fetches see a record once it is appended (offsets assigned, in the
     /// batch cache), before its write completes (see `storage::PartitionLog::append`).
     pub visible_on_append: bool,
+    /// `cold_read_splice`: large ranges of segment files go to the socket by splice from the page
+    /// cache, instead of direct-I/O reads sent from their buffers (see `storage::reader`).
+    pub cold_read_splice: bool,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// Broker-wide defaults of topic configs (`log.*` keys in Kafka).
@@ -176,6 +179,9 @@ impl BrokerConfig {
             batch_cache_bytes: None,
             sync_linger_us: DEFAULT_SYNC_LINGER_US,
             visible_on_append: false,
+            // Off: filling the page cache cost this VM twice the broker CPU of a direct read, and
+            // the catch-up from disk ran 30-80% slower (perf/RESULTS.md, session 10).
+            cold_read_splice: false,
             retention_check_interval_ms: 300_000,
             topic_defaults,
             group: GroupConfig::default(),
@@ -258,6 +264,7 @@ impl BrokerConfig {
             "batch_cache_bytes" => self.batch_cache_bytes = Some(num(key, value)?),
             "sync_linger_us" => self.sync_linger_us = num(key, value)?,
             "visible_on_append" => self.visible_on_append = boolean(key, value)?,
+            "cold_read_splice" => self.cold_read_splice = boolean(key, value)?,
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,
             "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(key, value)?,
@@ -412,6 +419,9 @@ mod tests {
         assert!(cfg.visible_on_append);
         assert!(cfg.apply_key("visible_on_append", "yes").is_err(), "a typo is an error, not a silent false");
         assert!(cfg.visible_on_append);
+        assert!(!cfg.cold_read_splice, "cold reads are direct reads unless asked");
+        cfg.apply_override("cold_read_splice=true").unwrap();
+        assert!(cfg.cold_read_splice);
         assert!(cfg.apply_override("num.partitions").is_err(), "no '=': not KEY=VALUE");
     }
 

@@ -43,7 +43,8 @@ pub struct OwnerShard {
     pub groups: GroupCoordinator,
     /// Segment files this shard reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
-    /// This shard's splice ring for cold reads, where io_uring splice is available.
+    /// This shard's splice ring for cold reads, when `cold_read_splice` is on and io_uring splice
+    /// is available.
     pub splice: Option<Rc<SpliceRing>>,
 }
 
@@ -60,12 +61,13 @@ impl OwnerShard {
         let cache = Rc::new(BatchCache::new(config.batch_cache_per_shard(), metrics));
         let sync_rounds = SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us));
         let groups = GroupCoordinator::new(config.group.clone());
-        let splice = match SpliceRing::new() {
-            Ok(ring) => Some(ring),
-            Err(e) => {
+        let splice = match config.cold_read_splice.then(SpliceRing::new) {
+            Some(Ok(ring)) => Some(ring),
+            Some(Err(e)) => {
                 tracing::warn!(shard = me.0, error = %e, "no io_uring splice: cold reads use DMA reads");
                 None
             }
+            None => None,
         };
         OwnerShard {
             me,

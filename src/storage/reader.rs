@@ -5,12 +5,12 @@
 //! which position, up to the bytes written at the high watermark, and the batch starts its sparse
 //! index knows in the byte limit. Everything in it is `Send`, so it crosses the mesh. The
 //! connection's shard then serves the range with its own handles ([`SegmentFiles`]):
-//! - small ranges are read with direct I/O, and glommio's `ReadResult` views go straight to the
+//! - ranges are read with direct I/O, and glommio's `ReadResult` views go straight to the
 //!   socket: disk → DMA buffer → kernel socket buffer;
-//! - large ranges stay in the file as a [`FileSlice`] that the socket path splices from the page
-//!   cache (`net::splice`). Where it starts is found from the batch headers in the page cache,
-//!   which the previous fetch's read-ahead put there, or else by a direct read of the first
-//!   whole batches, which are then sent from that read.
+//! - with `cold_read_splice` on, large ranges stay in the file as a [`FileSlice`] that the socket
+//!   path splices from the page cache (`net::splice`). Where it starts is found from the batch
+//!   headers in the page cache, which the previous fetch's read-ahead put there, or else by a
+//!   direct read of the first whole batches, which are then sent from that read.
 //!
 //! Either way there is no copy in user space and no second mesh hop to carry the bytes back.
 

@@ -1,8 +1,10 @@
 """Fetch from disk through the zero-copy read path, seen on the wire.
 
 After a restart the batch cache is empty, so every fetch below is served by the connection's
-shard from the segment files: small ranges by direct-I/O reads (read ahead) whose buffers go into
-the response, large ones mostly by io_uring splice from the file to the socket. Raw Fetch v4 requests check what a client library would hide: whole batches only,
+shard from the segment files: by direct-I/O reads (read ahead) whose buffers go into the
+response, or, with `cold_read_splice = true`, large ranges mostly by io_uring splice from the
+file to the socket. Each test runs both ways. Raw Fetch v4 requests check what a client library
+would hide: whole batches only,
 the KIP-74 rules for limits smaller than a batch, the response-wide max_bytes, huge limits, and
 that a full read-back returns every offset exactly once, in order.
 """
@@ -13,6 +15,7 @@ import struct
 import time
 import urllib.request
 
+import pytest
 from confluent_kafka import Producer
 
 import kafka_wire as kw
@@ -20,6 +23,12 @@ from conftest import create_topic, producer_conf
 
 TOPIC = "fetch-disk"
 PER_PARTITION = 4000
+# Both cold-read paths: direct reads (the default) and splices from the page cache.
+COLD_READ_PATHS = pytest.mark.parametrize("splice", [False, True], ids=["dma", "splice"])
+
+
+def splice_args(splice):
+    return ["--override", f"cold_read_splice={'true' if splice else 'false'}"]
 
 
 def fetch(sock, correlation, offsets, partition_max_bytes, max_bytes=64 << 20, collect=None):
@@ -28,8 +37,9 @@ def fetch(sock, correlation, offsets, partition_max_bytes, max_bytes=64 << 20, c
     return kw.parse_fetch_v4(frame, offsets, collect)
 
 
-def test_disk_reads_after_restart(broker_factory):
-    broker = broker_factory(cores=2)
+@COLD_READ_PATHS
+def test_disk_reads_after_restart(broker_factory, splice):
+    broker = broker_factory(cores=2, extra_args=splice_args(splice))
     create_topic(broker, TOPIC, 2)
     producer = Producer(producer_conf(broker, **{"linger.ms": 5, "batch.size": 16384}))
     for i in range(PER_PARTITION):
@@ -60,8 +70,8 @@ def test_disk_reads_after_restart(broker_factory):
     assert got == sum(size for (_e, _hw, size, _b) in parts.values()) <= 55 << 20
 
     # Read everything back from disk: every offset once, in order, in whole batches. 64 KiB
-    # limits are served by DMA reads; 1 MiB limits leave most of each range in the file, for the
-    # kernel to splice to the socket. Both must deliver the same bytes.
+    # limits are served by DMA reads; with splicing on, 1 MiB limits leave most of each range in
+    # the file, for the kernel to splice to the socket. Both must deliver the same bytes.
     read_back = {}
     for limit in (64 << 10, 1 << 20):
         offsets = {0: 0, 1: 0}
@@ -83,19 +93,23 @@ def test_disk_reads_after_restart(broker_factory):
         assert offsets == {0: PER_PARTITION, 1: PER_PARTITION}
         assert total > 2 * PER_PARTITION * 1000
         read_back[limit] = collected
-    assert read_back[64 << 10] == read_back[1 << 20], "DMA reads and splices return the same bytes"
+    assert read_back[64 << 10] == read_back[1 << 20], "small and large limits return the same bytes"
     sock.close()
     with urllib.request.urlopen(f"http://127.0.0.1:{broker.admin_port}/metrics", timeout=10) as r:
         metrics = r.read().decode()
     spliced = sum(float(v) for v in re.findall(r"^ringlog_spliced_bytes_total\{[^}]*\} (\S+)$", metrics, re.M))
-    assert spliced > 2 * PER_PARTITION * 1000, f"the 1 MiB read-back was spliced, got {spliced} bytes"
+    if splice:
+        assert spliced > 2 * PER_PARTITION * 1000, f"the 1 MiB read-back was spliced, got {spliced} bytes"
+    else:
+        assert spliced == 0, f"direct reads only, yet {spliced} bytes were spliced"
 
 
-def test_spliced_reads_survive_clients_that_hang_up_or_stall(broker_factory):
-    """Cold reads that go by splice: clients that close mid-response (with a reset) leave the broker
-    serving, and a client that stops reading for longer than the broker's 500 ms send timeout
-    still gets every byte, in order."""
-    broker = broker_factory(cores=1)
+@COLD_READ_PATHS
+def test_cold_reads_survive_clients_that_hang_up_or_stall(broker_factory, splice):
+    """Clients that close mid-response (with a reset) leave the broker serving, and a client that
+    stops reading for longer than the splice path's 500 ms send timeout still gets every byte, in
+    order."""
+    broker = broker_factory(cores=1, extra_args=splice_args(splice))
     create_topic(broker, TOPIC, 1)
     producer = Producer(producer_conf(broker, **{"linger.ms": 5, "batch.size": 65536}))
     for i in range(PER_PARTITION * 2):
@@ -111,7 +125,7 @@ def test_spliced_reads_survive_clients_that_hang_up_or_stall(broker_factory):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.sendall(kw.frame(kw.API_FETCH, 4, correlation, body))
         sock.recv(1000)
-        sock.close()  # a reset while the broker is still splicing
+        sock.close()  # a reset while the broker is still sending
 
     # A stalled reader: a small receive buffer, and nothing read for 1.5 s.
     sock = socket.create_connection(("127.0.0.1", broker.port))
