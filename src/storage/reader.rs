@@ -32,6 +32,11 @@ const MIN_READ: usize = 64 * 1024;
 const MAX_READ: usize = 8 << 20;
 /// Bytes read ahead per partition, at most: up to [`MAX_READ_AHEAD`] of these are held per shard.
 const READ_AHEAD_BYTES: usize = 4 << 20;
+/// Fetches of the same size that one read-ahead covers. The first is served from it as soon as it
+/// is read; the whole batches after that wait in memory for the next fetch, which issues no read
+/// of its own. So each read is issued two fetches before the last of them needs it, and a slow
+/// disk read delays the consumer less (perf/RESULTS.md, session 10).
+const READ_AHEAD_FETCHES: usize = 2;
 
 /// A range of a segment file that holds the batches a fetch wants.
 #[derive(Debug, Clone)]
@@ -124,12 +129,16 @@ pub struct RangeRead {
     pub next_position: u64,
     /// The offset after the last batch returned (the next fetch's offset), if any was returned.
     pub next_offset: Option<i64>,
+    /// The bytes of the last read after `next_position`, when the byte limit stopped the range
+    /// before the read's end: the next fetch's batches, or their start.
+    pub rest: Option<ReadResult>,
 }
 
 /// Reads whole batches from `range` in `file`: skips batches that end before `range.offset`,
 /// stops at `range.end` or `range.max_bytes`, and always returns the first wanted batch whole.
 /// `first`, when given, is a buffer already read from a known batch boundary (read-ahead), used
-/// in place of the first disk read.
+/// in place of the first disk read; once it has given at least one wanted batch, the range ends
+/// with it, rather than wait for another read.
 pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, ReadResult)>) -> Result<RangeRead, StorageError> {
     let mut out = Vec::new();
     let mut total = 0usize;
@@ -138,12 +147,13 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, R
     let mut next_offset = None;
     // Length of a wanted batch that did not fit in the last read.
     let mut need = 0usize;
+    let mut rest = None;
     while pos < range.end {
         let want = range.max_bytes.saturating_sub(total).clamp(MIN_READ, MAX_READ).max(need);
         let want = (want as u64).min(range.end - pos) as usize;
-        let chunk = match ready.take() {
-            Some(buf) => buf,
-            None => file.read_at(pos, want).await?,
+        let (chunk, read_ahead) = match ready.take() {
+            Some(buf) => (buf, true),
+            None => (file.read_at(pos, want).await?, false),
         };
         let mut at = 0usize;
         let mut run_start = None;
@@ -176,24 +186,50 @@ pub async fn read_range(file: &DmaFile, range: &DiskRange, first: Option<(u64, R
         // No progress although the read held every byte we knew we needed: a corrupt header.
         let stuck = at == 0 && (need <= chunk.len() || chunk.len() as u64 >= range.end - pos);
         pos += at as u64;
-        if full || stuck || total >= range.max_bytes {
+        if full || total >= range.max_bytes {
+            rest = ReadResult::slice(&chunk, at, chunk.len() - at);
+            break;
+        }
+        if stuck || (read_ahead && total > 0) {
             break;
         }
     }
-    Ok(RangeRead { views: out, next_position: pos, next_offset })
+    Ok(RangeRead { views: out, next_position: pos, next_offset, rest })
 }
 
-/// Read-ahead buffers a shard keeps, at most: one per partition being caught up, roughly.
+/// Read-ahead buffers a shard keeps, at most: up to two per partition being caught up.
 const MAX_READ_AHEAD: usize = 32;
 
-/// A read issued for the fetch that will follow one just served.
+/// Bytes read for a fetch that will follow one just served.
 struct ReadAhead {
     segment_id: u64,
     /// The offset that fetch will ask for; its batch starts at `position`.
     offset: i64,
     position: u64,
     issued: Instant,
-    read: glommio::Task<std::io::Result<ReadResult>>,
+    read: AheadRead,
+}
+
+/// A read-ahead's bytes: still on their way, or left over from the last fetch's read.
+enum AheadRead {
+    InFlight(glommio::Task<std::io::Result<ReadResult>>),
+    /// Whole batches only.
+    Done(ReadResult),
+}
+
+/// The length of the whole batches at the start of `buf` (read from file position `pos`, of
+/// which `end` bytes are readable), and the offset after the last of them; `None` if there is
+/// not one whole batch.
+fn whole_batches(buf: &[u8], pos: u64, end: u64) -> Option<(usize, i64)> {
+    let (mut at, mut next_offset) = (0usize, None);
+    while let Some(h) = buf.get(at..).and_then(BatchHeader::parse) {
+        if !h.stored_within(pos + at as u64, end) || at + h.total_len() > buf.len() {
+            break;
+        }
+        at += h.total_len();
+        next_offset = Some(h.last_offset() + 1);
+    }
+    next_offset.map(|offset| (at, offset))
 }
 
 /// This shard's open handles on segment files, shared by all fetches it serves, and its
@@ -328,23 +364,42 @@ impl SegmentFiles {
             found.and_then(|i| queue.remove(i))
         };
         let first = match ahead {
-            Some(a) => a.read.await.ok().filter(|buf| !buf.is_empty()).map(|buf| (a.position, buf)),
+            Some(ReadAhead { position, read: AheadRead::InFlight(task), .. }) => task.await.ok().map(|buf| (position, buf)),
+            Some(ReadAhead { position, read: AheadRead::Done(buf), .. }) => Some((position, buf)),
             None => None,
         };
-        let read = read_range(&file, range, first).await?;
+        let read = read_range(&file, range, first.filter(|(_, buf)| !buf.is_empty())).await?;
         if let Some(offset) = read.next_offset
             && read.next_position < range.end
+            && !self.ahead.borrow().iter().any(|a| a.segment_id == range.segment_id && a.offset == offset)
         {
-            let ahead = range.max_bytes.clamp(MIN_READ, READ_AHEAD_BYTES) as u64;
-            let (position, len) = (read.next_position, (range.end - read.next_position).min(ahead));
-            let task = glommio::spawn_local(async move { file.read_at(position, len as usize).await.map_err(std::io::Error::from) });
-            let mut queue = self.ahead.borrow_mut();
-            if queue.len() >= MAX_READ_AHEAD {
-                queue.pop_front();
+            // The next fetch's whole batches, if this read holds some, wait in memory; the read
+            // for the fetch after that starts where they end.
+            let (mut position, mut offset) = (read.next_position, offset);
+            if let Some(rest) = read.rest
+                && let Some((len, after)) = whole_batches(&rest, position, range.end)
+                && let Some(batches) = ReadResult::slice(&rest, 0, len)
+            {
+                self.keep_ahead(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: AheadRead::Done(batches) });
+                (position, offset) = (position + len as u64, after);
             }
-            queue.push_back(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: task });
+            if position < range.end {
+                let ahead = (READ_AHEAD_FETCHES * range.max_bytes).clamp(MIN_READ, READ_AHEAD_BYTES) as u64;
+                let len = (range.end - position).min(ahead) as usize;
+                let task = glommio::spawn_local(async move { file.read_at(position, len).await.map_err(std::io::Error::from) });
+                self.keep_ahead(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: AheadRead::InFlight(task) });
+            }
         }
         Ok(read.views.into_iter().map(DiskPiece::Read).collect())
+    }
+
+    /// Holds a read-ahead for the fetch it is for, dropping the oldest beyond [`MAX_READ_AHEAD`].
+    fn keep_ahead(&self, ahead: ReadAhead) {
+        let mut queue = self.ahead.borrow_mut();
+        if queue.len() >= MAX_READ_AHEAD {
+            queue.pop_front();
+        }
+        queue.push_back(ahead);
     }
 
     /// The segment's handles on this shard, opened on first use.
@@ -465,14 +520,37 @@ mod tests {
             let read = read_range(&file, &short, None).await.unwrap();
             assert_eq!(headers(&read.views).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40]);
 
-            // A consumer's next fetch is served from the read-ahead, from the exact position.
+            // A consumer's next fetches are served from what was read ahead, from the exact
+            // position. Whole batches a read holds past the fetch's limit wait in memory for the
+            // next fetch, and the read for the one after starts where they end.
             let files = SegmentFiles::default();
+            let in_flight = |files: &SegmentFiles| {
+                files.ahead.borrow().iter().filter(|a| matches!(a.read, AheadRead::InFlight(_))).map(|a| (a.offset, a.position)).collect::<Vec<_>>()
+            };
+            let done = |files: &SegmentFiles| {
+                files.ahead.borrow().iter().filter(|a| matches!(a.read, AheadRead::Done(_))).map(|a| (a.offset, a.position)).collect::<Vec<_>>()
+            };
+            // The first read (64 KiB, the least) holds 6 whole batches: 0..30 go out, 30..60 are
+            // kept for the next fetch, and the read for the one after starts at batch 60.
             let first = views(files.read(&range(0, 35_000)).await.unwrap());
-            assert_eq!(headers(&first).last().unwrap().base_offset, 20);
-            assert_eq!(files.ahead.borrow().len(), 1, "the next range is being read");
+            assert_eq!(headers(&first).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![0, 10, 20]);
+            assert_eq!(done(&files), vec![(30, layout[3].1)]);
+            assert_eq!(in_flight(&files), vec![(60, layout[6].1)], "the range after next is being read");
             let second = views(files.read(&range(30, 35_000)).await.unwrap());
-            assert!(files.ahead.borrow().iter().all(|a| a.offset != 30), "the read-ahead was used");
             assert_eq!(headers(&second).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![30, 40, 50]);
+            assert!(done(&files).is_empty(), "the kept batches were used");
+            assert_eq!(in_flight(&files), vec![(60, layout[6].1)], "no second read for the same fetch");
+            // The read-ahead (two fetches' worth, 70,000 bytes) holds 60..120: 90..120 are kept.
+            let third = views(files.read(&range(60, 35_000)).await.unwrap());
+            assert_eq!(headers(&third).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![60, 70, 80]);
+            assert_eq!(done(&files), vec![(90, layout[9].1)]);
+            assert_eq!(in_flight(&files), vec![(120, layout[12].1)]);
+            let fourth = views(files.read(&range(90, 35_000)).await.unwrap());
+            assert_eq!(headers(&fourth).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![90, 100, 110]);
+            // A fetch for less than the read-ahead holds takes what fits; the rest is kept.
+            let small = views(files.read(&range(120, 15_000)).await.unwrap());
+            assert_eq!(headers(&small).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![120]);
+            assert_eq!(done(&files).first().map(|d| d.0), Some(130));
 
             // Retention deleted the segment after the owner located the range: the client is
             // told its offset is out of range (it then resets), not that the disk failed.
