@@ -369,21 +369,19 @@ impl SegmentFiles {
             None => None,
         };
         let read = read_range(&file, range, first.filter(|(_, buf)| !buf.is_empty())).await?;
-        if let Some(offset) = read.next_offset
-            && read.next_position < range.end
-            && !self.ahead.borrow().iter().any(|a| a.segment_id == range.segment_id && a.offset == offset)
-        {
+        if let Some(mut offset) = read.next_offset {
             // The next fetch's whole batches, if this read holds some, wait in memory; the read
             // for the fetch after that starts where they end.
-            let (mut position, mut offset) = (read.next_position, offset);
-            if let Some(rest) = read.rest
+            let mut position = read.next_position;
+            if !self.has_ahead(range.segment_id, offset)
+                && let Some(rest) = read.rest
                 && let Some((len, after)) = whole_batches(&rest, position, range.end)
                 && let Some(batches) = ReadResult::slice(&rest, 0, len)
             {
                 self.keep_ahead(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: AheadRead::Done(batches) });
                 (position, offset) = (position + len as u64, after);
             }
-            if position < range.end {
+            if position < range.end && !self.has_ahead(range.segment_id, offset) {
                 let ahead = (READ_AHEAD_FETCHES * range.max_bytes).clamp(MIN_READ, READ_AHEAD_BYTES) as u64;
                 let len = (range.end - position).min(ahead) as usize;
                 let task = glommio::spawn_local(async move { file.read_at(position, len).await.map_err(std::io::Error::from) });
@@ -391,6 +389,11 @@ impl SegmentFiles {
             }
         }
         Ok(read.views.into_iter().map(DiskPiece::Read).collect())
+    }
+
+    /// Whether a read-ahead is held for the fetch of `offset` in the segment.
+    fn has_ahead(&self, segment_id: u64, offset: i64) -> bool {
+        self.ahead.borrow().iter().any(|a| a.segment_id == segment_id && a.offset == offset)
     }
 
     /// Holds a read-ahead for the fetch it is for, dropping the oldest beyond [`MAX_READ_AHEAD`].
@@ -550,7 +553,13 @@ mod tests {
             // A fetch for less than the read-ahead holds takes what fits; the rest is kept.
             let small = views(files.read(&range(120, 15_000)).await.unwrap());
             assert_eq!(headers(&small).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![120]);
-            assert_eq!(done(&files).first().map(|d| d.0), Some(130));
+            assert_eq!(done(&files), vec![(130, layout[13].1)]);
+            assert_eq!(in_flight(&files), vec![(180, layout[18].1)]);
+            // Kept batches that outlast a fetch are kept again; the read after them is not issued twice.
+            let kept = views(files.read(&range(130, 15_000)).await.unwrap());
+            assert_eq!(headers(&kept).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![130]);
+            assert_eq!(done(&files), vec![(140, layout[14].1)]);
+            assert_eq!(in_flight(&files), vec![(180, layout[18].1)], "one read for the fetch at 180");
 
             // Retention deleted the segment after the owner located the range: the client is
             // told its offset is out of range (it then resets), not that the disk failed.
