@@ -10,6 +10,8 @@
 # the fill (bs=1M, iodepth=16, the files read round-robin like the consumer's partitions), REPS
 # times (default 3). fio never reads the files the consumer has just read: this VM's host keeps
 # what a run reads in its own cache, and fio over those files then read 1.5-2.7 GB/s of memory.
+# The host may still hold the copy (it was just written): perf/RESULTS.md compares the catch-up
+# with limits.sh's read as well. Needs twice the backlog's space (about 11 GiB).
 # Prints both rates and their ratio per pair; the harness reports go to perf/out/catchup-<pair>.
 # Each pair also runs perf/fetch_probe.py (raw Fetch requests, no per-record client work) on the
 # same broker right after librdkafka: the broker's own ceiling.

@@ -4,7 +4,7 @@
 # at 25% of the measured max acks=all rate at --cores 2 and 1 (with and without visible_on_append),
 # then the catch-up read.
 #
-#   perf/run-all.sh [DATA_DIR]      (default /tmp/ringlog-perf; needs ~6 GiB free, ~15 minutes)
+#   perf/run-all.sh [DATA_DIR]      (default /tmp/ringlog-perf; needs ~11 GiB free, ~15 minutes)
 #
 # Each run gets a fresh broker. Reports go to perf/out/<run>/; this script prints the harness's
 # summary line, client and broker CPU seconds, and the broker's fdatasync and write-until-visible
