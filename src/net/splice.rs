@@ -6,8 +6,11 @@
 //! only covers the pipe). Each shard therefore submits `IORING_OP_SPLICE` to a private ring, where
 //! the kernel waits for the disk and for socket space, and one blocking-pool thread per shard
 //! waits for its completions. Page-cache pages go to the socket by reference: the record bytes
-//! are never copied in user space, and the broker's CPU per byte is about a third of a DMA read
-//! plus `sendmsg` (`benches/cold_read.rs`).
+//! are never copied in user space, and the sender's CPU per byte is about a third of a DMA read
+//! plus `sendmsg` (`benches/cold_read.rs`). But the pages must first be read into the page cache,
+//! and in the broker, on this VM, that fill cost more than the copy saved: a catch-up from disk
+//! was 30-80% slower (perf/RESULTS.md, session 10). So this path runs only with
+//! `cold_read_splice = true`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
