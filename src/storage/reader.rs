@@ -210,6 +210,13 @@ struct ReadAhead {
     read: AheadRead,
 }
 
+impl ReadAhead {
+    /// Whether this is for the fetch of `offset` in the segment.
+    fn is_for(&self, segment_id: u64, offset: i64) -> bool {
+        self.segment_id == segment_id && self.offset == offset
+    }
+}
+
 /// A read-ahead's bytes: still on their way, or left over from the last fetch's read.
 enum AheadRead {
     InFlight(glommio::Task<std::io::Result<ReadResult>>),
@@ -217,13 +224,12 @@ enum AheadRead {
     Done(ReadResult),
 }
 
-/// The length of the whole batches at the start of `buf` (read from file position `pos`, of
-/// which `end` bytes are readable), and the offset after the last of them; `None` if there is
-/// not one whole batch.
-fn whole_batches(buf: &[u8], pos: u64, end: u64) -> Option<(usize, i64)> {
+/// The length of the whole batches at the start of `buf`, and the offset after the last of them;
+/// `None` if there is not one whole batch.
+fn whole_batches(buf: &[u8]) -> Option<(usize, i64)> {
     let (mut at, mut next_offset) = (0usize, None);
     while let Some(h) = buf.get(at..).and_then(BatchHeader::parse) {
-        if !h.stored_within(pos + at as u64, end) || at + h.total_len() > buf.len() {
+        if !h.stored_within(at as u64, buf.len() as u64) {
             break;
         }
         at += h.total_len();
@@ -360,7 +366,7 @@ impl SegmentFiles {
         }
         let ahead = {
             let mut queue = self.ahead.borrow_mut();
-            let found = queue.iter().position(|a| a.segment_id == range.segment_id && a.offset == range.offset);
+            let found = queue.iter().position(|a| a.is_for(range.segment_id, range.offset));
             found.and_then(|i| queue.remove(i))
         };
         let first = match ahead {
@@ -375,7 +381,7 @@ impl SegmentFiles {
             let mut position = read.next_position;
             if !self.has_ahead(range.segment_id, offset)
                 && let Some(rest) = read.rest
-                && let Some((len, after)) = whole_batches(&rest, position, range.end)
+                && let Some((len, after)) = whole_batches(&rest)
                 && let Some(batches) = ReadResult::slice(&rest, 0, len)
             {
                 self.keep_ahead(ReadAhead { segment_id: range.segment_id, offset, position, issued: Instant::now(), read: AheadRead::Done(batches) });
@@ -393,7 +399,7 @@ impl SegmentFiles {
 
     /// Whether a read-ahead is held for the fetch of `offset` in the segment.
     fn has_ahead(&self, segment_id: u64, offset: i64) -> bool {
-        self.ahead.borrow().iter().any(|a| a.segment_id == segment_id && a.offset == offset)
+        self.ahead.borrow().iter().any(|a| a.is_for(segment_id, offset))
     }
 
     /// Holds a read-ahead for the fetch it is for, dropping the oldest beyond [`MAX_READ_AHEAD`].
