@@ -37,6 +37,7 @@ use hdrhistogram::Histogram;
 use ringlog::config::{BrokerConfig, TopicConfig};
 use ringlog::metrics::ShardMetrics;
 use ringlog::storage::cache::BatchCache;
+use ringlog::storage::journal::AppendJournal;
 use ringlog::storage::{PartitionLog, ShardLogContext, SyncRounds, prime_dma_probe};
 use ringlog::types::TopicPartition;
 
@@ -51,9 +52,14 @@ struct Scenario {
 
 
 async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: usize) {
-    let topic_defaults = BrokerConfig::new(([127, 0, 0, 1], 0).into()).topic_defaults;
-    let config = TopicConfig::resolve(&topic_defaults, &BTreeMap::new());
-    let cache = Rc::new(BatchCache::new(64 << 20, Arc::new(ShardMetrics::new())));
+    let defaults = BrokerConfig::new(([127, 0, 0, 1], 0).into());
+    let config = TopicConfig::resolve(&defaults.topic_defaults, &BTreeMap::new());
+    let metrics = Arc::new(ShardMetrics::new());
+    let cache = Rc::new(BatchCache::new(64 << 20, Arc::clone(&metrics)));
+    // The broker's default append journal, so each append pays for its copy into it.
+    let journal = defaults.append_journal_dir.as_ref().and_then(|jdir| {
+        AppendJournal::create(jdir, dir, 0, defaults.append_journal_bytes, metrics).ok().map(Rc::new)
+    });
     let tp = TopicPartition::new(format!("bench-acks{}-inflight{}", s.acks, s.in_flight), 0);
     // The broker's default sync rounds, so acks=all is measured as the broker runs it.
     let shard = ShardLogContext {
@@ -61,6 +67,8 @@ async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: u
         data_event: Arc::new(event_listener::Event::new()),
         sync_rounds: SyncRounds::new(Duration::from_micros(ringlog::config::DEFAULT_SYNC_LINGER_US)),
         visible_on_append: false,
+        journal: journal.clone(),
+        write_delay: Duration::ZERO,
     };
     let log = PartitionLog::open(tp, 0, dir, 0, config, shard)
         .await
@@ -114,6 +122,9 @@ async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: u
         hist.max(),
     );
     log.close().await.expect("close");
+    if let Some(journal) = journal {
+        journal.remove();
+    }
 }
 
 fn main() {

@@ -75,6 +75,10 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     ensure_address_free(config.listen).map_err(|error| ServerError::AddressInUse { addr: config.listen, error })?;
     std::fs::create_dir_all(&config.data_dir)?;
+    if let Some(dir) = &config.append_journal_dir {
+        // Before any shard opens a partition: what a crashed broker journaled but never wrote.
+        crate::storage::journal::replay(dir, &config.data_dir).map_err(|e| ServerError::Runtime(format!("append journal replay: {e}")))?;
+    }
     let cores = config.cores.max(1);
     let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
     ensure_offsets_topic(&store, &metadata, &config);
@@ -206,10 +210,15 @@ async fn shard_main(
             owner.housekeeping();
         }
     }
+    let mut all_closed = true;
     for log in owner.all_logs() {
         if let Err(e) = log.close().await {
+            all_closed = false;
             tracing::error!(partition = %log.tp, error = %e, "flush at shutdown failed");
         }
+    }
+    if let Some(journal) = owner.journal.as_ref().filter(|_| all_closed) {
+        journal.remove();
     }
     tracing::info!(shard = %me, "shard stopped");
     Ok(())

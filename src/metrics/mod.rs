@@ -57,6 +57,10 @@ pub struct ShardMetrics {
     pub spliced_bytes: AtomicU64,
     /// Requests sent to another shard.
     pub hops: AtomicU64,
+    /// Batches copied into the append journal (visible before their write).
+    pub journal_batches: AtomicU64,
+    /// Batches the append journal had no room for (visible once written).
+    pub journal_full: AtomicU64,
     /// Fetch reads served from the batch cache.
     pub cache_hits: AtomicU64,
     /// Fetch reads that went to disk.
@@ -118,11 +122,13 @@ impl Metrics {
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [Series<AtomicU64>; 6] = [
+        let counters: [Series<AtomicU64>; 8] = [
             ("ringlog_bytes_in_total", "Request bytes read from clients.", |m| &m.bytes_in),
             ("ringlog_bytes_out_total", "Response bytes written to clients.", |m| &m.bytes_out),
             ("ringlog_spliced_bytes_total", "Cold-read bytes spliced from segment files to sockets.", |m| &m.spliced_bytes),
             ("ringlog_cross_core_hops_total", "Requests forwarded to another shard.", |m| &m.hops),
+            ("ringlog_journal_batches_total", "Batches copied into the append journal, visible before their write.", |m| &m.journal_batches),
+            ("ringlog_journal_full_total", "Batches the append journal had no room for, visible once written.", |m| &m.journal_full),
             ("ringlog_batch_cache_hits_total", "Fetch reads served from the batch cache.", |m| &m.cache_hits),
             ("ringlog_batch_cache_misses_total", "Fetch reads that went to disk.", |m| &m.cache_misses),
         ];
@@ -154,7 +160,7 @@ impl Metrics {
             ("ringlog_fsync_latency_seconds", "fdatasync latency.", |m| &m.fsync_latency),
             (
                 "ringlog_append_visible_latency_seconds",
-                "From a group commit's first queued batch to its write (visible to consumers).",
+                "From a group commit's first queued batch to its write.",
                 |m| &m.append_visible_latency,
             ),
         ];

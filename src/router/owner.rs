@@ -21,6 +21,7 @@ use crate::group::{GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::net::splice::SpliceRing;
 use crate::storage::batch::BatchHeader;
 use crate::storage::cache::BatchCache;
+use crate::storage::journal::AppendJournal;
 use crate::storage::reader::{Located, SegmentFiles};
 use crate::storage::{PartitionLog, ShardLogContext, StorageError, SyncRounds};
 use crate::types::{ShardId, TopicPartition};
@@ -43,6 +44,8 @@ pub struct OwnerShard {
     pub groups: GroupCoordinator,
     /// Segment files this shard reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
+    /// This shard's append journal, unless `append_journal_dir` is off or unusable.
+    pub journal: Option<Rc<AppendJournal>>,
     /// This shard's splice ring for cold reads, when `cold_read_splice` is on and io_uring splice
     /// is available.
     pub splice: Option<Rc<SpliceRing>>,
@@ -58,6 +61,13 @@ impl OwnerShard {
         data_event: Arc<event_listener::Event>,
         metrics: Arc<crate::metrics::ShardMetrics>,
     ) -> Self {
+        let journal = config.append_journal_dir.as_ref().and_then(|dir| {
+            AppendJournal::create(dir, &config.data_dir, me.0, config.append_journal_bytes, Arc::clone(&metrics))
+                .map_err(|e| tracing::warn!(shard = me.0, dir = %dir.display(), error = %e,
+                    "no append journal: consumers see records once they are written"))
+                .ok()
+                .map(Rc::new)
+        });
         let cache = Rc::new(BatchCache::new(config.batch_cache_per_shard(), metrics));
         let sync_rounds = SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us));
         let groups = GroupCoordinator::new(config.group.clone());
@@ -82,6 +92,7 @@ impl OwnerShard {
             next_uid: Cell::new(0),
             groups,
             segment_files: SegmentFiles::new(splice.is_some()),
+            journal,
             splice,
         }
     }
@@ -158,6 +169,8 @@ impl OwnerShard {
                     data_event: Arc::clone(&self.data_event),
                     sync_rounds: Rc::clone(&self.sync_rounds),
                     visible_on_append: self.config.visible_on_append,
+                    journal: self.journal.clone(),
+                    write_delay: std::time::Duration::from_millis(self.config.fault_injection_write_delay_ms),
                 },
             )
             .await;

@@ -2,10 +2,11 @@
 //!
 //! A reader's path: [`batch`] (the record batch format) → [`segment`] (one `.log` file and its
 //! sparse indexes) → [`partition`] (a partition's segments, its group-commit appender and reads)
-//! → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
+//! → [`journal`] (appended batches in shared memory until written) → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
 
 pub mod batch;
 pub mod cache;
+pub mod journal;
 pub mod partition;
 pub mod producers;
 pub mod reader;

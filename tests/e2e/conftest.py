@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -556,6 +557,20 @@ def consume_all(broker: Broker, topic: str, partitions: Iterable[int], timeout: 
         for m in msgs:
             out[m.partition()].append((m.offset(), m.key(), m.value()))
     return out
+
+
+def metric_total(broker: Broker, name: str) -> float:
+    """A counter from the broker's /metrics, summed over its shards."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.admin_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(v) for v in re.findall(r"^" + re.escape(name) + r"\{[^}]*\} (\S+)$", text, re.M))
+
+
+def journal_files(broker: Broker) -> List[Path]:
+    """The broker's append journals in /dev/shm (the default `append_journal_dir`): each names its
+    data directory in its header page."""
+    owner = str(broker.data_dir.resolve()).encode()
+    return [j for j in Path("/dev/shm").glob("ringlog-*.journal") if owner in j.read_bytes()[:4096]]
 
 
 _health_seq = [0]

@@ -9,17 +9,15 @@ the KIP-74 rules for limits smaller than a batch, the response-wide max_bytes, h
 that a full read-back returns every offset exactly once, in order.
 """
 
-import re
 import socket
 import struct
 import time
-import urllib.request
 
 import pytest
 from confluent_kafka import Producer
 
 import kafka_wire as kw
-from conftest import create_topic, producer_conf
+from conftest import create_topic, metric_total, producer_conf
 
 TOPIC = "fetch-disk"
 PER_PARTITION = 4000
@@ -95,9 +93,7 @@ def test_disk_reads_after_restart(broker_factory, splice):
         read_back[limit] = collected
     assert read_back[64 << 10] == read_back[1 << 20], "small and large limits return the same bytes"
     sock.close()
-    with urllib.request.urlopen(f"http://127.0.0.1:{broker.admin_port}/metrics", timeout=10) as r:
-        metrics = r.read().decode()
-    spliced = sum(float(v) for v in re.findall(r"^ringlog_spliced_bytes_total\{[^}]*\} (\S+)$", metrics, re.M))
+    spliced = metric_total(broker, "ringlog_spliced_bytes_total")
     if splice:
         assert spliced > 2 * PER_PARTITION * 1000, f"the 1 MiB read-back was spliced, got {spliced} bytes"
     else:

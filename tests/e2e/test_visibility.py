@@ -1,23 +1,27 @@
-"""`visible_on_append`: a tailing consumer reads records from their append on, before their write
-completes. It must still get every record exactly once and in order, also when records leave a
-small batch cache before they are written (the fetch then waits for the write), and the log must
-read back the same from disk after a restart."""
+"""A tailing consumer reads records from their append on, before their write completes: from the
+append journal's copy (the default), or with `visible_on_append`. It must still get every record
+exactly once and in order, also when records leave a small batch cache before they are written
+(the fetch then waits for the write), and the log must read back the same from disk after a
+restart."""
 
 import threading
 import time
 
+import pytest
+
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from conftest import consume_all, consumer_conf, create_topic, producer_conf
+from conftest import consume_all, consumer_conf, create_topic, journal_files, metric_total, producer_conf
 
 TOPIC = "visible-on-append"
 PARTITIONS = 4
 PER_PARTITION = 5000
 
 
-def test_tailing_consumer_gets_every_record_once_in_order(broker_factory):
+@pytest.mark.parametrize("early", [{}, {"visible_on_append": True, "append_journal_dir": ""}], ids=["journal", "visible_on_append"])
+def test_tailing_consumer_gets_every_record_once_in_order(broker_factory, early):
     # A 256 KiB cache per shard holds well under a second of this producer's data.
-    broker = broker_factory(cores=2, config={"visible_on_append": True, "batch_cache_bytes": 256 << 10})
+    broker = broker_factory(cores=2, config={**early, "batch_cache_bytes": 256 << 10})
     create_topic(broker, TOPIC, PARTITIONS)
     consumer = Consumer(consumer_conf(broker))
     consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
@@ -49,7 +53,11 @@ def test_tailing_consumer_gets_every_record_once_in_order(broker_factory):
         assert [o for o, _ in msgs] == list(range(PER_PARTITION)), f"partition {part}: every offset once, in order"
         assert [v.split(b"|")[0] for _, v in msgs] == [b"%d-%08d" % (part, i) for i in range(PER_PARTITION)]
 
+    journaled = metric_total(broker, "ringlog_journal_batches_total")
+    assert len(journal_files(broker)) == (0 if early else 2), "one journal per shard"
+    assert (journaled > 0) == (not early), f"{journaled} batches journaled"
     broker.stop()
+    assert not journal_files(broker), "a clean stop removes the journals"
     broker.start()
     back = consume_all(broker, TOPIC, range(PARTITIONS))
     for part in range(PARTITIONS):
