@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every issue-4 measurement in one sitting, in the order perf/RESULTS.md reports them:
 # machine limits, produce throughput (acks=1, acks=all) at --cores 2 and 1, end-to-end latency
-# at 25% of the measured max acks=all rate at --cores 2 and 1 (with and without visible_on_append),
-# then the catch-up read.
+# at 25% of the measured max acks=all rate at --cores 2 and 1 (with the append journal, the
+# default, and without it), then the catch-up read.
 #
 #   perf/run-all.sh [DATA_DIR]      (default /tmp/ringlog-perf; needs ~11 GiB free, ~15 minutes)
 #
@@ -33,10 +33,10 @@ echo "== latency rate: $RATE msg/s (25% of $MAX)"
 for cores in 2 1; do
     measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml "latency-c$cores" --rate "$RATE" --duration 60 --warmup 5
 done
-# The same with consumers reading from the append on (visible_on_append).
+# The same without the append journal: consumers see records once they are written.
 for cores in 2 1; do
-    BROKER_OVERRIDES="visible_on_append=true" measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml \
-        "latency-visible-c$cores" --rate "$RATE" --duration 60 --warmup 5
+    BROKER_OVERRIDES="append_journal_dir=" measure "$cores" perf/workloads/e2e-latency-acksall-1k.toml \
+        "latency-nojournal-c$cores" --rate "$RATE" --duration 60 --warmup 5
 done
 rm -rf "$DIR" "$DIR.log"
 perf/catchup.sh
