@@ -156,8 +156,8 @@ impl AppendJournal {
         }
         let path = journal_path(dir, &data_dir, shard);
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-        // Writing the zeros allocates the tmpfs pages now; a sparse file would fault them in on
-        // the appends of the first lap.
+        // Writing the zeros allocates the tmpfs pages now: a sparse file would fault them in on
+        // the appends of the first lap, and a full tmpfs fails here rather than with SIGBUS there.
         file.write_all_at(&vec![0u8; bytes], 0)?;
         // SAFETY: the file is this shard's own (named by data directory and shard, and the data
         // directory is one broker's); nothing else maps or truncates it while the map lives.

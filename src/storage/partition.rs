@@ -332,7 +332,7 @@ impl PartitionLog {
         let projected_size = segments.values().next_back().map(|s| s.size).unwrap_or(0);
         tracing::info!(partition = %tp, segments = segments.len(), clean_shutdown = was_clean, bytes_read, log_start_offset,
             log_end_offset = next_offset, "partition log recovered");
-        let tp_for_journal = tp.clone();
+        let journal = journal.map(|j| (j, JournalPartition::new(&tp, next_offset)));
         let log = Rc::new(PartitionLog {
             tp,
             uid,
@@ -366,7 +366,7 @@ impl PartitionLog {
             flush_lock: glommio::sync::Semaphore::new(1),
             sync_rounds,
             visible_on_append,
-            journal: journal.map(|j| (j, JournalPartition::new(&tp_for_journal, next_offset))),
+            journal,
             write_delay,
         });
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
