@@ -559,11 +559,13 @@ def consume_all(broker: Broker, topic: str, partitions: Iterable[int], timeout: 
     return out
 
 
-def metric_total(broker: Broker, name: str) -> float:
-    """A counter from the broker's /metrics, summed over its shards."""
+def metric_total(broker: Broker, name: str, label: str = "") -> float:
+    """A counter from the broker's /metrics, summed over its shards (and over the series whose
+    labels include `label`, e.g. 'api_key="1"')."""
     with urllib.request.urlopen(f"http://127.0.0.1:{broker.admin_port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    return sum(float(v) for v in re.findall(r"^" + re.escape(name) + r"\{[^}]*\} (\S+)$", text, re.M))
+    series = re.findall(r"^" + re.escape(name) + r"\{([^}]*)\} (\S+)$", text, re.M)
+    return sum(float(v) for labels, v in series if label in labels)
 
 
 def journal_files(broker: Broker) -> List[Path]:

@@ -11,7 +11,7 @@ import pytest
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from conftest import consume_all, consumer_conf, create_topic, journal_files, metric_total, producer_conf
+from conftest import consume_all, consumer_conf, create_topic, journal_files, metric_total, producer_conf, wait_until
 
 TOPIC = "visible-on-append"
 PARTITIONS = 4
@@ -37,6 +37,9 @@ def test_tailing_consumer_gets_every_record_once_in_order(broker_factory, early)
             producer.poll(0)
         producer.flush(60)
 
+    # The consumer fetches at the log end before anything is produced: it tails the partitions,
+    # so their appends go to the append journal.
+    wait_until(lambda: metric_total(broker, "ringlog_requests_total", 'api_key="1"') > 0, 30, what="a first fetch")
     writer = threading.Thread(target=produce)
     writer.start()
     seen = {p: [] for p in range(PARTITIONS)}
