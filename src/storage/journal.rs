@@ -27,7 +27,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -155,7 +155,8 @@ impl AppendJournal {
             return Err(StorageError::Io(format!("cannot make a journal of {bytes} bytes for {}", data_dir.display())));
         }
         let path = journal_path(dir, &data_dir, shard);
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        // Owner-only: the file holds record data, and /dev/shm is shared by every user.
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o600).open(&path)?;
         // Writing the zeros allocates the tmpfs pages now: a sparse file would fault them in on
         // the appends of the first lap, and a full tmpfs fails here rather than with SIGBUS there.
         file.write_all_at(&vec![0u8; bytes], 0)?;
@@ -428,6 +429,8 @@ mod tests {
         std::fs::create_dir_all(&data).unwrap();
         let metrics = Arc::new(ShardMetrics::new());
         let j = AppendJournal::create(&dir, &data, 0, RING_START + MIN_BYTES, Arc::clone(&metrics)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&j.path).unwrap().permissions().mode() & 0o777, 0o600, "record data: owner only");
         let p = JournalPartition::new(&TopicPartition::new("t", 0), 0);
         let value = vec![7u8; 6000];
         // Ten entries of ~6 KiB fill most of the 64 KiB ring; the eleventh does not fit.
