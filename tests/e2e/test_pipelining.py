@@ -4,9 +4,10 @@ tests send past both bounds without waiting for answers, and check that every re
 in request order, with its records at the offsets that order implies."""
 
 import threading
+import time
 
 import kafka_wire as kw
-from conftest import create_topic, high_watermarks
+from conftest import consume_all, create_topic, high_watermarks
 
 PRODUCE_V = 7
 
@@ -72,3 +73,31 @@ def test_a_request_larger_than_the_in_flight_byte_bound_is_served(broker):
     finally:
         sock.close()
     assert high_watermarks(broker, topic, [0]) == {0: 21}
+
+
+def test_a_frame_that_trickles_in_is_read_whole(broker):
+    """A produce frame sent in pieces with pauses between them: the broker reads what the socket
+    holds, then waits for the rest. The records must land byte for byte, and the next frame on the
+    connection must still be read from its own start."""
+    topic = "trickled"
+    create_topic(broker, topic, 1)
+    values = [bytes([i % 251]) * 30_000 for i in range(4)]
+    frames = [
+        kw.frame(kw.API_PRODUCE, PRODUCE_V, corr, kw.produce_body([(topic, [(0, kw.record_batch([(None, v) for v in values]))])], acks=1))
+        for corr in (1, 2)
+    ]
+    sock = kw.connect(broker.port)
+    first = frames[0]
+    # Header and a few bytes, half the rest, then the rest together with the whole second frame.
+    pieces = [first[:9], first[9:len(first) // 2], first[len(first) // 2:] + frames[1]]
+    for piece in pieces:
+        sock.sendall(piece)
+        time.sleep(0.2)
+    for corr in (1, 2):
+        got_corr, parts = kw.parse_produce_response(PRODUCE_V, kw.read_response(sock))
+        assert got_corr == corr
+        assert parts[(topic, 0)]["error_code"] == kw.ERR_NONE
+        assert parts[(topic, 0)]["base_offset"] == (corr - 1) * len(values)
+    sock.close()
+    back = consume_all(broker, topic, [0])[0]
+    assert [v for _o, _k, v in back] == values * 2
