@@ -441,6 +441,9 @@ mod tests {
         cfg.apply_override("cold_read_splice=true").unwrap();
         assert!(cfg.cold_read_splice);
         assert!(cfg.apply_override("num.partitions").is_err(), "no '=': not KEY=VALUE");
+        assert_eq!(cfg.append_journal_dir.as_deref(), Some(std::path::Path::new("/dev/shm")), "the journal is on by default");
+        cfg.apply_override("append_journal_dir=").unwrap();
+        assert_eq!(cfg.append_journal_dir, None, "empty turns it off");
     }
 
     #[test]
