@@ -47,6 +47,12 @@ const RING_START: usize = 4096;
 const TAIL_AT: usize = 8;
 const DIR_LEN_AT: usize = 16;
 const DIR_AT: usize = 20;
+/// An entry's header: where each field of `seq | batch_len | name_len | flags | crc32c | pad` is.
+const SEQ_AT: usize = 0;
+const BATCH_LEN_AT: usize = 8;
+const NAME_LEN_AT: usize = 12;
+const FLAGS_AT: usize = 14;
+const CRC_AT: usize = 16;
 const ENTRY_HEADER: usize = 24;
 /// `batch_len` of a marker that sends the walk back to the ring's start.
 const WRAP: u32 = u32::MAX;
@@ -190,15 +196,15 @@ impl AppendJournal {
             at += part.len();
         }
         let batch_len = batch.len() as u32;
-        map[pos + 8..pos + 12].copy_from_slice(&batch_len.to_le_bytes());
-        map[pos + 12..pos + 14].copy_from_slice(&(partition.name.len() as u16).to_le_bytes());
-        map[pos + 14..pos + 16].copy_from_slice(&0u16.to_le_bytes());
-        map[pos + 16..pos + 20].copy_from_slice(&entry_crc(batch_len, &partition.name).to_le_bytes());
+        map[pos + BATCH_LEN_AT..][..4].copy_from_slice(&batch_len.to_le_bytes());
+        map[pos + NAME_LEN_AT..][..2].copy_from_slice(&(partition.name.len() as u16).to_le_bytes());
+        map[pos + FLAGS_AT..][..2].copy_from_slice(&0u16.to_le_bytes());
+        map[pos + CRC_AT..][..4].copy_from_slice(&entry_crc(batch_len, &partition.name).to_le_bytes());
         // The sequence number commits the entry: a process killed before this store leaves an
         // entry that the walk does not reach. Only the compiler could reorder the stores; a
         // killed process's earlier stores are all in the shared pages.
         compiler_fence(Ordering::Release);
-        map[pos..pos + 8].copy_from_slice(&seq.to_le_bytes());
+        map[pos + SEQ_AT..][..8].copy_from_slice(&seq.to_le_bytes());
         ring.live.push_back(LiveEntry { pos, seq, end_offset, partition: Rc::clone(partition) });
         ring.head = pos + need;
         ring.next_seq += 1;
@@ -245,9 +251,9 @@ impl AppendJournal {
         }
         if end - ring.head >= ENTRY_HEADER {
             let h = ring.head;
-            map[h + 8..h + 12].copy_from_slice(&WRAP.to_le_bytes());
+            map[h + BATCH_LEN_AT..][..4].copy_from_slice(&WRAP.to_le_bytes());
             compiler_fence(Ordering::Release);
-            map[h..h + 8].copy_from_slice(&ring.next_seq.to_le_bytes());
+            map[h + SEQ_AT..][..8].copy_from_slice(&ring.next_seq.to_le_bytes());
         }
         Some(RING_START)
     }
@@ -259,8 +265,8 @@ impl AppendJournal {
         let ring = self.ring.borrow();
         let mut map = self.map.borrow_mut();
         for e in ring.live.iter().filter(|e| Rc::ptr_eq(&e.partition, partition)) {
-            let flags = u16_at(&map, e.pos + 14) | REMOVED;
-            map[e.pos + 14..e.pos + 16].copy_from_slice(&flags.to_le_bytes());
+            let flags = u16_at(&map, e.pos + FLAGS_AT) | REMOVED;
+            map[e.pos + FLAGS_AT..][..2].copy_from_slice(&flags.to_le_bytes());
         }
     }
 
@@ -272,35 +278,42 @@ impl AppendJournal {
     }
 }
 
-/// One batch found in a journal.
-struct JournalEntry {
+/// One batch found in a journal, borrowed from the file's bytes.
+struct JournalEntry<'a> {
     /// The partition's directory name.
-    name: String,
-    batch: Vec<u8>,
+    name: &'a [u8],
+    batch: &'a [u8],
 }
 
-/// The data directory a journal file belongs to, and its committed, unremoved entries from the
-/// tail on, in order. `None` if the file is not a journal.
-fn read_journal(buf: &[u8]) -> Option<(PathBuf, Vec<JournalEntry>)> {
-    if buf.len() < RING_START + ENTRY_HEADER || &buf[..8] != MAGIC {
+/// The data directory a journal file belongs to, from its header page; `None` if the file is not
+/// a journal.
+fn journal_owner(header: &[u8]) -> Option<PathBuf> {
+    if header.len() < RING_START || &header[..8] != MAGIC {
         return None;
     }
-    let dir_len = u32_at(buf, DIR_LEN_AT) as usize;
-    let dir = buf.get(DIR_AT..DIR_AT + dir_len)?;
-    let data_dir = PathBuf::from(std::ffi::OsStr::from_bytes(dir));
+    let dir_len = u32_at(header, DIR_LEN_AT) as usize;
+    let dir = header.get(DIR_AT..DIR_AT + dir_len)?;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
+}
+
+/// A journal's committed, unremoved entries from the tail on, in order.
+fn read_entries(buf: &[u8]) -> Vec<JournalEntry<'_>> {
+    let mut entries = Vec::new();
+    if buf.len() < RING_START + ENTRY_HEADER {
+        return entries;
+    }
     let tail = u64_at(buf, TAIL_AT);
     let mut pos = (tail >> 32) as usize;
     if !(RING_START..buf.len()).contains(&pos) {
-        return None;
+        return entries;
     }
     let mut expected: Option<u64> = None;
-    let mut entries = Vec::new();
     // Each step reads an entry or follows a wrap marker; a ring holds fewer entries than this.
     for _ in 0..buf.len() / 8 {
         if buf.len() - pos < ENTRY_HEADER {
             pos = RING_START;
         }
-        let seq = u64_at(buf, pos);
+        let seq = u64_at(buf, pos + SEQ_AT);
         let follows = match expected {
             Some(e) => seq == e,
             None => seq & 0xffff_ffff == tail & 0xffff_ffff && seq != 0,
@@ -309,32 +322,33 @@ fn read_journal(buf: &[u8]) -> Option<(PathBuf, Vec<JournalEntry>)> {
             break;
         }
         expected = Some(seq);
-        let batch_len = u32_at(buf, pos + 8);
+        let batch_len = u32_at(buf, pos + BATCH_LEN_AT);
         if batch_len == WRAP {
             pos = RING_START;
             continue;
         }
-        let name_len = usize::from(u16_at(buf, pos + 12));
-        let flags = u16_at(buf, pos + 14);
+        let name_len = usize::from(u16_at(buf, pos + NAME_LEN_AT));
+        let flags = u16_at(buf, pos + FLAGS_AT);
         let name_at = pos + ENTRY_HEADER;
         let batch_at = name_at + name_len;
         let Some(name) = buf.get(name_at..batch_at) else { break };
         let Some(batch) = buf.get(batch_at..batch_at + batch_len as usize) else { break };
-        if u32_at(buf, pos + 16) != entry_crc(batch_len, name) {
+        if u32_at(buf, pos + CRC_AT) != entry_crc(batch_len, name) {
             break;
         }
         if flags & REMOVED == 0 {
-            entries.push(JournalEntry { name: String::from_utf8_lossy(name).into_owned(), batch: batch.to_vec() });
+            entries.push(JournalEntry { name, batch });
         }
         pos = align8(batch_at + batch_len as usize);
         expected = Some(seq + 1);
     }
-    Some((data_dir, entries))
+    entries
 }
 
 /// Before the shards start: appends to each partition's last segment the journaled batches that
 /// a crashed process had not written, then deletes this data directory's journals. Journals of
-/// data directories that no longer exist are deleted too (a test's broker, killed).
+/// data directories that no longer exist are deleted too (a test's broker, killed); other
+/// brokers' journals are read no further than their header page.
 pub fn replay(dir: &Path, data_dir: &Path) -> Result<(), StorageError> {
     let data_dir = std::fs::canonicalize(data_dir)?;
     let Ok(files) = std::fs::read_dir(dir) else { return Ok(()) };
@@ -345,20 +359,22 @@ pub fn replay(dir: &Path, data_dir: &Path) -> Result<(), StorageError> {
             continue;
         }
         let path = file.path();
-        let Ok(buf) = std::fs::read(&path) else { continue };
-        let Some((owner, entries)) = read_journal(&buf) else { continue };
+        let mut header = vec![0u8; RING_START];
+        let owner = std::fs::File::open(&path).and_then(|f| f.read_exact_at(&mut header, 0)).ok().and_then(|()| journal_owner(&header));
+        let Some(owner) = owner else { continue };
         if owner != data_dir {
             if !owner.exists() {
                 let _ = std::fs::remove_file(&path);
             }
             continue;
         }
-        let mut by_partition: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for e in entries {
+        let Ok(buf) = std::fs::read(&path) else { continue };
+        let mut by_partition: BTreeMap<&[u8], Vec<&[u8]>> = BTreeMap::new();
+        for e in read_entries(&buf) {
             by_partition.entry(e.name).or_default().push(e.batch);
         }
         for (partition, batches) in by_partition {
-            replay_partition(&data_dir.join(&partition), &batches)?;
+            replay_partition(&data_dir.join(std::ffi::OsStr::from_bytes(partition)), &batches)?;
         }
         std::fs::remove_file(&path)?;
     }
@@ -367,13 +383,10 @@ pub fn replay(dir: &Path, data_dir: &Path) -> Result<(), StorageError> {
 
 /// Appends to the partition in `dir` the batches that start at its log end, in order. Batches
 /// before the log end were written; one past it means a gap, and nothing after it is appended.
-fn replay_partition(dir: &Path, batches: &[Vec<u8>]) -> Result<(), StorageError> {
-    let last_base = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".log")?.parse::<i64>().ok())
-        .max();
-    let Some(base) = last_base else {
+fn replay_partition(dir: &Path, batches: &[&[u8]]) -> Result<(), StorageError> {
+    // A partition whose directory is gone (its topic deleted) has nothing to take them.
+    let bases = if dir.is_dir() { segment::base_offsets(dir)? } else { Vec::new() };
+    let Some(&base) = bases.last() else {
         tracing::warn!(dir = %dir.display(), batches = batches.len(), "append journal names a partition with no segment; skipped");
         return Ok(());
     };
@@ -444,24 +457,25 @@ mod tests {
         for i in 10..13 {
             assert!(j.record(&p, &batch_at(i, &value), i + 1), "entry {i} after the wrap");
         }
-        let (owner, entries) = read_journal(&std::fs::read(&j.path).unwrap()).unwrap();
-        assert_eq!(owner, std::fs::canonicalize(&data).unwrap());
-        let offsets: Vec<i64> = entries.iter().map(|e| BatchHeader::parse(&e.batch).unwrap().base_offset).collect();
+        let file = std::fs::read(&j.path).unwrap();
+        assert_eq!(journal_owner(&file[..RING_START]), Some(std::fs::canonicalize(&data).unwrap()));
+        let entries = read_entries(&file);
+        let offsets: Vec<i64> = entries.iter().map(|e| BatchHeader::parse(e.batch).unwrap().base_offset).collect();
         assert_eq!(offsets, (4..13).collect::<Vec<_>>(), "the live entries, in order, across the wrap");
-        assert!(entries.iter().all(|e| e.name == "t-0" && batch::validate(&e.batch).is_ok()));
+        assert!(entries.iter().all(|e| e.name == b"t-0" && batch::validate(e.batch).is_ok()));
 
         // An entry whose sequence number was never stored (a crash mid-copy) ends the walk.
         let mut torn = std::fs::read(&j.path).unwrap();
         let last = j.ring.borrow().live.back().unwrap().pos;
-        torn[last..last + 8].copy_from_slice(&0u64.to_le_bytes());
-        assert_eq!(read_journal(&torn).unwrap().1.len(), 8);
+        torn[last + SEQ_AT..][..8].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(read_entries(&torn).len(), 8);
 
         // Everything written: the tail moves to the head and nothing is read back.
         p.written(13);
         let q = JournalPartition::new(&TopicPartition::new("t", 1), 0);
         assert!(j.record(&q, &batch_at(0, b"x"), 1));
         j.forget(&q);
-        assert!(read_journal(&std::fs::read(&j.path).unwrap()).unwrap().1.is_empty(), "removed entries are skipped");
+        assert!(read_entries(&std::fs::read(&j.path).unwrap()).is_empty(), "removed entries are skipped");
         j.remove();
         assert!(!j.path.exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -294,14 +294,7 @@ impl PartitionLog {
         let ShardLogContext { cache, data_event, sync_rounds, visible_on_append, journal, write_delay } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
-        let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
-        bases.sort_unstable();
+        let mut bases = segment::base_offsets(&dir)?;
         let mut log_start_offset = read_number(&dir.join("log-start-offset")).unwrap_or(0);
         if bases.is_empty() {
             bases.push(log_start_offset);

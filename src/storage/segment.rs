@@ -249,6 +249,15 @@ pub fn scan_log(
     Ok(ScanResult { valid_len: pos, trailing: file_len - pos, torn })
 }
 
+/// The base offsets of the segments in a partition directory (its `<base>.log` files), in order.
+pub fn base_offsets(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
 /// Reads the last partial 4 KiB page of the first `len` bytes of a file: the appender rewrites it.
 pub fn read_tail_page(path: &Path, len: u64, page: u64) -> Result<Vec<u8>, StorageError> {
     let start = len - len % page;
