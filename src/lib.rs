@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod codes;
 pub mod config;
 pub mod error;
 pub mod group;
