@@ -30,7 +30,8 @@ use hdrhistogram::Histogram;
 use ringlog::config::BrokerConfig;
 use ringlog::metadata::MetadataStore;
 use ringlog::metrics::Metrics;
-use ringlog::router::{Envelope, MESH_CAPACITY, OwnerShard, Router, ShardRequest, ShardResponse};
+use ringlog::router::{Envelope, MESH_CAPACITY};
+use ringlog::shard::{Router, Shard, ShardRequest, ShardResponse};
 use ringlog::types::{ShardId, TopicPartition};
 
 const SHARDS: usize = 2;
@@ -101,7 +102,7 @@ fn main() {
     let config = Arc::new(config);
     // An empty cluster: no topic, so no partition log is opened and no DMA file is touched.
     let (_store, metadata) = MetadataStore::load(&dir, SHARDS).expect("metadata");
-    let mesh = MeshBuilder::<Envelope, _>::full(SHARDS, MESH_CAPACITY);
+    let mesh = MeshBuilder::<Envelope<Shard>, _>::full(SHARDS, MESH_CAPACITY);
     let metrics = Arc::new(Metrics::new(SHARDS));
     let data_events: Arc<Vec<Arc<event_listener::Event>>> =
         Arc::new((0..SHARDS).map(|_| Arc::new(event_listener::Event::new())).collect());
@@ -119,15 +120,16 @@ fn main() {
             let cpu = unsafe { libc::sched_getcpu() };
             println!("shard {} runs on cpu {cpu}", me.0);
             let shard_metrics = Arc::clone(&metrics.shards[me.0]);
-            let owner = Rc::new(OwnerShard::new(
+            let owner = Rc::new(Shard::new(
                 me,
                 Arc::clone(&config),
                 Arc::clone(&metadata),
                 None,
                 Arc::clone(&data_events[me.0]),
                 Arc::clone(&shard_metrics),
+                false,
             ));
-            let router = Rc::new(Router::new(me, config, metadata, owner, data_events, senders, shard_metrics));
+            let router = Rc::new(Router::new(owner, senders, shard_metrics, false));
             glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
             if me.0 == 0 {
                 run(&router, 1, secs).await;

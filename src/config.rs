@@ -96,6 +96,9 @@ pub struct BrokerConfig {
     /// Fault injection for tests (a slow disk on demand), as Redpanda ships its own; zero, the
     /// default, injects nothing.
     pub fault_injection_write_delay_ms: u64,
+    /// `fault_injection_unanswered_shard`: this shard drops every data-plane request it is sent
+    /// (produce, fetch, offsets, groups) unanswered, as a wedged owner would. Test-only.
+    pub fault_injection_unanswered_shard: Option<usize>,
     /// `cold_read_splice`: large ranges of segment files go to the socket by splice from the page
     /// cache, instead of direct-I/O reads sent from their buffers (see `storage::reader`).
     pub cold_read_splice: bool,
@@ -194,6 +197,7 @@ impl BrokerConfig {
             // that is under 1 MiB.
             append_journal_bytes: 8 << 20,
             fault_injection_write_delay_ms: 0,
+            fault_injection_unanswered_shard: None,
             // Off: filling the page cache cost this VM twice the broker CPU of a direct read, and
             // the catch-up from disk ran 30-80% slower (perf/RESULTS.md, session 10).
             cold_read_splice: false,
@@ -282,6 +286,7 @@ impl BrokerConfig {
             "append_journal_dir" => self.append_journal_dir = (!value.is_empty()).then(|| PathBuf::from(value)),
             "append_journal_bytes" => self.append_journal_bytes = num(key, value)?,
             "fault_injection_write_delay_ms" => self.fault_injection_write_delay_ms = num(key, value)?,
+            "fault_injection_unanswered_shard" => self.fault_injection_unanswered_shard = Some(num(key, value)?),
             "cold_read_splice" => self.cold_read_splice = boolean(key, value)?,
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(key, value)?,

@@ -1,8 +1,15 @@
-//! Kafka error codes, and the one place where subsystem errors become them.
+//! The one place where each subsystem's error enum becomes a Kafka error code.
+//!
+//! Every subsystem returns its own typed error; each gets an exhaustive `From<&…> for
+//! ErrorCode` here, so a new variant without a code is a compile error, not a silent
+//! UNKNOWN_SERVER_ERROR. Trait impls are global: a subsystem converts with `ErrorCode::from(&e)`
+//! without importing this module (which imports them all, so none of them may import it).
 
+use crate::codes::ErrorCode;
+use crate::router::RouterError;
 use crate::storage::StorageError;
 
-/// Kafka's numeric error codes that Ringlog returns (names as in Kafka's `Errors` enum).
+/// Kafka's numeric error codes, for code not yet moved to [`ErrorCode`].
 #[allow(missing_docs)]
 pub mod code {
     pub const NONE: i16 = 0;
@@ -37,31 +44,64 @@ pub mod code {
     pub const INVALID_RECORD: i16 = 87;
 }
 
-/// Maps a storage error onto the Kafka error code a client acts on.
-pub fn storage_error_code(err: &StorageError) -> i16 {
-    match err {
-        StorageError::Io(_) => code::KAFKA_STORAGE_ERROR,
-        StorageError::CorruptBatch(_) => code::CORRUPT_MESSAGE,
-        StorageError::UnsupportedMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
-        StorageError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
-        StorageError::OffsetOutOfRange { .. } | StorageError::SegmentDeleted { .. } => code::OFFSET_OUT_OF_RANGE,
-        StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
-        StorageError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
-        StorageError::Closed => code::NOT_LEADER_OR_FOLLOWER,
+// Storage errors -------------------------------------------------------------------------------
+
+impl From<&StorageError> for ErrorCode {
+    fn from(e: &StorageError) -> Self {
+        match e {
+            StorageError::Io(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+            StorageError::CorruptBatch(_) => ErrorCode::CORRUPT_MESSAGE,
+            StorageError::UnsupportedMagic(_) => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            StorageError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+            StorageError::OffsetOutOfRange { .. } | StorageError::SegmentDeleted { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+            StorageError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            StorageError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+            StorageError::Closed => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        }
+    }
+}
+
+// Router (cross-core transport) errors ---------------------------------------------------------
+
+impl From<&RouterError> for ErrorCode {
+    /// The partition's owner core on this broker cannot be reached: to a client that is what
+    /// an offline log directory is in Kafka, a retriable KAFKA_STORAGE_ERROR that makes it
+    /// refresh metadata and retry (Java's consumer and producer, and librdkafka, all do).
+    fn from(e: &RouterError) -> Self {
+        match e {
+            RouterError::SendFailed { .. } | RouterError::Unanswered { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ShardId;
 
+    /// Every variant of every subsystem error, with the code a Kafka client must see for it.
     #[test]
-    fn storage_errors_map_to_kafka_codes() {
-        assert_eq!(storage_error_code(&StorageError::CorruptBatch("crc".into())), 2);
-        assert_eq!(storage_error_code(&StorageError::MessageTooLarge { size: 10, max: 5 }), 10);
-        assert_eq!(storage_error_code(&StorageError::OffsetOutOfRange { offset: 9, start: 0, end: 1 }), 1);
-        assert_eq!(storage_error_code(&StorageError::SegmentDeleted { offset: 9 }), 1);
-        assert_eq!(storage_error_code(&StorageError::OutOfOrderSequence { expected: 1, got: 3 }), 45);
-        assert_eq!(storage_error_code(&StorageError::UnsupportedMagic(1)), 43);
+    fn every_subsystem_error_maps_to_kafkas_code() {
+        let storage = [
+            (StorageError::Io("disk".into()), 56),
+            (StorageError::CorruptBatch("crc".into()), 2),
+            (StorageError::UnsupportedMagic(1), 43),
+            (StorageError::MessageTooLarge { size: 10, max: 5 }, 10),
+            (StorageError::OffsetOutOfRange { offset: 9, start: 0, end: 1 }, 1),
+            (StorageError::SegmentDeleted { offset: 9 }, 1),
+            (StorageError::OutOfOrderSequence { expected: 1, got: 3 }, 45),
+            (StorageError::InvalidProducerEpoch { got: 1, current: 2 }, 47),
+            (StorageError::Closed, 6),
+        ];
+        for (e, code) in &storage {
+            assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
+        let router = [
+            (RouterError::SendFailed { shard: ShardId(1) }, 56),
+            (RouterError::Unanswered { shard: ShardId(1) }, 56),
+        ];
+        for (e, code) in &router {
+            assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
     }
 }

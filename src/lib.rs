@@ -16,5 +16,6 @@ pub mod net;
 pub mod protocol;
 pub mod router;
 pub mod server;
+pub mod shard;
 pub mod storage;
 pub mod types;

@@ -12,7 +12,9 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, SnapshotHandle};
 use crate::metrics::Metrics;
-use crate::router::{Envelope, MESH_CAPACITY, OwnerShard, Router};
+use crate::net::splice::SpliceRing;
+use crate::router::{Envelope, MESH_CAPACITY};
+use crate::shard::{Router, Shard};
 use crate::storage::prime_dma_probe;
 use crate::types::ShardId;
 
@@ -84,7 +86,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     ensure_offsets_topic(&store, &metadata, &config);
     let store = Arc::new(Mutex::new(Some(store)));
     let config = Arc::new(config);
-    let mesh = MeshBuilder::<Envelope, _>::full(cores, MESH_CAPACITY);
+    let mesh = MeshBuilder::<Envelope<Shard>, _>::full(cores, MESH_CAPACITY);
     let data_events: Arc<Vec<Arc<event_listener::Event>>> =
         Arc::new((0..cores).map(|_| Arc::new(event_listener::Event::new())).collect());
     let metrics = Arc::new(Metrics::new(cores));
@@ -156,7 +158,7 @@ async fn shard_main(
     config: Arc<BrokerConfig>,
     metadata: SnapshotHandle,
     store: Arc<Mutex<Option<MetadataStore>>>,
-    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<Envelope<Shard>, glommio::channels::channel_mesh::Full>,
     data_events: Arc<Vec<Arc<event_listener::Event>>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServerError> {
@@ -165,22 +167,32 @@ async fn shard_main(
     let me = ShardId(senders.peer_id());
     let store = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
     let shard_metrics = Arc::clone(&metrics.shards[me.0]);
-    let owner = Rc::new(OwnerShard::new(
+    let splice = match config.cold_read_splice.then(SpliceRing::new) {
+        Some(Ok(ring)) => Some(ring),
+        Some(Err(e)) => {
+            tracing::warn!(shard = me.0, error = %e, "no io_uring splice: cold reads use DMA reads");
+            None
+        }
+        None => None,
+    };
+    let owner = Rc::new(Shard::new(
         me,
         Arc::clone(&config),
         Arc::clone(&metadata),
         store,
         Arc::clone(&data_events[me.0]),
         Arc::clone(&shard_metrics),
+        splice.is_some(),
     ));
     owner.open_owned().await.map_err(|e| ServerError::Runtime(e.to_string()))?;
-    let router = Rc::new(Router::new(me, Arc::clone(&config), metadata, Rc::clone(&owner), data_events, senders, shard_metrics));
+    let unanswering = config.fault_injection_unanswered_shard == Some(me.0);
+    let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
 
     let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| ServerError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     tracing::info!(shard = %me, listen = %config.listen, "shard listening");
     metrics.shards_listening.fetch_add(1, Ordering::Release);
-    glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router))).detach();
+    glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router), splice)).detach();
     if let (0, Some(addr)) = (me.0, config.admin_listen) {
         // A busy admin port must not stop the broker: metrics are an aid, not a dependency.
         match ensure_address_free(addr).and_then(|()| glommio::net::TcpListener::bind(addr).map_err(|e| std::io::Error::other(e.to_string()))) {

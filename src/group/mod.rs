@@ -10,6 +10,7 @@
 //!    └──last member out──┴──────────── join / leave / session expiry ◄── Stable ◄┘
 //! ```
 
+pub mod api;
 pub mod consumer;
 pub mod records;
 
@@ -27,7 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::config::GroupConfig;
 use crate::error::code;
-use crate::router::{CommitPart, GroupCall, GroupReply, OffsetEntry};
+pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry};
 use crate::types::now_ms;
 use records::{GroupKey, GroupValue, OffsetValue, StoredMember};
 

@@ -21,7 +21,7 @@ use crate::metrics::ShardMetrics;
 use crate::net::splice::SpliceRing;
 use crate::protocol::frame::Chunk;
 use crate::protocol::{self, ProtocolError, ResponseFrame};
-use crate::router::Router;
+use crate::shard::Router;
 
 /// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
 ///
@@ -69,7 +69,7 @@ pub enum ConnectionError {
 type Pending = glommio::Task<Result<Option<ResponseFrame>, ProtocolError>>;
 
 /// Serves a connection until the peer closes it or it must be dropped.
-pub async fn serve(stream: TcpStream, router: Rc<Router>) {
+pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<SpliceRing>>) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     // Kafka describes a member's host as "/<ip>".
     let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
@@ -77,7 +77,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
     let fd = stream.as_raw_fd();
     let (mut reader, mut writer) = stream.split();
     let (queue_tx, mut queue_rx) = mpsc::channel::<(Pending, StaticPermit)>(MAX_IN_FLIGHT);
-    let max = router.config.socket_request_max_bytes;
+    let max = router.shard.config.socket_request_max_bytes;
     let in_flight_bytes = Rc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES as u64));
 
     let reading = {
@@ -110,7 +110,6 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>) {
         }
     };
     let metrics = std::sync::Arc::clone(&router.metrics);
-    let splice = router.local.splice.clone();
     let writing = async move {
         while let Some((task, _permit)) = queue_rx.next().await {
             if let Some(response) = task.await? {

@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
-use crate::router::Router;
+use crate::shard::Router;
 pub use frame::ResponseFrame;
 
 /// Errors that end a connection: the request cannot be answered in Kafka's terms.

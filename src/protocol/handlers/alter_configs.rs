@@ -8,7 +8,7 @@ use super::str_bytes;
 use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
-use crate::router::Router;
+use crate::shard::Router;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 2);

@@ -18,7 +18,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
     for t in req.topics {
         let name = t.name.0.to_string();
         // -1 means the broker default (KIP-464).
-        let partitions = if t.num_partitions == -1 { router.config.num_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions == -1 { router.shard.config.num_partitions } else { t.num_partitions };
         let rf = t.replication_factor;
         let configs = t
             .configs

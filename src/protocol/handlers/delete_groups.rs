@@ -5,7 +5,7 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::group_code;
 use crate::protocol::RequestContext;
-use crate::router::GroupCall;
+use crate::group::GroupCall;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 2);

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::query_partitions;
 use crate::protocol::RequestContext;
-use crate::router::ShardRequest;
+use crate::shard::messages::ShardRequest;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 2);
@@ -29,7 +29,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> Dele
                         .map(|(p, a)| {
                             DeleteRecordsPartitionResult::default()
                                 .with_partition_index(p)
-                                .with_error_code(a.error_code)
+                                .with_error_code(a.error_code.code())
                                 .with_low_watermark(a.offset)
                         })
                         .collect(),

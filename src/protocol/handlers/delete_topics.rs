@@ -21,7 +21,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> Delet
     };
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| router.metadata.load().topic_by_id(id).map(|t| t.name.clone()));
+        let name = name.or_else(|| router.shard.metadata.load().topic_by_id(id).map(|t| t.name.clone()));
         let (error_code, message, topic_id) = match &name {
             None => (code::UNKNOWN_TOPIC_ID, Some("unknown topic id".to_string()), id),
             Some(n) => {

@@ -11,9 +11,9 @@ pub const VERSIONS: (i16, i16) = (0, 1);
 
 /// Handles DescribeCluster.
 pub async fn handle(ctx: &RequestContext<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let cfg = &ctx.router.config;
+    let cfg = &ctx.router.shard.config;
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(ctx.router.metadata.load().cluster_id.clone()))
+        .with_cluster_id(str_bytes(ctx.router.shard.metadata.load().cluster_id.clone()))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_endpoint_type(1)
         .with_brokers(vec![DescribeClusterBroker::default()

@@ -23,8 +23,8 @@ const SOURCE_DEFAULT: i8 = 5;
 /// Handles DescribeConfigs.
 pub async fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let router = ctx.router;
-    let snapshot = router.metadata.load_full();
-    let defaults = &router.config.topic_defaults;
+    let snapshot = router.shard.metadata.load_full();
+    let defaults = &router.shard.config.topic_defaults;
     let mut results = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let wanted = |name: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
@@ -61,7 +61,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> De
                 }
             },
             RESOURCE_BROKER => {
-                let cfg = &router.config;
+                let cfg = &router.shard.config;
                 let broker = [
                     ("auto.create.topics.enable", cfg.auto_create_topics.to_string()),
                     ("num.partitions", cfg.num_partitions.to_string()),

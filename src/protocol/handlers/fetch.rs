@@ -1,12 +1,14 @@
 //! Fetch: reads from the owner shards, long-polls up to `max_wait_ms` for `min_bytes`.
 //!
-//! Parked fetches wait on the owner shards' "high watermark moved" events, registered before
-//! each read round so no append can slip between the read and the wait. Nothing busy-polls.
+//! A parked fetch waits on the "high watermark moved" events of the partitions it reads, which
+//! the owners hand back with their answers; it registers on them before each later read round,
+//! so no append can slip between a read and the wait. Nothing busy-polls.
 //!
 //! Owners answer with where the records are ([`Located`]); this shard then reads any on-disk
 //! ranges itself and hands the cached `Bytes` and the read buffers to the response frame
 //! untouched (see [`crate::protocol::frame`]): the fetch path copies no record bytes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -14,10 +16,11 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::str_bytes;
-use crate::error::{code, storage_error_code};
+use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
 use crate::protocol::frame::{Chunk, RecordsSplicer};
-use crate::router::{FetchPart, FetchPartResult, Router, ShardRequest, ShardResponse};
+use crate::shard::Router;
+use crate::shard::messages::{FetchPart, FetchPartResult, ShardRequest};
 use crate::storage::reader::{DiskPiece, Located};
 use crate::types::{ShardId, TopicPartition};
 
@@ -33,38 +36,23 @@ struct Wanted {
     topic_slot: usize,
     partition: i32,
     /// Owner and read, or an error code decided up front.
-    target: Result<(ShardId, FetchPart), i16>,
+    target: Result<(ShardId, FetchPart), ErrorCode>,
 }
 
+/// Asks each owner where the wanted records are; one result per wanted part, in order.
 async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> {
-    let mut by_shard: std::collections::BTreeMap<ShardId, Vec<(usize, FetchPart)>> = Default::default();
-    let mut out: Vec<FetchPartResult> = wanted
+    let items: Vec<(ShardId, FetchPart)> = wanted.iter().filter_map(|w| w.target.as_ref().ok().cloned()).collect();
+    let mut located = router
+        .split_join(items, ShardRequest::Fetch, |response| response.into_fetch(), FetchPartResult::failed)
+        .await
+        .into_iter();
+    wanted
         .iter()
-        .map(|w| FetchPartResult {
-            error_code: *w.target.as_ref().err().unwrap_or(&code::NONE),
-            high_watermark: -1,
-            log_start_offset: -1,
-            records: Located::default(),
+        .map(|w| match &w.target {
+            Ok(_) => located.next().unwrap_or_else(|| FetchPartResult::failed(ErrorCode::UNKNOWN_SERVER_ERROR)),
+            Err(code) => FetchPartResult::failed(*code),
         })
-        .collect();
-    for (i, w) in wanted.iter().enumerate() {
-        if let Ok((shard, part)) = &w.target {
-            by_shard.entry(*shard).or_default().push((i, part.clone()));
-        }
-    }
-    let calls = by_shard.into_iter().map(|(shard, parts)| async move {
-        let idx: Vec<usize> = parts.iter().map(|(i, _)| *i).collect();
-        let resp = router.call(shard, ShardRequest::Fetch(parts.into_iter().map(|(_, p)| p).collect())).await;
-        (idx, resp)
-    });
-    for (idx, resp) in futures::future::join_all(calls).await {
-        if let ShardResponse::Fetch(results) = resp {
-            for (i, r) in idx.into_iter().zip(results) {
-                out[i] = r;
-            }
-        }
-    }
-    out
+        .collect()
 }
 
 /// Reads what the owners located: on-disk ranges are read here, into chunks for the socket.
@@ -73,7 +61,7 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
         match &r.records {
             Located::Cached(batches) => Ok(batches.iter().flat_map(|b| b.parts()).cloned().map(Chunk::Bytes).collect()),
             Located::OnDisk(range) => {
-                let pieces = router.local.segment_files.read(range).await;
+                let pieces = router.shard.segment_files.read(range).await;
                 pieces.map(|pieces| {
                     pieces
                         .into_iter()
@@ -92,7 +80,7 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
         .map(|(outcome, r)| {
             outcome.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "fetch read failed");
-                r.error_code = storage_error_code(&e);
+                r.error_code = ErrorCode::from(&e);
                 Vec::new()
             })
         })
@@ -102,7 +90,7 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
 /// Handles Fetch. The response's records fields hold placeholders for the splicer's chunks.
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, RecordsSplicer) {
     let router = ctx.router;
-    let snapshot = router.metadata.load_full();
+    let snapshot = router.shard.metadata.load_full();
     let mut topics: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
     let mut wanted = Vec::new();
     for t in &req.topics {
@@ -115,8 +103,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         topics.push((meta.as_ref().map(|m| m.name.clone()).or_else(|| Some(t.topic.0.to_string())), t.topic_id));
         for p in &t.partitions {
             let target = match &meta {
-                None if ctx.version >= 13 => Err(code::UNKNOWN_TOPIC_ID),
-                None => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
+                None if ctx.version >= 13 => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(m) => match m.partitions.get(p.partition as usize) {
                     Some(pm) if p.partition >= 0 => Ok((
                         pm.owner,
@@ -126,26 +114,35 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                             max_bytes: (p.partition_max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
                         },
                     )),
-                    _ => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
+                    _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 },
             };
             wanted.push(Wanted { topic_slot: slot, partition: p.partition, target });
         }
     }
-    let mut owners: Vec<ShardId> = wanted.iter().filter_map(|w| w.target.as_ref().ok().map(|(s, _)| *s)).collect();
-    owners.sort();
-    owners.dedup();
-
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
+    // The wanted partitions' events, learnt from the first round's answers.
+    let mut events: Vec<Arc<event_listener::Event>> = Vec::new();
     let mut results = loop {
-        let listeners: Vec<_> = owners.iter().map(|s| router.data_events[s.0].listen()).collect();
+        let listeners: Vec<_> = events.iter().map(|e| e.listen()).collect();
         let results = read_round(router, &wanted).await;
         let bytes: usize = results.iter().map(|r| r.records.available()).sum();
-        let any_error = results.iter().any(|r| r.error_code != code::NONE);
+        let any_error = results.iter().any(|r| r.error_code.is_err());
         let now = Instant::now();
-        if bytes >= min_bytes || any_error || now >= deadline || listeners.is_empty() {
+        if bytes >= min_bytes || any_error || now >= deadline {
             break results;
+        }
+        if listeners.is_empty() {
+            // First round: register on the partitions' events, then read once more before
+            // parking, so an append between this read and the registration is not missed.
+            events = results.iter().filter_map(|r| r.data_event.clone()).collect();
+            events.sort_by_key(|e| Arc::as_ptr(e));
+            events.dedup_by(|a, b| Arc::ptr_eq(a, b));
+            if events.is_empty() {
+                break results;
+            }
+            continue;
         }
         let woken = futures::future::select_all(listeners.into_iter().map(Box::pin));
         let timer = glommio::timer::sleep(deadline - now);
@@ -180,7 +177,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         per_topic[w.topic_slot].push(
             PartitionData::default()
                 .with_partition_index(w.partition)
-                .with_error_code(r.error_code)
+                .with_error_code(r.error_code.code())
                 .with_high_watermark(r.high_watermark)
                 .with_last_stable_offset(r.high_watermark)
                 .with_log_start_offset(r.log_start_offset)
@@ -202,6 +199,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
             t
         })
         .collect();
-    let response = FetchResponse::default().with_error_code(code::NONE).with_session_id(0).with_responses(responses);
+    let response = FetchResponse::default().with_error_code(ErrorCode::NONE.code()).with_session_id(0).with_responses(responses);
     (response, splicer)
 }

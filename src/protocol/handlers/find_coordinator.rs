@@ -15,7 +15,7 @@ const KEY_TYPE_GROUP: i8 = 0;
 
 /// Handles FindCoordinator.
 pub async fn handle(ctx: &RequestContext<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let cfg = &ctx.router.config;
+    let cfg = &ctx.router.shard.config;
     let error = if req.key_type == KEY_TYPE_GROUP { code::NONE } else { code::COORDINATOR_NOT_AVAILABLE };
     let (node, host, port) = if error == code::NONE {
         (cfg.node_id, cfg.advertised_host.clone(), cfg.advertised_port)

@@ -4,7 +4,7 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::group_code;
 use crate::protocol::RequestContext;
-use crate::router::GroupCall;
+use crate::group::GroupCall;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 4);

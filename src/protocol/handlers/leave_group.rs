@@ -5,7 +5,7 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::group::gcode;
 use crate::protocol::RequestContext;
-use crate::router::{GroupCall, GroupReply};
+use crate::group::{GroupCall, GroupReply};
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::query_partitions;
 use crate::protocol::RequestContext;
-use crate::router::{OffsetQuery, ShardRequest};
+use crate::shard::messages::{OffsetQuery, ShardRequest};
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (1, 10);
@@ -39,7 +39,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
                         .map(|(p, a)| {
                             let r = ListOffsetsPartitionResponse::default()
                                 .with_partition_index(p)
-                                .with_error_code(a.error_code)
+                                .with_error_code(a.error_code.code())
                                 .with_offset(a.offset)
                                 .with_timestamp(a.timestamp_or_epoch);
                             if version >= 4 { r.with_leader_epoch(0) } else { r }

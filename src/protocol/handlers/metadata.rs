@@ -35,19 +35,19 @@ fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
 /// Answers Metadata.
 pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let router = ctx.router;
-    let cfg = &router.config;
+    let cfg = &router.shard.config;
     // v0-v3 have no flag: auto-creation follows the broker setting.
     let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
     let topics = match req.topics {
         // v0: an empty list means all topics; v1+: null means all.
-        None => router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect(),
+        None => router.shard.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect(),
         Some(list) if list.is_empty() && ctx.version == 0 => {
-            router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect()
+            router.shard.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect()
         }
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for wanted in list {
-                let by_id = router.metadata.load().topic_by_id(wanted.topic_id).cloned();
+                let by_id = router.shard.metadata.load().topic_by_id(wanted.topic_id).cloned();
                 let name = wanted.name.as_ref().map(|n| n.0.to_string());
                 let result = match (name, by_id) {
                     (Some(name), _) => topic_or_create(router, &name, allow_create).await.map_err(|e| (e, Some(name))),
@@ -71,7 +71,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
             .with_node_id(BrokerId(cfg.node_id))
             .with_host(str_bytes(cfg.advertised_host.clone()))
             .with_port(cfg.advertised_port)])
-        .with_cluster_id(Some(str_bytes(router.metadata.load().cluster_id.clone())))
+        .with_cluster_id(Some(str_bytes(router.shard.metadata.load().cluster_id.clone())))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_topics(topics)
 }

@@ -37,7 +37,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::error::code;
 use crate::metadata::{MetadataMutation, TopicMeta, valid_topic_name};
-use crate::router::{Router, ShardRequest, ShardResponse, OffsetAnswer};
+use crate::codes::ErrorCode;
+use crate::shard::Router;
+use crate::shard::messages::{OffsetAnswer, ShardRequest};
 use crate::types::TopicPartition;
 
 /// Turns a `String` into the codec's string type.
@@ -48,19 +50,19 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 /// Finds a topic, creating it with `num.partitions` when auto-creation is on and `allow`.
 /// Returns the Kafka error code when it neither exists nor can be created.
 pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result<Arc<TopicMeta>, i16> {
-    if let Some(t) = router.metadata.load().topics.get(name) {
+    if let Some(t) = router.shard.metadata.load().topics.get(name) {
         return Ok(Arc::clone(t));
     }
     if !valid_topic_name(name) {
         return Err(code::INVALID_TOPIC_EXCEPTION);
     }
-    if !(allow && router.config.auto_create_topics) {
+    if !(allow && router.shard.config.auto_create_topics) {
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
     }
     let result = router
         .mutate(MetadataMutation::CreateTopic {
             name: name.to_string(),
-            partitions: router.config.num_partitions,
+            partitions: router.shard.config.num_partitions,
             configs: BTreeMap::new(),
             validate_only: false,
         })
@@ -72,7 +74,7 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
         }
         // Another connection created it first.
         (code::TOPIC_ALREADY_EXISTS, _) => router
-            .metadata
+            .shard.metadata
             .load()
             .topics
             .get(name)
@@ -85,50 +87,48 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
 /// Runs a per-partition query on the owner shards, concurrently. Takes and returns
 /// `(topic, [(partition, item)])` in request order; unknown partitions get
 /// UNKNOWN_TOPIC_OR_PARTITION. ListOffsets, OffsetForLeaderEpoch and DeleteRecords share it.
-pub async fn query_partitions<T: Send + 'static>(
+pub async fn query_partitions<T>(
     router: &Router,
     topics: Vec<(String, Vec<(i32, T)>)>,
     make: fn(Vec<(TopicPartition, T)>) -> ShardRequest,
 ) -> Vec<(String, Vec<(i32, OffsetAnswer)>)> {
+    let snapshot = router.shard.metadata.load();
     let mut shape = Vec::with_capacity(topics.len());
     let mut items = Vec::new();
     for (name, parts) in topics {
-        let mut indexes = Vec::with_capacity(parts.len());
+        let mut answered = Vec::with_capacity(parts.len());
         for (p, item) in parts {
-            indexes.push(p);
-            items.push((TopicPartition::new(name.clone(), p), item));
-        }
-        shape.push((name, indexes));
-    }
-    let unknown_answer = OffsetAnswer { error_code: code::UNKNOWN_TOPIC_OR_PARTITION, offset: -1, timestamp_or_epoch: -1 };
-    let mut answers = vec![unknown_answer; items.len()];
-    let (by_shard, _unknown) = router.split_by_owner(items);
-    let calls = by_shard.into_iter().map(|(shard, parts)| async move {
-        let idx: Vec<usize> = parts.iter().map(|(i, _, _)| *i).collect();
-        let req = make(parts.into_iter().map(|(_, tp, t)| (tp, t)).collect());
-        (idx, router.call(shard, req).await)
-    });
-    for (idx, resp) in futures::future::join_all(calls).await {
-        if let ShardResponse::Offsets(got) = resp {
-            for (i, a) in idx.into_iter().zip(got) {
-                answers[i] = a;
+            // Known partitions are answered by their owner, in order; the rest here.
+            answered.push((p, snapshot.owner(&name, p).is_none()));
+            if let Some(owner) = snapshot.owner(&name, p) {
+                items.push((owner, (TopicPartition::new(name.clone(), p), item)));
             }
         }
+        shape.push((name, answered));
     }
-    let mut answers = answers.into_iter();
+    let mut answers = router
+        .split_join(items, make, |response| response.into_offsets(), OffsetAnswer::failed)
+        .await
+        .into_iter();
     shape
         .into_iter()
-        .map(|(name, indexes)| {
-            let parts = indexes.into_iter().map(|p| (p, answers.next().unwrap_or_default())).collect();
+        .map(|(name, parts)| {
+            let parts = parts
+                .into_iter()
+                .map(|(p, unknown)| {
+                    let answer = if unknown { None } else { answers.next() };
+                    (p, answer.unwrap_or(OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)))
+                })
+                .collect();
             (name, parts)
         })
         .collect()
 }
 
 /// The error code of a single-code group reply.
-pub fn group_code(reply: crate::router::GroupReply) -> i16 {
+pub fn group_code(reply: crate::group::GroupReply) -> i16 {
     match reply {
-        crate::router::GroupReply::Code(c) => c,
+        crate::group::GroupReply::Code(c) => c,
         _ => crate::group::gcode::COORDINATOR_NOT_AVAILABLE,
     }
 }

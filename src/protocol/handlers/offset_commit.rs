@@ -5,7 +5,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::group::gcode;
 use crate::protocol::RequestContext;
-use crate::router::{CommitPart, GroupCall, GroupReply};
+use crate::group::{CommitPart, GroupCall, GroupReply};
 
 /// Versions served (Kafka 4.0: 2–9).
 pub const VERSIONS: (i16, i16) = (2, 9);

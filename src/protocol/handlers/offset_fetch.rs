@@ -10,7 +10,8 @@ use super::str_bytes;
 use crate::error::code;
 use crate::group::gcode;
 use crate::protocol::RequestContext;
-use crate::router::{GroupCall, GroupReply, OffsetEntry, Router};
+use crate::group::{GroupCall, GroupReply, OffsetEntry};
+use crate::shard::Router;
 
 /// Versions served (Kafka 4.0: 1–9).
 pub const VERSIONS: (i16, i16) = (1, 9);

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::query_partitions;
 use crate::protocol::RequestContext;
-use crate::router::ShardRequest;
+use crate::shard::messages::ShardRequest;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (2, 4);
@@ -29,7 +29,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) 
                         .map(|(p, a)| {
                             EpochEndOffset::default()
                                 .with_partition(p)
-                                .with_error_code(a.error_code)
+                                .with_error_code(a.error_code.code())
                                 .with_leader_epoch(a.timestamp_or_epoch as i32)
                                 .with_end_offset(a.offset)
                         })

@@ -4,7 +4,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use crate::group::gcode;
 use crate::protocol::RequestContext;
-use crate::router::{GroupCall, GroupReply};
+use crate::group::{GroupCall, GroupReply};
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);

@@ -1,0 +1,40 @@
+//! Fetch on the owner core: where each part's records are (cached bytes, or a range of a segment
+//! file for the connection's core to read), with the offsets and the partition's wake-up event.
+
+use super::Shard;
+use super::messages::{FetchPart, FetchPartResult};
+use crate::codes::ErrorCode;
+
+impl Shard {
+    /// Locates the records of `parts`; one result per part, in order.
+    pub(super) fn locate(&self, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
+        parts
+            .into_iter()
+            .map(|part| {
+                let Some(log) = self.log(&part.tp) else {
+                    return FetchPartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+                };
+                let data_event = Some(std::sync::Arc::clone(&self.data_event));
+                match log.locate(part.offset, part.max_bytes) {
+                    Ok(r) => FetchPartResult {
+                        error_code: ErrorCode::NONE,
+                        high_watermark: r.high_watermark,
+                        log_start_offset: r.log_start_offset,
+                        records: r.records,
+                        data_event,
+                    },
+                    Err(e) => {
+                        let (start, hw, _) = log.offsets();
+                        FetchPartResult {
+                            error_code: ErrorCode::from(&e),
+                            high_watermark: hw,
+                            log_start_offset: start,
+                            data_event,
+                            ..Default::default()
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,252 @@
+//! Everything one core may ask another: reading this module tells you all that crosses cores.
+//!
+//! A [`ShardRequest`] goes to one shard; its [`ShardResponse`] answers its parts in the order
+//! they were asked. Record data crosses as `bytes::Bytes`: moved, never copied or re-encoded.
+//! A hop that fails becomes [`ShardResponse::Failed`] with a Kafka error code, which the handler
+//! puts into every part's answer: a client is never told "success" for work that did not run.
+//!
+//! Group work carries the group coordinator's own request and reply types ([`GroupCall`],
+//! [`GroupReply`]): they are defined in `group` because the coordinator takes and returns them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codes::ErrorCode;
+use crate::group::{GroupCall, GroupReply};
+use crate::metadata::{MetadataMutation, MutationResult, TopicMeta};
+use crate::router::{Plane, Routed, RouterError};
+use crate::storage::reader::Located;
+use crate::types::{ShardId, TopicPartition};
+
+/// One partition's records in a produce request.
+#[derive(Debug)]
+pub struct ProducePart {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// Record batches, as sliced from the request frame.
+    pub records: Bytes,
+}
+
+/// The outcome of one [`ProducePart`].
+#[derive(Debug, Clone)]
+pub struct ProducePartResult {
+    /// Kafka error code.
+    pub error_code: ErrorCode,
+    /// Base offset assigned.
+    pub base_offset: i64,
+    /// LogAppendTime, or -1.
+    pub log_append_time: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+    /// Error text.
+    pub message: Option<String>,
+}
+
+impl ProducePartResult {
+    /// A part that failed with `error_code`.
+    pub fn failed(error_code: ErrorCode, message: impl Into<String>) -> Self {
+        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message: Some(message.into()) }
+    }
+}
+
+/// One partition of a fetch request.
+#[derive(Debug, Clone)]
+pub struct FetchPart {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// First offset wanted.
+    pub offset: i64,
+    /// Byte limit for this partition.
+    pub max_bytes: usize,
+}
+
+/// The outcome of one [`FetchPart`].
+#[derive(Debug, Clone, Default)]
+pub struct FetchPartResult {
+    /// Kafka error code.
+    pub error_code: ErrorCode,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+    /// Where the batches are: cached bytes, or a range for the connection's shard to read.
+    pub records: Located,
+    /// The partition's "high watermark moved" event, for a fetch that parks on it.
+    pub data_event: Option<Arc<event_listener::Event>>,
+}
+
+impl FetchPartResult {
+    /// A part that failed with `error_code`: nothing located, no offsets known.
+    pub fn failed(error_code: ErrorCode) -> Self {
+        FetchPartResult { error_code, high_watermark: -1, log_start_offset: -1, ..Default::default() }
+    }
+}
+
+/// What ListOffsets asks of one partition.
+#[derive(Debug, Clone, Copy)]
+pub enum OffsetQuery {
+    /// The log start offset (-2, and -4 earliest-local).
+    Earliest,
+    /// The high watermark (-1).
+    Latest,
+    /// The record with the largest timestamp (-3).
+    MaxTimestamp,
+    /// The first record at or after a timestamp.
+    Timestamp(i64),
+}
+
+/// The outcome of a ListOffsets, OffsetForLeaderEpoch or DeleteRecords part.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetAnswer {
+    /// Kafka error code.
+    pub error_code: ErrorCode,
+    /// The offset found, or -1.
+    pub offset: i64,
+    /// Timestamp of that record, or -1 (ListOffsets); the epoch (OffsetForLeaderEpoch).
+    pub timestamp_or_epoch: i64,
+}
+
+impl OffsetAnswer {
+    /// A found offset, with its timestamp or epoch (-1 when there is none).
+    pub fn found(offset: i64, timestamp_or_epoch: i64) -> Self {
+        OffsetAnswer { error_code: ErrorCode::NONE, offset, timestamp_or_epoch }
+    }
+
+    /// Nothing found, and no error (Kafka answers -1, -1).
+    pub fn none() -> Self {
+        Self::found(-1, -1)
+    }
+
+    /// A part that failed with `error_code`.
+    pub fn failed(error_code: ErrorCode) -> Self {
+        OffsetAnswer { error_code, offset: -1, timestamp_or_epoch: -1 }
+    }
+}
+
+/// A unit of work for one shard.
+#[derive(Debug)]
+pub enum ShardRequest {
+    /// Data plane: append to partitions owned by the target shard.
+    Produce {
+        /// The shard holding the client connection (for logs).
+        conn_shard: ShardId,
+        /// 0, 1 or -1.
+        acks: i16,
+        /// Parts for this shard.
+        parts: Vec<ProducePart>,
+    },
+    /// Data plane: locate records in partitions owned by the target shard.
+    Fetch(Vec<FetchPart>),
+    /// Data plane: ListOffsets parts.
+    ListOffsets(Vec<(TopicPartition, OffsetQuery)>),
+    /// Data plane: OffsetForLeaderEpoch parts.
+    EpochEndOffsets(Vec<(TopicPartition, i32)>),
+    /// Data plane: DeleteRecords parts: truncate before the offset (-1 = high watermark).
+    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
+    Group(Box<GroupCall>),
+    /// Control plane: a metadata mutation (shard 0 only).
+    Mutate(MetadataMutation),
+    /// Control plane: open (create) the logs of a topic's partitions owned by the target shard.
+    OpenPartitions(Arc<TopicMeta>),
+    /// Control plane: delete the logs of a deleted topic.
+    RemoveTopic(Arc<TopicMeta>),
+    /// Control plane: a topic's configs changed: re-resolve them.
+    ReloadConfig(Arc<TopicMeta>),
+}
+
+impl Routed for ShardRequest {
+    fn plane(&self) -> Plane {
+        match self {
+            ShardRequest::Produce { .. }
+            | ShardRequest::Fetch(_)
+            | ShardRequest::ListOffsets(_)
+            | ShardRequest::EpochEndOffsets(_)
+            | ShardRequest::DeleteRecords(_)
+            | ShardRequest::Group(_) => Plane::Data,
+            ShardRequest::Mutate(_)
+            | ShardRequest::OpenPartitions(_)
+            | ShardRequest::RemoveTopic(_)
+            | ShardRequest::ReloadConfig(_) => Plane::Control,
+        }
+    }
+}
+
+/// The answer to a [`ShardRequest`], in the same order as its parts.
+#[derive(Debug)]
+pub enum ShardResponse {
+    /// Produce results.
+    Produce(Vec<ProducePartResult>),
+    /// Fetch results.
+    Fetch(Vec<FetchPartResult>),
+    /// ListOffsets, OffsetForLeaderEpoch or DeleteRecords results.
+    Offsets(Vec<OffsetAnswer>),
+    /// Opened, removed or reloaded.
+    Done,
+    /// A mutation's result.
+    Mutated(MutationResult),
+    /// A group operation's result.
+    Group(GroupReply),
+    /// The request did not run: the hop failed or the shard refused it. Stands for every part.
+    Failed(ErrorCode),
+}
+
+impl From<RouterError> for ShardResponse {
+    fn from(e: RouterError) -> Self {
+        ShardResponse::Failed(ErrorCode::from(&e))
+    }
+}
+
+/// The error code for a response of the wrong kind: a bug, never expected.
+fn mismatched(got: &ShardResponse) -> ErrorCode {
+    tracing::error!(response = ?got, "a shard answered with the wrong response kind");
+    ErrorCode::UNKNOWN_SERVER_ERROR
+}
+
+impl ShardResponse {
+    /// The produce results, or the code that stands for all of them.
+    pub fn into_produce(self) -> Result<Vec<ProducePartResult>, ErrorCode> {
+        match self {
+            ShardResponse::Produce(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// The fetch results, or the code that stands for all of them.
+    pub fn into_fetch(self) -> Result<Vec<FetchPartResult>, ErrorCode> {
+        match self {
+            ShardResponse::Fetch(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// The offset answers, or the code that stands for all of them.
+    pub fn into_offsets(self) -> Result<Vec<OffsetAnswer>, ErrorCode> {
+        match self {
+            ShardResponse::Offsets(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// The group reply, or the code that stands for it.
+    pub fn into_group(self) -> Result<GroupReply, ErrorCode> {
+        match self {
+            ShardResponse::Group(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// The mutation's result, or the code that stands for it.
+    pub fn into_mutated(self) -> Result<MutationResult, ErrorCode> {
+        match self {
+            ShardResponse::Mutated(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Per-partition offset queries on the owner core: ListOffsets, OffsetForLeaderEpoch and
+//! DeleteRecords.
+
+use super::Shard;
+use super::messages::{OffsetAnswer, OffsetQuery};
+use crate::codes::ErrorCode;
+use crate::types::TopicPartition;
+
+impl Shard {
+    /// ListOffsets: one answer per part, in order.
+    pub(super) async fn list_offsets(&self, parts: Vec<(TopicPartition, OffsetQuery)>) -> Vec<OffsetAnswer> {
+        let mut out = Vec::with_capacity(parts.len());
+        for (tp, query) in parts {
+            out.push(self.list_offset(&tp, query).await);
+        }
+        out
+    }
+
+    async fn list_offset(&self, tp: &TopicPartition, query: OffsetQuery) -> OffsetAnswer {
+        let Some(log) = self.log(tp) else { return OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) };
+        let (start, hw, _) = log.offsets();
+        let found = match query {
+            OffsetQuery::Earliest => Ok(Some((start, -1))),
+            OffsetQuery::Latest => Ok(Some((hw, -1))),
+            OffsetQuery::MaxTimestamp => log.max_timestamp_offset().await,
+            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await,
+        };
+        match found {
+            Ok(Some((offset, ts))) => OffsetAnswer::found(offset, ts),
+            Ok(None) => OffsetAnswer::none(),
+            Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
+        }
+    }
+
+    /// OffsetForLeaderEpoch: the end offset of each asked epoch, with the epoch that holds it.
+    pub(super) fn epoch_end_offsets(&self, parts: Vec<(TopicPartition, i32)>) -> Vec<OffsetAnswer> {
+        parts
+            .into_iter()
+            .map(|(tp, epoch)| match self.log(&tp) {
+                None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(log) => match log.end_offset_for_epoch(epoch) {
+                    Some((e, end)) => OffsetAnswer::found(end, i64::from(e)),
+                    None => OffsetAnswer::none(),
+                },
+            })
+            .collect()
+    }
+
+    /// DeleteRecords: moves each log's start up to the asked offset; answers the new start.
+    pub(super) async fn delete_records(&self, parts: Vec<(TopicPartition, i64)>) -> Vec<OffsetAnswer> {
+        let mut out = Vec::with_capacity(parts.len());
+        for (tp, before) in parts {
+            out.push(match self.log(&tp) {
+                None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(log) => match log.delete_records_before(before).await {
+                    Ok(low) => OffsetAnswer::found(low, -1),
+                    Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
+                },
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,104 @@
+//! The partitions a core owns: opening their logs (at start-up and when a topic is created or
+//! grows), removing them with their topic, re-resolving their configs, and retention.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::Shard;
+use crate::config::TopicConfig;
+use crate::metadata::TopicMeta;
+use crate::storage::{PartitionLog, ShardLogContext, StorageError};
+use crate::types::TopicPartition;
+
+impl Shard {
+    /// The log of a partition this core owns.
+    pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(tp).cloned()
+    }
+
+    /// Every log this core owns.
+    pub fn all_logs(&self) -> Vec<Rc<PartitionLog>> {
+        self.logs.borrow().values().cloned().collect()
+    }
+
+    /// Opens the logs of every partition in the snapshot that this core owns, then rebuilds
+    /// the state of the groups it coordinates (start-up).
+    pub async fn open_owned(&self) -> Result<(), StorageError> {
+        let topics: Vec<Arc<TopicMeta>> = self.metadata.load().topics.values().cloned().collect();
+        for topic in topics {
+            self.open_topic(&topic).await?;
+        }
+        self.load_groups().await
+    }
+
+    /// Opens the logs of `topic`'s partitions that this core owns and has not opened yet.
+    pub(super) async fn open_topic(&self, topic: &TopicMeta) -> Result<(), StorageError> {
+        let config = TopicConfig::resolve(&self.config.topic_defaults, &topic.configs);
+        for (i, p) in topic.partitions.iter().enumerate() {
+            if p.owner != self.me {
+                continue;
+            }
+            let tp = TopicPartition::new(topic.name.clone(), i as i32);
+            if self.logs.borrow().contains_key(&tp) || !self.opening.borrow_mut().insert(tp.clone()) {
+                continue;
+            }
+            let uid = self.next_uid.get();
+            self.next_uid.set(uid + 1);
+            let opened = PartitionLog::open(
+                tp.clone(),
+                uid,
+                &self.config.data_dir,
+                p.leader_epoch,
+                config.clone(),
+                ShardLogContext {
+                    cache: Rc::clone(&self.cache),
+                    data_event: Arc::clone(&self.data_event),
+                    sync_rounds: Rc::clone(&self.sync_rounds),
+                    visible_on_append: self.config.visible_on_append,
+                    journal: self.journal.clone(),
+                    write_delay: std::time::Duration::from_millis(self.config.fault_injection_write_delay_ms),
+                },
+            )
+            .await;
+            self.opening.borrow_mut().remove(&tp);
+            let log = opened?;
+            tracing::info!(topic = %tp.topic, partition = tp.partition, shard = %self.me, "partition ready");
+            self.logs.borrow_mut().insert(tp, log);
+        }
+        Ok(())
+    }
+
+    /// Closes and deletes the logs of a deleted topic's partitions on this core.
+    pub(super) fn remove_topic(&self, topic: &TopicMeta) {
+        let removed: Vec<_> = {
+            let mut logs = self.logs.borrow_mut();
+            (0..topic.partitions.len())
+                .filter_map(|i| logs.remove(&TopicPartition::new(topic.name.clone(), i as i32)))
+                .collect()
+        };
+        for log in removed {
+            if let Err(e) = log.remove_files() {
+                tracing::warn!(partition = %log.tp, error = %e, "cannot remove partition files");
+            }
+        }
+    }
+
+    /// Re-resolves the configs of `topic`'s partitions on this core after an AlterConfigs.
+    pub(super) fn reload_config(&self, topic: &TopicMeta) {
+        let config = TopicConfig::resolve(&self.config.topic_defaults, &topic.configs);
+        for (tp, log) in self.logs.borrow().iter() {
+            if tp.topic == topic.name {
+                log.set_config(config.clone());
+            }
+        }
+    }
+
+    /// Periodic work: retention. (The core's loop applies the `flush.ms` policy every second.)
+    pub fn housekeeping(&self) {
+        for log in self.all_logs() {
+            if let Err(e) = log.enforce_retention() {
+                tracing::warn!(partition = %log.tp, error = %e, "retention failed");
+            }
+        }
+    }
+}

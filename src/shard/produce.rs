@@ -1,0 +1,56 @@
+//! Appends on the owner core: every part's append is queued in arrival order before the first
+//! await (so the group commit sees them together), then each waits for its write or fdatasync.
+
+use futures::future::join_all;
+
+use super::Shard;
+use super::messages::{ProducePart, ProducePartResult};
+use crate::codes::ErrorCode;
+use crate::types::ShardId;
+
+impl Shard {
+    /// Appends `parts` to the logs this core owns; one result per part, in order.
+    pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
+        let mut pending = Vec::with_capacity(parts.len());
+        for part in parts {
+            let Some(log) = self.log(&part.tp) else {
+                pending.push((Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)), 0, None));
+                continue;
+            };
+            let (start, _, _) = log.offsets();
+            match log.append(&part.records, acks) {
+                Ok(outcome) => {
+                    tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, shard = %self.me,
+                        conn_shard = %conn_shard, base_offset = outcome.base_offset, bytes = part.records.len(), "append");
+                    pending.push((Ok((outcome.base_offset, outcome.log_append_time)), start, outcome.done));
+                }
+                Err(e) => {
+                    tracing::debug!(partition = %part.tp, error = %e, "produce rejected");
+                    pending.push((Err((ErrorCode::from(&e), Some(e.to_string()))), start, None));
+                }
+            }
+        }
+        let waits = pending.into_iter().map(|(res, start, done)| async move {
+            let res = match (res, done) {
+                (Ok(v), Some(rx)) => match rx.await {
+                    Ok(Ok(())) => Ok(v),
+                    Ok(Err(e)) => Err((ErrorCode::from(&e), Some(e.to_string()))),
+                    Err(_) => Err((ErrorCode::KAFKA_STORAGE_ERROR, Some("append abandoned".into()))),
+                },
+                (Ok(v), None) => Ok(v),
+                (Err(e), _) => Err(e),
+            };
+            match res {
+                Ok((base_offset, log_append_time)) => ProducePartResult {
+                    error_code: ErrorCode::NONE,
+                    base_offset,
+                    log_append_time,
+                    log_start_offset: start,
+                    message: None,
+                },
+                Err((error_code, message)) => ProducePartResult { message, ..ProducePartResult::failed(error_code, "") },
+            }
+        });
+        join_all(waits).await
+    }
+}
