@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::protocol::{ProtocolError, RequestContext, frame_response, supported_keys, supported_versions};
 
 /// Versions served.
@@ -23,13 +23,13 @@ fn api_keys() -> Vec<ApiVersion> {
 /// Answers ApiVersions.
 pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsResponse {
     tracing::debug!(client_software = %req.client_software_name, version = ctx.version, "api versions");
-    ApiVersionsResponse::default().with_error_code(code::NONE).with_api_keys(api_keys())
+    ApiVersionsResponse::default().with_error_code(ErrorCode::NONE.code()).with_api_keys(api_keys())
 }
 
 /// The answer to an ApiVersions version this broker does not know: v0 body, UNSUPPORTED_VERSION,
 /// and the supported ranges, so the client can retry with a version both sides speak.
 pub fn unsupported(correlation_id: i32) -> Result<BytesMut, ProtocolError> {
-    let body = ApiVersionsResponse::default().with_error_code(code::UNSUPPORTED_VERSION).with_api_keys(api_keys());
+    let body = ApiVersionsResponse::default().with_error_code(ErrorCode::UNSUPPORTED_VERSION.code()).with_api_keys(api_keys());
     frame_response(correlation_id, 0, &body, 0).map_err(|e| ProtocolError::Encode {
         api: kafka_protocol::messages::ApiKey::ApiVersions,
         version: 0,
