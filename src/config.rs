@@ -3,9 +3,13 @@
 //! The TOML file uses Kafka's broker config names as keys (`"num.partitions" = 6`), so a Kafka
 //! operator's knowledge carries over. Flags win over the file.
 
+pub mod listeners;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+pub use listeners::{Endpoint, Listener, ListenerConfig, ListenerError, SecurityProtocol};
 
 /// Errors met while loading configuration.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +58,9 @@ pub const DEFAULT_BATCH_CACHE_BYTES: usize = 256 << 20;
 /// Everything a broker needs to start.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// Address the Kafka listener binds on every shard.
-    pub listen: SocketAddr,
-    /// Host and port that clients are told to connect to (Metadata responses).
-    pub advertised_host: String,
-    /// Advertised port.
-    pub advertised_port: i32,
-    /// Whether the advertised address is the listener's, as in Kafka until
-    /// `advertised.listeners` is set: then it follows [`BrokerConfig::set_listen`].
-    pub advertised_follows_listen: bool,
+    /// The Kafka listeners every shard binds (`listeners`, `advertised.listeners`,
+    /// `listener.security.protocol.map`), checked at start-up by [`ListenerConfig::resolve`].
+    pub listeners: ListenerConfig,
     /// Root of the partition directories.
     pub data_dir: PathBuf,
     /// Number of shards (pinned executors).
@@ -170,18 +168,14 @@ impl BrokerConfig {
         })
     }
 
-    /// Defaults for a single-node broker with data in `./data`.
+    /// Defaults for a single-node broker with data in `./data` and one PLAINTEXT listener on `listen`.
     pub fn new(listen: SocketAddr) -> Self {
         let topic_defaults = TOPIC_CONFIGS
             .iter()
             .map(|(name, default, _)| (name.to_string(), default.to_string()))
             .collect();
-        let mut cfg = BrokerConfig {
-            listen,
-            // Set by `set_listen` below.
-            advertised_host: String::new(),
-            advertised_port: 0,
-            advertised_follows_listen: true,
+        BrokerConfig {
+            listeners: ListenerConfig::plaintext(listen),
             data_dir: PathBuf::from("./data"),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             node_id: 0,
@@ -205,18 +199,13 @@ impl BrokerConfig {
             topic_defaults,
             group: GroupConfig::default(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
-        };
-        cfg.set_listen(listen);
-        cfg
+        }
     }
 
-    /// Binds the Kafka listener to `addr`; the advertised address follows unless it was set.
+    /// Moves the first listener to `addr` (`--listen`), keeping its name. Its advertised address
+    /// follows unless `advertised.listeners` names one for it, as in Kafka.
     pub fn set_listen(&mut self, addr: SocketAddr) {
-        self.listen = addr;
-        if self.advertised_follows_listen {
-            self.advertised_host = addr.ip().to_string();
-            self.advertised_port = i32::from(addr.port());
-        }
+        self.listeners.set_first_address(addr);
     }
 
     /// Applies the keys of a TOML config file.
@@ -260,18 +249,19 @@ impl BrokerConfig {
             }
         }
         match key {
-            "listen" | "listeners" => self.set_listen(
+            // Ringlog's own single address, as `--listen`.
+            "listen" => self.set_listen(
                 value
                     .trim_start_matches("PLAINTEXT://")
                     .parse()
                     .map_err(|_| ConfigError::Invalid { key: key.into(), reason: "bad address".into() })?,
             ),
+            "listeners" => self.listeners.set_listeners(value).map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?,
             "advertised.listeners" | "advertised_listener" => {
-                let (host, port) = split_host_port(value.trim_start_matches("PLAINTEXT://"))
-                    .ok_or_else(|| ConfigError::Invalid { key: key.into(), reason: "want host:port".into() })?;
-                self.advertised_host = host;
-                self.advertised_port = port;
-                self.advertised_follows_listen = false;
+                self.listeners.set_advertised(value).map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?
+            }
+            "listener.security.protocol.map" => {
+                self.listeners.set_protocol_map(value).map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?
             }
             "data_dir" | "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "cores" => self.cores = num(key, value)?,
@@ -308,12 +298,6 @@ impl BrokerConfig {
         }
         Ok(())
     }
-}
-
-/// Splits `host:port`.
-pub fn split_host_port(text: &str) -> Option<(String, i32)> {
-    let (host, port) = text.rsplit_once(':')?;
-    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// The effective configs of one topic, parsed once so the hot path reads plain numbers.
@@ -433,11 +417,14 @@ mod tests {
         assert!(cfg.apply_key("num.partitions", "six").is_err());
         // The advertised address follows the listener until it is set itself, as in Kafka.
         cfg.apply_key("listeners", "PLAINTEXT://127.0.0.1:19092").unwrap();
-        assert_eq!((cfg.advertised_host.as_str(), cfg.advertised_port), ("127.0.0.1", 19092));
+        let advertised = |cfg: &BrokerConfig| {
+            let first = cfg.listeners.resolve().unwrap().remove(0);
+            (first.bind.port(), first.advertised_host, first.advertised_port)
+        };
+        assert_eq!(advertised(&cfg), (19092, "127.0.0.1".into(), 19092));
         cfg.apply_key("advertised.listeners", "PLAINTEXT://broker.example:29092").unwrap();
         cfg.set_listen("127.0.0.1:39092".parse().unwrap());
-        assert_eq!(cfg.listen.port(), 39092);
-        assert_eq!((cfg.advertised_host.as_str(), cfg.advertised_port), ("broker.example", 29092));
+        assert_eq!(advertised(&cfg), (39092, "broker.example".into(), 29092));
         cfg.apply_override("visible_on_append = TRUE").unwrap();
         assert!(cfg.visible_on_append);
         assert!(cfg.apply_key("visible_on_append", "yes").is_err(), "a typo is an error, not a silent false");
@@ -449,6 +436,37 @@ mod tests {
         assert_eq!(cfg.append_journal_dir.as_deref(), Some(std::path::Path::new("/dev/shm")), "the journal is on by default");
         cfg.apply_override("append_journal_dir=").unwrap();
         assert_eq!(cfg.append_journal_dir, None, "empty turns it off");
+    }
+
+    #[test]
+    fn listener_keys_in_any_order_and_todays_forms() {
+        // A TOML file's keys arrive sorted: advertised.listeners before listeners before the map.
+        let mut cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        cfg.apply_key("advertised.listeners", "PLAINTEXT://public.example:9092,INTERNAL://internal.example:9093").unwrap();
+        cfg.apply_key("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT").unwrap();
+        cfg.apply_key("listeners", "PLAINTEXT://127.0.0.1:19092,INTERNAL://127.0.0.1:19093").unwrap();
+        let resolved = cfg.listeners.resolve().unwrap();
+        let table: Vec<_> = resolved.iter().map(|l| (l.name.as_str(), l.bind.port(), l.advertised_host.as_str(), l.advertised_port)).collect();
+        assert_eq!(table, [("PLAINTEXT", 19092, "public.example", 9092), ("INTERNAL", 19093, "internal.example", 9093)]);
+
+        // Today's forms: `listen`, a bare `advertised_listener`, and --listen (set_listen) after them.
+        let mut cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        cfg.apply_key("listen", "127.0.0.1:19092").unwrap();
+        cfg.apply_key("advertised_listener", "127.0.0.1:29092").unwrap();
+        cfg.set_listen("127.0.0.1:39092".parse().unwrap());
+        let resolved = cfg.listeners.resolve().unwrap();
+        assert_eq!(resolved.len(), 1);
+        assert_eq!((resolved[0].name.as_str(), resolved[0].bind.port(), resolved[0].advertised_port), ("PLAINTEXT", 39092, 29092));
+
+        // A bad value is a config error naming the key; a protocol not served is a listener error.
+        let err = cfg.apply_key("listeners", "PLAINTEXT://127.0.0.1").unwrap_err();
+        assert!(err.to_string().starts_with("config key listeners:"), "{err}");
+        assert!(cfg.apply_key("listener.security.protocol.map", "PLAINTEXT:TLS").is_err());
+        cfg.apply_override("listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093").unwrap();
+        assert_eq!(
+            cfg.listeners.resolve().unwrap_err(),
+            ListenerError::UnsupportedProtocol { listener: "SSL".into(), protocol: SecurityProtocol::Ssl }
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A reader's path: [`net`] (connections) → [`protocol`] (one handler per Kafka API) →
 //! [`router`] (cross-core messages, owner shards) → [`storage`] (Kafka's log format).
-//! [`metadata`] holds topics and placement; [`server`] starts the shards.
+//! [`metadata`] holds topics and placement; [`server`] starts the shards. A connection's
+//! [`session`] (principal, listener, peer) goes with each of its requests.
 
 #![deny(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod net;
 pub mod protocol;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod shard;
 pub mod storage;
 pub mod types;

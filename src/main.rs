@@ -21,12 +21,12 @@ enum Command {
 /// `ringlog serve`'s flags.
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on for Kafka clients (default: the config's `listeners`, else
-    /// 127.0.0.1:9092).
+    /// Address of the first Kafka listener (default: the config's `listeners`, else
+    /// PLAINTEXT://127.0.0.1:9092); other listeners keep theirs.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// host:port that clients are told to connect to (default: the config's
-    /// `advertised.listeners`, else the listen address).
+    /// host:port that clients of the first listener are told to connect to (default: the
+    /// config's `advertised.listeners`, else the listener's own address).
     #[arg(long)]
     advertised_listener: Option<String>,
     /// Directory of the partition logs and metadata.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Listener, ListenerError};
 use crate::metadata::{MetadataStore, SnapshotHandle};
 use crate::metrics::Metrics;
 use crate::net::splice::SpliceRing;
@@ -28,14 +28,19 @@ pub enum ServerError {
     /// glommio could not start the executors.
     #[error("runtime: {0}")]
     Runtime(String),
-    /// Another process listens on the broker's address.
-    #[error("cannot listen on {addr}: {error}")]
+    /// Another process listens on one of the broker's listener addresses.
+    #[error("listener {listener}: cannot listen on {addr}: {error}")]
     AddressInUse {
+        /// The listener's name.
+        listener: String,
         /// The address.
         addr: std::net::SocketAddr,
         /// What the probe bind said.
         error: std::io::Error,
     },
+    /// A listener cannot be served (a protocol not supported yet, a name missing from the map, ...).
+    #[error("{0}")]
+    Listener(#[from] ListenerError),
 }
 
 /// Fails when another process keeps accepting connections on `addr`. The shards bind with
@@ -75,7 +80,14 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
-    ensure_address_free(config.listen).map_err(|error| ServerError::AddressInUse { addr: config.listen, error })?;
+    let listeners: Arc<[Arc<Listener>]> = config.listeners.resolve()?.into_iter().map(Arc::new).collect();
+    for listener in listeners.iter() {
+        ensure_address_free(listener.bind).map_err(|error| ServerError::AddressInUse {
+            listener: listener.name.clone(),
+            addr: listener.bind,
+            error,
+        })?;
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     if let Some(dir) = &config.append_journal_dir {
         // Before any shard opens a partition: what a crashed broker journaled but never wrote.
@@ -98,15 +110,17 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .name("ringlog-shard")
         .on_all_shards({
             let config = Arc::clone(&config);
+            let listeners = Arc::clone(&listeners);
             move || async move {
-                if let Err(e) = shard_main(config, metadata, store, mesh, data_events, metrics).await {
+                if let Err(e) = shard_main(config, listeners, metadata, store, mesh, data_events, metrics).await {
                     tracing::error!(error = %e, "shard failed");
                     std::process::exit(1);
                 }
             }
         })
         .map_err(|e| ServerError::Runtime(e.to_string()))?;
-    tracing::info!(listen = %config.listen, shards = cores, data_dir = %config.data_dir.display(), "broker ready");
+    let listen = listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
+    tracing::info!(listen = %listen, shards = cores, data_dir = %config.data_dir.display(), "broker ready");
     wait_for_stop_signal();
     SHUTDOWN.store(true, Ordering::SeqCst);
     for r in handles.join_all() {
@@ -156,6 +170,7 @@ fn ensure_offsets_topic(store: &MetadataStore, metadata: &SnapshotHandle, config
 
 async fn shard_main(
     config: Arc<BrokerConfig>,
+    listeners: Arc<[Arc<Listener>]>,
     metadata: SnapshotHandle,
     store: Arc<Mutex<Option<MetadataStore>>>,
     mesh: MeshBuilder<Envelope<Shard>, glommio::channels::channel_mesh::Full>,
@@ -189,10 +204,14 @@ async fn shard_main(
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
 
-    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| ServerError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
-    tracing::info!(shard = %me, listen = %config.listen, "shard listening");
+    // Every shard binds every listener (SO_REUSEPORT): the kernel spreads each one's clients.
+    for listener in listeners.iter() {
+        let socket = glommio::net::TcpListener::bind(listener.bind)
+            .map_err(|e| ServerError::Runtime(format!("listener {}: cannot listen on {}: {e}", listener.name, listener.bind)))?;
+        tracing::info!(shard = %me, listener = %listener.name, listen = %listener.bind, "shard listening");
+        glommio::spawn_local(crate::net::serve_listener(socket, Arc::clone(listener), Rc::clone(&router), splice.clone())).detach();
+    }
     metrics.shards_listening.fetch_add(1, Ordering::Release);
-    glommio::spawn_local(crate::net::serve_listener(listener, Rc::clone(&router), splice)).detach();
     if let (0, Some(addr)) = (me.0, config.admin_listen) {
         // A busy admin port must not stop the broker: metrics are an aid, not a dependency.
         match ensure_address_free(addr).and_then(|()| glommio::net::TcpListener::bind(addr).map_err(|e| std::io::Error::other(e.to_string()))) {

@@ -3,25 +3,24 @@
 //! order (Kafka clients pipeline and rely on it).
 //!
 //! ```text
-//!  socket ─► reader: size-checked frame ─► spawn dispatch task ─► in-order queue ─► writer ─► socket
+//!  transport ─► reader: size-checked frame ─► spawn dispatch task ─► in-order queue ─► writer ─► transport
 //! ```
+//! Each request's task gets the connection's [`Session`] (who, from where, on which listener).
 //! A frame larger than `socket.request.max.bytes`, a truncated frame or an undecodable request
 //! closes the connection with one log line. Nothing else is affected.
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
-use bytes::BytesMut;
 use futures::channel::mpsc;
-use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
-use glommio::net::TcpStream;
+use futures::{SinkExt, StreamExt};
 use glommio::sync::{Semaphore, StaticPermit};
 
 use crate::metrics::ShardMetrics;
 use crate::net::splice::SpliceRing;
-use crate::protocol::frame::Chunk;
+use crate::net::transport::Transport;
 use crate::protocol::{self, ProtocolError, ResponseFrame};
 use crate::shard::Router;
+use crate::session::Session;
 
 /// Requests a connection may have in flight; reading pauses beyond it (back-pressure).
 ///
@@ -69,19 +68,15 @@ pub enum ConnectionError {
 type Pending = glommio::Task<Result<Option<ResponseFrame>, ProtocolError>>;
 
 /// Serves a connection until the peer closes it or it must be dropped.
-pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<SpliceRing>>) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    // Kafka describes a member's host as "/<ip>".
-    let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    let (mut reader, mut writer) = stream.split();
+pub async fn serve(transport: Transport, session: Rc<Session>, router: Rc<Router>, splice: Option<Rc<SpliceRing>>) {
+    let (mut reader, mut writer) = transport.split();
     let (queue_tx, mut queue_rx) = mpsc::channel::<(Pending, StaticPermit)>(MAX_IN_FLIGHT);
     let max = router.shard.config.socket_request_max_bytes;
     let in_flight_bytes = Rc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES as u64));
 
     let reading = {
         let router = Rc::clone(&router);
+        let session = Rc::clone(&session);
         let mut queue_tx = queue_tx;
         async move {
             loop {
@@ -89,7 +84,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<Spli
                 if reader.read(&mut size_buf[..1]).await? == 0 {
                     return Ok::<(), ConnectionError>(());
                 }
-                read_full(&mut reader, &mut size_buf[1..], 4).await?;
+                reader.read_full(&mut size_buf[1..], 4).await?;
                 let size = i32::from_be_bytes(size_buf);
                 if size < 0 || size as usize > max {
                     return Err(ConnectionError::FrameTooLarge { size: i64::from(size), max });
@@ -97,12 +92,12 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<Spli
                 // A frame over the budget waits for the whole budget, so it still goes alone.
                 let units = (size as u64).min(MAX_IN_FLIGHT_BYTES as u64);
                 let Ok(permit) = in_flight_bytes.acquire_static_permit(units).await else { return Ok(()) };
-                let frame = read_frame(&mut reader, fd, size as usize).await?;
+                let frame = reader.read_frame(size as usize).await?;
                 ShardMetrics::add(&router.metrics.bytes_in, 4 + size as u64);
                 let router = Rc::clone(&router);
-                let host = Rc::clone(&client_host);
+                let session = Rc::clone(&session);
                 let frame = frame.freeze();
-                let task = glommio::spawn_local(async move { protocol::dispatch(&router, &host, frame).await });
+                let task = glommio::spawn_local(async move { protocol::dispatch(&router, &session, frame).await });
                 if queue_tx.send((task, permit)).await.is_err() {
                     return Ok(());
                 }
@@ -113,7 +108,7 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<Spli
     let writing = async move {
         while let Some((task, _permit)) = queue_rx.next().await {
             if let Some(response) = task.await? {
-                let spliced = write_frame(&mut writer, fd, &response, splice.as_ref()).await?;
+                let spliced = writer.write_frame(&response, splice.as_ref()).await?;
                 ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
                 ShardMetrics::add(&metrics.spliced_bytes, spliced as u64);
             }
@@ -128,124 +123,10 @@ pub async fn serve(stream: TcpStream, router: Rc<Router>, splice: Option<Rc<Spli
         futures::future::Either::Left((Err(e), _)) => Err(e),
         futures::future::Either::Right((result, _)) => result,
     };
+    let (peer, listener) = (session.peer, session.listener_name());
     match outcome {
-        Ok(()) => tracing::debug!(peer = %peer, shard = %router.me, "connection closed by peer"),
-        Err(ConnectionError::Io(e)) => tracing::debug!(peer = %peer, error = %e, "connection i/o error"),
-        Err(e) => tracing::warn!(peer = %peer, shard = %router.me, reason = %e, "closing connection"),
+        Ok(()) => tracing::debug!(peer = %peer, listener, shard = %router.me, "connection closed by peer"),
+        Err(ConnectionError::Io(e)) => tracing::debug!(peer = %peer, listener, error = %e, "connection i/o error"),
+        Err(e) => tracing::warn!(peer = %peer, listener, shard = %router.me, reason = %e, "closing connection"),
     }
-}
-
-/// Reads a frame of `size` bytes. What the socket holds already is received straight into the
-/// frame's unfilled capacity: zero-filling the whole frame first, to read it through an
-/// initialised slice, was 5% of the broker's samples at the acks=1 max rate (`perf record
-/// --call-graph dwarf`, session 11). Once the socket runs dry, the rest is read through glommio,
-/// which waits for it.
-async fn read_frame<R: futures::AsyncRead + Unpin>(reader: &mut R, fd: RawFd, size: usize) -> Result<BytesMut, ConnectionError> {
-    let mut frame = BytesMut::with_capacity(size);
-    while frame.len() < size {
-        let want = size - frame.len();
-        let spare = frame.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `want` bytes into `spare`, which has room for them;
-        // MSG_DONTWAIT keeps the executor thread from blocking.
-        let got = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) };
-        if got > 0 {
-            // SAFETY: the kernel initialised the first `got` bytes of the spare capacity.
-            unsafe { frame.set_len(frame.len() + got as usize) };
-            continue;
-        }
-        if got == 0 {
-            return Err(ConnectionError::Truncated { size, got: frame.len() });
-        }
-        let error = std::io::Error::last_os_error();
-        match error.kind() {
-            std::io::ErrorKind::Interrupted => continue,
-            std::io::ErrorKind::WouldBlock => break,
-            _ => return Err(error.into()),
-        }
-    }
-    let at = frame.len();
-    if at < size {
-        frame.resize(size, 0);
-        read_full(reader, &mut frame[at..], size).await?;
-    }
-    Ok(frame)
-}
-
-async fn read_full<R: futures::AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8], size: usize) -> Result<(), ConnectionError> {
-    let mut got = size - buf.len();
-    let mut at = 0;
-    while at < buf.len() {
-        let n = reader.read(&mut buf[at..]).await?;
-        if n == 0 {
-            return Err(ConnectionError::Truncated { size, got });
-        }
-        at += n;
-        got += n;
-    }
-    Ok(())
-}
-
-/// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
-/// through glommio's writer (which waits for the socket to drain) when it is full. File chunks go
-/// by splice, in their place in the frame. Returns the bytes spliced.
-async fn write_frame<W: futures::AsyncWrite + Unpin>(
-    writer: &mut W,
-    fd: RawFd,
-    frame: &ResponseFrame,
-    splice: Option<&Rc<SpliceRing>>,
-) -> std::io::Result<usize> {
-    let chunks = frame.chunks();
-    let (mut i, mut at, mut spliced) = (0, 0, 0);
-    while i < chunks.len() {
-        let Some(bytes) = chunks[i].in_memory() else {
-            let (Chunk::File(slice), Some(ring)) = (&chunks[i], splice) else {
-                return Err(std::io::Error::other("a file chunk without a splice ring"));
-            };
-            ring.send(fd, slice).await?;
-            spliced += slice.len;
-            (i, at) = (i + 1, 0);
-            continue;
-        };
-        match send_vectored(fd, &chunks[i..], at) {
-            Ok(mut sent) => {
-                while i < chunks.len() && chunks[i].in_memory().is_some() && sent >= chunks[i].len() - at {
-                    sent -= chunks[i].len() - at;
-                    (i, at) = (i + 1, 0);
-                }
-                at += sent;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                writer.write_all(&bytes[at..]).await?;
-                (i, at) = (i + 1, 0);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(spliced)
-}
-
-/// Chunks per `sendmsg`: well under the kernel's IOV_MAX of 1024.
-const MAX_IOV: usize = 64;
-
-/// One non-blocking `sendmsg` of `chunks`, the first from byte `at`. Returns the bytes sent.
-fn send_vectored(fd: RawFd, chunks: &[Chunk], at: usize) -> std::io::Result<usize> {
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(chunks.len().min(MAX_IOV));
-    // A file chunk ends the run: it goes to the socket by splice.
-    let in_memory = chunks.iter().map_while(Chunk::in_memory);
-    for (n, chunk) in in_memory.take(MAX_IOV).enumerate() {
-        let part = if n == 0 { &chunk[at..] } else { chunk };
-        iov.push(libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() });
-    }
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
-    // SAFETY: every iovec points into a chunk that `chunks` borrows for the whole call, and the
-    // kernel only reads them. MSG_DONTWAIT keeps the executor thread from blocking.
-    let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    if sent < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(sent as usize)
 }

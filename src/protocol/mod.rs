@@ -15,6 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::shard::Router;
+use crate::session::Session;
 pub use frame::ResponseFrame;
 
 /// Errors that end a connection: the request cannot be answered in Kafka's terms.
@@ -65,8 +66,8 @@ pub struct RequestContext<'a> {
     pub header: &'a RequestHeader,
     /// The request's API version.
     pub version: i16,
-    /// The client's address (for group member descriptions).
-    pub peer: &'a str,
+    /// The connection's session: principal, listener (whose endpoint is advertised), client host.
+    pub session: &'a Session,
 }
 
 macro_rules! registry {
@@ -250,8 +251,9 @@ pub fn decode_request(frame: Bytes) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// Handles one request frame (without its size prefix). `Ok(None)`: no response is owed (acks=0).
-pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<Option<ResponseFrame>, ProtocolError> {
+/// Handles one request frame (without its size prefix) of `session`'s connection. `Ok(None)`: no
+/// response is owed (acks=0).
+pub async fn dispatch(router: &Rc<Router>, session: &Session, frame: Bytes) -> Result<Option<ResponseFrame>, ProtocolError> {
     match read_preamble(frame)? {
         // Kafka answers an unknown ApiVersions version with v0 and its own ranges.
         Preamble::UnknownApiVersionsVersion { correlation_id } => {
@@ -260,7 +262,7 @@ pub async fn dispatch(router: &Rc<Router>, peer: &str, frame: Bytes) -> Result<O
         Preamble::Request { key, version, header, mut body } => {
             router.metrics.count_request(key as i16);
             let started = std::time::Instant::now();
-            let ctx = RequestContext { router, header: &header, version, peer };
+            let ctx = RequestContext { router, header: &header, version, session };
             let result = run_handler(&ctx, key, &mut body).await;
             match key {
                 ApiKey::Produce => router.metrics.produce_latency.record(started.elapsed()),

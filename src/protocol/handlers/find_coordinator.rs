@@ -18,7 +18,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FindCoordinatorRequest) -> Fi
     let cfg = &ctx.router.shard.config;
     let error = if req.key_type == KEY_TYPE_GROUP { code::NONE } else { code::COORDINATOR_NOT_AVAILABLE };
     let (node, host, port) = if error == code::NONE {
-        (cfg.node_id, cfg.advertised_host.clone(), cfg.advertised_port)
+        // As Kafka: the coordinator's endpoint on the listener this request arrived on.
+        (cfg.node_id, ctx.session.listener.advertised_host.clone(), i32::from(ctx.session.listener.advertised_port))
     } else {
         (-1, String::new(), -1)
     };

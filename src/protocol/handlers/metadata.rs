@@ -66,11 +66,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
         }
     };
     tracing::debug!(topics = topics.len(), version = ctx.version, "metadata");
+    // As Kafka: the broker's endpoint on the listener this request arrived on.
+    let listener = &ctx.session.listener;
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(cfg.node_id))
-            .with_host(str_bytes(cfg.advertised_host.clone()))
-            .with_port(cfg.advertised_port)])
+            .with_host(str_bytes(listener.advertised_host.clone()))
+            .with_port(i32::from(listener.advertised_port))])
         .with_cluster_id(Some(str_bytes(router.shard.metadata.load().cluster_id.clone())))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_topics(topics)
