@@ -124,7 +124,8 @@ impl OwnerShard {
     async fn load_groups(&self) -> Result<(), StorageError> {
         let logs: Vec<_> = self.logs.borrow().iter().filter(|(tp, _)| tp.topic == OFFSETS_TOPIC).map(|(_, l)| Rc::clone(l)).collect();
         for log in logs {
-            let (mut offset, hw, _) = log.offsets();
+            let offsets = log.offsets();
+            let (mut offset, hw) = (offsets.log_start, offsets.high_watermark);
             let mut replayed = 0usize;
             while offset < hw {
                 let read = log.read(offset, 1 << 20).await?;
@@ -286,7 +287,7 @@ impl OwnerShard {
                 pending.push((Err((code::UNKNOWN_TOPIC_OR_PARTITION, None)), 0, None));
                 continue;
             };
-            let (start, _, _) = log.offsets();
+            let start = log.offsets().log_start;
             match log.append(&part.records, acks) {
                 Ok(outcome) => {
                     tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, shard = %self.me,
@@ -344,8 +345,8 @@ impl OwnerShard {
                     records: r.records,
                 },
                 Err(e) => {
-                    let (start, hw, _) = log.offsets();
-                    FetchPartResult { error_code: storage_error_code(&e), high_watermark: hw, log_start_offset: start, records: Located::default() }
+                    let offsets = log.offsets();
+                    FetchPartResult { error_code: storage_error_code(&e), high_watermark: offsets.high_watermark, log_start_offset: offsets.log_start, records: Located::default() }
                 }
             });
         }
@@ -354,7 +355,8 @@ impl OwnerShard {
 
     async fn list_offset(&self, tp: &TopicPartition, q: OffsetQuery) -> OffsetAnswer {
         let Some(log) = self.log(tp) else { return answer_err(code::UNKNOWN_TOPIC_OR_PARTITION) };
-        let (start, hw, _) = log.offsets();
+        let offsets = log.offsets();
+        let (start, hw) = (offsets.log_start, offsets.high_watermark);
         let found = match q {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
             OffsetQuery::Latest => Ok(Some((hw, -1))),

@@ -15,7 +15,7 @@ pub mod producers;
 pub mod reader;
 pub mod segment;
 
-pub use self::log::{AppendOutcome, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
+pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 
 /// Errors of the storage subsystem. `crate::error::storage_error_code` maps each to a Kafka code.
 #[derive(Debug, thiserror::Error)]

@@ -54,11 +54,11 @@ impl PartitionLog {
         }
         let now = now_ms();
         let append_time = config.log_append_time.then_some(now);
-        let base_offset = st.next_offset;
+        let base_offset = st.log_end;
         let mut messages = 0i64;
         let journal = self.journal.as_ref().filter(|_| self.tailed_at.get().is_some_and(|at| at.elapsed() < TAILED_FOR));
         for (raw, h) in batches.iter().zip(&headers) {
-            let offset = st.next_offset;
+            let offset = st.log_end;
             let stamped = batch::stamp(raw, offset, self.leader_epoch, append_time);
             let mut h = *h;
             h.base_offset = offset;
@@ -73,20 +73,18 @@ impl PartitionLog {
                 st.projected_created_ms = now;
             }
             st.projected_size += len;
-            st.next_offset = h.last_offset() + 1;
+            st.log_end = h.last_offset() + 1;
             messages += i64::from(h.records_count);
-            let journaled = journal.is_some_and(|(j, p)| j.record(p, &stamped, st.next_offset));
+            let journaled = journal.is_some_and(|(j, p)| j.record(p, &stamped, st.log_end));
             if !journaled {
-                st.unjournaled_end = st.next_offset;
+                st.unjournaled_end = st.log_end;
             }
             self.cache.insert(self.uid, offset, stamped.clone());
             st.pending.push(Pending::Batch(stamped, h));
         }
         st.pending_since.get_or_insert_with(std::time::Instant::now);
         st.unsynced_messages += messages;
-        let was_visible = st.high_watermark;
-        st.high_watermark = st.visible_end(self.visible_on_append);
-        let now_visible = st.high_watermark > was_visible;
+        let hw_moved = st.advance_visible_end(self.visible_on_append);
         let done = if acks == 0 {
             None
         } else {
@@ -96,7 +94,7 @@ impl PartitionLog {
         };
         drop(st);
         self.flush_wakeup.notify(1);
-        if now_visible {
+        if hw_moved {
             self.data_event.notify(usize::MAX);
         }
         Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })

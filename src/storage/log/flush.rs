@@ -254,11 +254,13 @@ impl PartitionLog {
         }
         st.tail = new_tail;
         st.written_end = st.written_end.max(written_end);
-        st.high_watermark = st.high_watermark.max(st.visible_end(self.visible_on_append));
+        st.advance_visible_end(self.visible_on_append);
         drop(st);
         if let Some((_, p)) = &self.journal {
             p.written(written_end);
         }
+        // Also when the high watermark stayed: a visible batch that left the cache before its
+        // write is readable now, and a fetch may wait for it.
         self.data_event.notify(usize::MAX);
         Ok(())
     }

@@ -75,6 +75,20 @@ pub struct AppendOutcome {
     pub done: Option<oneshot::Receiver<Result<(), StorageError>>>,
 }
 
+/// A partition log's offsets, kept apart because replication tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    /// The first offset a read may ask for.
+    pub log_start: i64,
+    /// The log end offset: the next offset to assign, counting batches not yet written.
+    pub log_end: i64,
+    /// Consumers read below this.
+    pub high_watermark: i64,
+    /// The locally visible end: what this replica may serve (written, or journaled or
+    /// `visible_on_append` before its write). The high watermark never passes it.
+    pub visible_end: i64,
+}
+
 /// Result of a read: `R` is [`Located`] for a fetch, whole batches for [`PartitionLog::read`].
 pub struct ReadOutcome<R> {
     /// The records found.
@@ -100,10 +114,18 @@ struct LogState {
     segments: BTreeMap<i64, Segment>,
     /// Bytes of the active segment's last partial page, rewritten by the next write.
     tail: Vec<u8>,
-    /// Next offset to assign (log end offset, including queued batches).
-    next_offset: i64,
-    /// Readers see offsets below this ([`LogState::visible_end`]).
+    /// The log end offset: the next offset to assign, counting batches queued but not written.
+    log_end: i64,
+    /// The locally visible end: what this replica may serve. The log end while every batch not
+    /// yet written is in the append journal (or with `visible_on_append`), else the written end;
+    /// it never moves back ([`LogState::advance_visible_end`]).
+    visible_end: i64,
+    /// Consumers read below this. It follows the visible end while `hw_follows_visible_end`;
+    /// otherwise only [`PartitionLog::set_high_watermark`] moves it. Never past the visible end.
     high_watermark: i64,
+    /// The single-replica rule: the high watermark is the visible end. The replication layer
+    /// turns it off ([`PartitionLog::set_replicated`]) and sets the high watermark itself.
+    hw_follows_visible_end: bool,
     /// Offsets below this are written to the segment files.
     written_end: i64,
     /// The end of the last batch appended without an append-journal entry: readers see past
@@ -128,10 +150,19 @@ struct LogState {
 }
 
 impl LogState {
-    /// What readers may see: the log end when every batch not yet written is in the append
-    /// journal (or with `visible_on_append`), otherwise what is written.
-    fn visible_end(&self, visible_on_append: bool) -> i64 {
-        if visible_on_append || self.written_end >= self.unjournaled_end { self.next_offset } else { self.written_end }
+    /// Moves the visible end up to what may be served now: the log end when every batch not yet
+    /// written is in the append journal (or with `visible_on_append`), otherwise what is written.
+    /// A batch appended without a journal entry hides later batches until its write, but never
+    /// what was already visible. The high watermark follows when `hw_follows_visible_end`;
+    /// returns whether it moved.
+    fn advance_visible_end(&mut self, visible_on_append: bool) -> bool {
+        let servable = if visible_on_append || self.written_end >= self.unjournaled_end { self.log_end } else { self.written_end };
+        self.visible_end = self.visible_end.max(servable);
+        if self.hw_follows_visible_end && self.visible_end > self.high_watermark {
+            self.high_watermark = self.visible_end;
+            return true;
+        }
+        false
     }
 
     /// Whether `flush.ms` (Kafka's "never" is `i64::MAX`) has passed since the last fdatasync.
@@ -235,17 +266,17 @@ impl PartitionLog {
             None => {}
         }
         let Recovered { segments, producers, tail, bytes_read } = recovered;
-        let (next_offset, created) = segments
+        let (log_end, created) = segments
             .values()
             .next_back()
             .map(|s| (s.last_offset + 1, s.created_ms))
             .unwrap_or((0, now_ms()));
         let first_base = segments.keys().next().copied().unwrap_or(0);
-        log_start_offset = log_start_offset.max(first_base).min(next_offset);
+        log_start_offset = log_start_offset.max(first_base).min(log_end);
         let projected_size = segments.values().next_back().map(|s| s.size).unwrap_or(0);
         tracing::info!(partition = %tp, segments = segments.len(), clean_shutdown = was_clean, bytes_read, log_start_offset,
-            log_end_offset = next_offset, "partition log recovered");
-        let journal = journal.map(|j| (j, JournalPartition::new(&tp, next_offset)));
+            log_end_offset = log_end, "partition log recovered");
+        let journal = journal.map(|j| (j, JournalPartition::new(&tp, log_end)));
         let log = Rc::new(PartitionLog {
             tp,
             uid,
@@ -255,9 +286,11 @@ impl PartitionLog {
             state: RefCell::new(LogState {
                 segments,
                 tail,
-                next_offset,
-                high_watermark: next_offset,
-                written_end: next_offset,
+                log_end,
+                visible_end: log_end,
+                high_watermark: log_end,
+                hw_follows_visible_end: true,
+                written_end: log_end,
                 unjournaled_end: 0,
                 log_start_offset,
                 projected_size,
@@ -298,10 +331,46 @@ impl PartitionLog {
         *self.config.borrow_mut() = config;
     }
 
-    /// (log start offset, high watermark, log end offset).
-    pub fn offsets(&self) -> (i64, i64, i64) {
+    /// The log's offsets now ([`LogOffsets`]).
+    pub fn offsets(&self) -> LogOffsets {
         let s = self.state.borrow();
-        (s.log_start_offset, s.high_watermark, s.next_offset)
+        LogOffsets {
+            log_start: s.log_start_offset,
+            log_end: s.log_end,
+            high_watermark: s.high_watermark,
+            visible_end: s.visible_end,
+        }
+    }
+
+    /// Sets the high watermark (the replication layer: what the in-sync replicas hold). It is
+    /// held to the visible end and never moves back; when it moves, parked fetches are woken.
+    pub fn set_high_watermark(&self, hw: i64) {
+        let moved = {
+            let mut st = self.state.borrow_mut();
+            let hw = hw.min(st.visible_end);
+            let moved = hw > st.high_watermark;
+            if moved {
+                st.high_watermark = hw;
+            }
+            moved
+        };
+        if moved {
+            self.data_event.notify(usize::MAX);
+        }
+    }
+
+    /// Whether the partition is replicated. Not replicated (the default), the high watermark
+    /// follows the visible end; replicated, only [`PartitionLog::set_high_watermark`] moves it.
+    /// Turning replication off brings the high watermark up to the visible end at once.
+    pub fn set_replicated(&self, replicated: bool) {
+        let moved = {
+            let mut st = self.state.borrow_mut();
+            st.hw_follows_visible_end = !replicated;
+            st.advance_visible_end(self.visible_on_append)
+        };
+        if moved {
+            self.data_event.notify(usize::MAX);
+        }
     }
 
     /// Flushes everything queued and syncs: the clean-shutdown path.
@@ -320,7 +389,7 @@ impl PartitionLog {
             if let Some(seg) = st.segments.values().next_back() {
                 seg.write_index_files()?;
             }
-            st.producers.write_snapshot(&self.dir.join(PRODUCER_SNAPSHOT), st.next_offset)?;
+            st.producers.write_snapshot(&self.dir.join(PRODUCER_SNAPSHOT), st.log_end)?;
         }
         std::fs::write(self.dir.join(CLEAN_SHUTDOWN), b"")?;
         Ok(())

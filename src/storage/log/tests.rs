@@ -19,6 +19,8 @@ use crate::types::TopicPartition;
 use crate::storage::batch::testing::make_batch;
 use crate::storage::testing::run;
 
+mod replication;
+
 fn config(segment_bytes: u64) -> TopicConfig {
     let defaults = crate::config::BrokerConfig::new("127.0.0.1:0".parse().unwrap()).topic_defaults;
     let mut c = TopicConfig::resolve(&defaults, &Default::default());
@@ -26,7 +28,6 @@ fn config(segment_bytes: u64) -> TopicConfig {
     c.index_interval_bytes = 1024;
     c
 }
-
 
 async fn open(dir: &Path, cfg: TopicConfig) -> Rc<PartitionLog> {
     open_lingering(dir, cfg, std::time::Duration::ZERO).await
@@ -52,11 +53,33 @@ async fn open_with(
     visible_on_append: bool,
     journal: Option<Rc<AppendJournal>>,
 ) -> Rc<PartitionLog> {
-    let cache = Rc::new(BatchCache::new(cache_bytes, Arc::new(crate::metrics::ShardMetrics::new())));
-    let shard = ShardLogContext { cache, data_event: Arc::new(event_listener::Event::new()), sync_rounds, visible_on_append, journal, write_delay: std::time::Duration::ZERO };
-    PartitionLog::open(TopicPartition::new("t", partition), partition as u64, dir, 0, cfg, shard)
+    let shard = ShardLogContext { sync_rounds, visible_on_append, journal, ..shard_context(cache_bytes) };
+    open_in(dir, cfg, partition, 0, shard).await
+}
+
+/// A shard's context with a batch cache of `cache_bytes`, no journal, no linger and no delay.
+fn shard_context(cache_bytes: usize) -> ShardLogContext {
+    ShardLogContext {
+        cache: Rc::new(BatchCache::new(cache_bytes, Arc::new(crate::metrics::ShardMetrics::new()))),
+        data_event: Arc::new(event_listener::Event::new()),
+        sync_rounds: SyncRounds::new(std::time::Duration::ZERO),
+        visible_on_append: false,
+        journal: None,
+        write_delay: std::time::Duration::ZERO,
+    }
+}
+
+/// Partition `partition` of topic "t" at `leader_epoch`, on `shard`.
+async fn open_in(dir: &Path, cfg: TopicConfig, partition: i32, leader_epoch: i32, shard: ShardLogContext) -> Rc<PartitionLog> {
+    PartitionLog::open(TopicPartition::new("t", partition), partition as u64, dir, leader_epoch, cfg, shard)
         .await
         .unwrap()
+}
+
+/// (log start, high watermark, log end).
+fn start_hw_end(log: &PartitionLog) -> (i64, i64, i64) {
+    let o = log.offsets();
+    (o.log_start, o.high_watermark, o.log_end)
 }
 
 async fn append_n(log: &PartitionLog, n: usize, ts0: i64) {
@@ -73,7 +96,7 @@ fn rolls_reads_across_segments_and_recovers() {
     run(|dir| async move {
         let log = open(&dir, config(8192)).await;
         append_n(&log, 60, 1_000).await;
-        let (start, hw, leo) = log.offsets();
+        let (start, hw, leo) = start_hw_end(&log);
         assert_eq!((start, hw, leo), (0, 120, 120));
         let segments = log.state.borrow().segments.len();
         assert!(segments > 3, "segment.bytes rolls segments, got {segments}");
@@ -94,7 +117,7 @@ fn rolls_reads_across_segments_and_recovers() {
         assert!(marker.exists(), "a clean close leaves its marker");
         let log = open(&dir, config(8192)).await;
         assert!(!marker.exists(), "open removes the marker");
-        assert_eq!(log.offsets(), (0, 120, 120));
+        assert_eq!(start_hw_end(&log), (0, 120, 120));
         drop(log);
 
         // A torn batch at the tail (a crash: no marker) is cut off at recovery; the log
@@ -112,7 +135,7 @@ fn rolls_reads_across_segments_and_recovers() {
         bytes.extend_from_slice(&torn[..torn.len() - 3]);
         std::fs::write(&last, &bytes).unwrap();
         let log = open(&dir, config(8192)).await;
-        assert_eq!(log.offsets(), (0, 120, 120));
+        assert_eq!(start_hw_end(&log), (0, 120, 120));
         append_n(&log, 1, 5_000).await;
         let r = log.read(120, 1).await.unwrap();
         assert_eq!(BatchHeader::parse(&r.records[0]).unwrap().base_offset, 120);
@@ -122,7 +145,7 @@ fn rolls_reads_across_segments_and_recovers() {
         cfg.retention_bytes = 10_000;
         log.set_config(cfg);
         log.enforce_retention().unwrap();
-        let (start, _, _) = log.offsets();
+        let start = log.offsets().log_start;
         assert!(start > 0, "retention advanced the log start");
         assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
         assert!(log.read(start, 100).await.is_ok());
@@ -246,14 +269,14 @@ fn a_journaled_or_visible_on_append_batch_is_served_before_its_write_and_never_p
             let before = log.locate(0, 1 << 20).unwrap();
             match (early, cache_bytes) {
                 (Early::Never | Early::JournalUntailed | Early::JournalFull, _) => {
-                    assert_eq!((log.offsets(), before.records.available()), ((0, 0, 2), 0), "visible once written")
+                    assert_eq!((start_hw_end(&log), before.records.available()), ((0, 0, 2), 0), "visible once written")
                 }
                 (_, 1) => {
-                    assert_eq!(log.offsets(), (0, 2, 2), "visible from the append");
+                    assert_eq!(start_hw_end(&log), (0, 2, 2), "visible from the append");
                     assert_eq!(before.records.available(), 0, "not cached and not written: nothing to read yet");
                 }
                 _ => {
-                    assert_eq!(log.offsets(), (0, 2, 2), "visible from the append");
+                    assert_eq!(start_hw_end(&log), (0, 2, 2), "visible from the append");
                     assert!(matches!(&before.records, Located::Cached(b) if b.len() == 1), "served from the cache");
                 }
             }
@@ -265,7 +288,7 @@ fn a_journaled_or_visible_on_append_batch_is_served_before_its_write_and_never_p
                 _ => assert_eq!((journaled, full), (0, 0)),
             }
             out.done.unwrap().await.unwrap().unwrap();
-            assert_eq!(log.offsets(), (0, 2, 2));
+            assert_eq!(start_hw_end(&log), (0, 2, 2));
             let after = log.read(0, 1 << 20).await.unwrap();
             assert_eq!(BatchHeader::parse(&after.records[0]).unwrap().records_count, 2, "written: read back whole");
         }
@@ -383,12 +406,12 @@ fn idempotent_retry_is_acknowledged_once() {
         assert!(retry.done.is_none(), "a duplicate is not written again");
         let gap = make_batch(&[b"c"], 1, 42, 5);
         assert!(matches!(log.append(&gap, -1), Err(StorageError::OutOfOrderSequence { expected: 2, got: 5 })));
-        assert_eq!(log.offsets().2, 2);
+        assert_eq!(log.offsets().log_end, 2);
         log.close().await.unwrap();
         drop(log);
         // Producer state is rebuilt from the log at recovery.
         let log = open(&dir, config(1 << 20)).await;
         assert_eq!(log.append(&b0, -1).unwrap().base_offset, 0);
-        assert_eq!(log.offsets().2, 2);
+        assert_eq!(log.offsets().log_end, 2);
     });
 }

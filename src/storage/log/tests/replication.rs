@@ -1,0 +1,82 @@
+//! What the replication layer relies on: the log end, the visible end and the high watermark
+//! kept apart, a leader epoch that changes at run time, and a fetch wake-up per partition.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{config, open_in, shard_context};
+use crate::storage::ShardLogContext;
+use crate::storage::batch::testing::make_batch;
+use crate::storage::journal::AppendJournal;
+use crate::storage::log::LogOffsets;
+use crate::storage::testing::run;
+
+fn offsets(log_end: i64, visible_end: i64, high_watermark: i64) -> LogOffsets {
+    LogOffsets { log_start: 0, log_end, high_watermark, visible_end }
+}
+
+#[test]
+fn a_delayed_write_leaves_the_log_end_ahead_of_the_visible_end_and_the_high_watermark() {
+    run(|dir| async move {
+        for visible_on_append in [false, true] {
+            let dir = dir.join(format!("visible-on-append-{visible_on_append}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let shard = ShardLogContext { visible_on_append, write_delay: Duration::from_millis(100), ..shard_context(1 << 20) };
+            let log = open_in(&dir, config(1 << 20), 0, 0, shard).await;
+            let out = log.append(&make_batch(&[b"a", b"b"], 1_000, -1, -1), 1).unwrap();
+            if visible_on_append {
+                assert_eq!(log.offsets(), offsets(2, 2, 2), "visible from the append");
+            } else {
+                assert_eq!(log.offsets(), offsets(2, 0, 0), "appended but not written: only the log end moved");
+                assert_eq!(log.locate(0, 1 << 20).unwrap().records.available(), 0, "consumers stop at the high watermark");
+                assert!(log.locate(1, 1 << 20).is_err(), "past the high watermark");
+            }
+            out.done.unwrap().await.unwrap().unwrap();
+            assert_eq!(log.offsets(), offsets(2, 2, 2), "written");
+        }
+    });
+}
+
+#[test]
+fn an_unjournaled_append_hides_later_batches_but_never_what_was_visible() {
+    run(|dir| async move {
+        let metrics = Arc::new(crate::metrics::ShardMetrics::new());
+        let journal = AppendJournal::create(&dir, &dir, 0, 4096 + crate::storage::journal::MIN_BYTES, Arc::clone(&metrics)).unwrap();
+        let shard = ShardLogContext { journal: Some(Rc::new(journal)), ..shard_context(1 << 20) };
+        let log = open_in(&dir, config(1 << 20), 0, 0, shard).await;
+        // A consumer at the log end: appends are journaled while they fit.
+        assert_eq!(log.locate(0, 1 << 20).unwrap().records.available(), 0);
+        let small = log.append(&make_batch(&[b"small"], 1_000, -1, -1), 1).unwrap();
+        assert_eq!(log.offsets(), offsets(1, 1, 1), "journaled: visible before its write");
+        let big = log.append(&make_batch(&[&[7u8; 100_000]], 1_001, -1, -1), 1).unwrap();
+        assert_eq!(metrics.journal_full.load(std::sync::atomic::Ordering::Relaxed), 1, "the big batch found no room");
+        assert_eq!(log.offsets(), offsets(2, 1, 1), "the unjournaled batch waits for its write; offset 0 stays visible");
+        small.done.unwrap().await.unwrap().unwrap();
+        big.done.unwrap().await.unwrap().unwrap();
+        assert_eq!(log.offsets(), offsets(2, 2, 2));
+    });
+}
+
+#[test]
+fn a_replicated_log_moves_its_high_watermark_only_when_told_and_never_past_the_visible_end() {
+    run(|dir| async move {
+        let log = open_in(&dir, config(1 << 20), 0, 0, shard_context(1 << 20)).await;
+        log.set_replicated(true);
+        let append = |value: &'static [u8]| log.append(&make_batch(&[value, value], 1_000, -1, -1), 1).unwrap().done.unwrap();
+        append(b"one").await.unwrap().unwrap();
+        assert_eq!(log.offsets(), offsets(2, 2, 0), "written, but no replica said so");
+        assert_eq!(log.locate(0, 1 << 20).unwrap().records.available(), 0, "consumers read below the high watermark only");
+        log.set_high_watermark(5);
+        assert_eq!(log.offsets().high_watermark, 2, "held to the visible end");
+        log.set_high_watermark(1);
+        assert_eq!(log.offsets().high_watermark, 2, "never moves back");
+        append(b"two").await.unwrap().unwrap();
+        assert_eq!(log.offsets(), offsets(4, 4, 2));
+        log.set_high_watermark(3);
+        assert_eq!(log.offsets().high_watermark, 3);
+        assert!(log.locate(4, 1 << 20).is_err(), "past the high watermark");
+        log.set_replicated(false);
+        assert_eq!(log.offsets(), offsets(4, 4, 4), "not replicated: the high watermark is the visible end again");
+    });
+}
