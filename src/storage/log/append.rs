@@ -55,11 +55,12 @@ impl PartitionLog {
         let now = now_ms();
         let append_time = config.log_append_time.then_some(now);
         let base_offset = st.log_end;
+        let leader_epoch = st.epochs.latest();
         let mut messages = 0i64;
         let journal = self.journal.as_ref().filter(|_| self.tailed_at.get().is_some_and(|at| at.elapsed() < TAILED_FOR));
         for (raw, h) in batches.iter().zip(&headers) {
             let offset = st.log_end;
-            let stamped = batch::stamp(raw, offset, self.leader_epoch, append_time);
+            let stamped = batch::stamp(raw, offset, leader_epoch, append_time);
             let mut h = *h;
             h.base_offset = offset;
             st.producers.record(&h);

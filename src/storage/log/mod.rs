@@ -19,6 +19,7 @@
 //! `recovery` (start-up), `read` (fetches and lookups) and `retention` (moving the log start).
 
 mod append;
+mod epochs;
 mod flush;
 mod read;
 mod recovery;
@@ -46,7 +47,8 @@ use crate::types::{TopicPartition, now_ms};
 
 pub use flush::SyncRounds;
 use flush::reply_all;
-use recovery::{Recovered, read_number, recover_segments, write_epoch_checkpoint};
+use epochs::EpochCache;
+use recovery::{Recovered, read_number, recover_segments};
 
 /// Written into the partition's directory by a clean close, and removed (durably) at open: its
 /// presence means every byte of the log was synced and the index files and producer snapshot
@@ -126,6 +128,8 @@ struct LogState {
     /// The single-replica rule: the high watermark is the visible end. The replication layer
     /// turns it off ([`PartitionLog::set_replicated`]) and sets the high watermark itself.
     hw_follows_visible_end: bool,
+    /// Where each leader epoch starts; the last is the epoch appends are stamped with.
+    epochs: EpochCache,
     /// Offsets below this are written to the segment files.
     written_end: i64,
     /// The end of the last batch appended without an append-journal entry: readers see past
@@ -194,7 +198,6 @@ pub struct PartitionLog {
     pub tp: TopicPartition,
     uid: u64,
     dir: PathBuf,
-    leader_epoch: i32,
     config: RefCell<TopicConfig>,
     state: RefCell<LogState>,
     cache: Rc<BatchCache>,
@@ -225,7 +228,8 @@ async fn open_dma(path: &Path) -> Result<DmaFile, StorageError> {
 impl PartitionLog {
     /// Opens (or creates) a partition's log and recovers it ([`recover_segments`]): after a clean
     /// close from its index files and producer snapshot, otherwise by reading every segment's
-    /// batch headers and the last segment's CRCs.
+    /// batch headers and the last segment's CRCs. `leader_epoch` is the metadata's; a newer one
+    /// in the leader-epoch checkpoint ([`PartitionLog::set_leader_epoch`]) stands.
     pub async fn open(
         tp: TopicPartition,
         uid: u64,
@@ -242,7 +246,6 @@ impl PartitionLog {
         if bases.is_empty() {
             bases.push(log_start_offset);
         }
-        write_epoch_checkpoint(&dir, leader_epoch)?;
         let clean = dir.join(CLEAN_SHUTDOWN);
         let was_clean = clean.exists();
         if was_clean {
@@ -276,12 +279,12 @@ impl PartitionLog {
         let projected_size = segments.values().next_back().map(|s| s.size).unwrap_or(0);
         tracing::info!(partition = %tp, segments = segments.len(), clean_shutdown = was_clean, bytes_read, log_start_offset,
             log_end_offset = log_end, "partition log recovered");
+        let epochs = EpochCache::open(&dir, leader_epoch, log_end)?;
         let journal = journal.map(|j| (j, JournalPartition::new(&tp, log_end)));
         let log = Rc::new(PartitionLog {
             tp,
             uid,
             dir,
-            leader_epoch,
             config: RefCell::new(config),
             state: RefCell::new(LogState {
                 segments,
@@ -290,6 +293,7 @@ impl PartitionLog {
                 visible_end: log_end,
                 high_watermark: log_end,
                 hw_follows_visible_end: true,
+                epochs,
                 written_end: log_end,
                 unjournaled_end: 0,
                 log_start_offset,
@@ -321,9 +325,26 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// The partition's leader epoch.
+    /// The partition's leader epoch: appended batches are stamped with it.
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch
+        self.state.borrow().epochs.latest()
+    }
+
+    /// Makes `epoch` the leader epoch from the log end on: later appends are stamped with it, and
+    /// the epoch cache, with its `leader-epoch-checkpoint` file, records where it starts. An
+    /// epoch at or below the current one changes nothing. Fails only when the file cannot be
+    /// written; the epoch is in force all the same.
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        let mut st = self.state.borrow_mut();
+        let (current, start) = (st.epochs.latest(), st.log_end);
+        if !st.epochs.assign(epoch, start) {
+            if epoch < current {
+                tracing::warn!(partition = %self.tp, leader_epoch = epoch, current_epoch = current, "older leader epoch ignored");
+            }
+            return Ok(());
+        }
+        tracing::info!(partition = %self.tp, leader_epoch = epoch, start_offset = start, "leader epoch changed");
+        st.epochs.write(&self.dir)
     }
 
     /// Replaces the topic config (AlterConfigs).

@@ -109,12 +109,10 @@ impl PartitionLog {
         self.offset_for_timestamp(ts).await
     }
 
-    /// The end offset of `epoch` (OffsetForLeaderEpoch): the log end when it is the current epoch.
+    /// OffsetForLeaderEpoch: (the largest epoch at or below `epoch`, where the next epoch
+    /// starts); for the current epoch the high watermark; `None` past the current epoch.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        if epoch > self.leader_epoch {
-            return None;
-        }
         let st = self.state.borrow();
-        Some((self.leader_epoch.min(epoch.max(0)), st.high_watermark))
+        st.epochs.end_offset_for(epoch, st.high_watermark)
     }
 }

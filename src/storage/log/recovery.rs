@@ -88,12 +88,3 @@ pub(super) async fn recover_segments(
 pub(super) fn read_number(path: &Path) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
-
-/// Writes Kafka's `leader-epoch-checkpoint` (version 0, one entry) when it is missing.
-pub(super) fn write_epoch_checkpoint(dir: &Path, epoch: i32) -> Result<(), StorageError> {
-    let path = dir.join("leader-epoch-checkpoint");
-    if !path.exists() {
-        std::fs::write(path, format!("0\n1\n{epoch} 0\n"))?;
-    }
-    Ok(())
-}

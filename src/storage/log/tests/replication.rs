@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{config, open_in, shard_context};
-use crate::storage::ShardLogContext;
+use crate::storage::batch::BatchHeader;
+use crate::storage::{PartitionLog, ShardLogContext};
 use crate::storage::batch::testing::make_batch;
 use crate::storage::journal::AppendJournal;
 use crate::storage::log::LogOffsets;
@@ -78,5 +79,66 @@ fn a_replicated_log_moves_its_high_watermark_only_when_told_and_never_past_the_v
         assert!(log.locate(4, 1 << 20).is_err(), "past the high watermark");
         log.set_replicated(false);
         assert_eq!(log.offsets(), offsets(4, 4, 4), "not replicated: the high watermark is the visible end again");
+    });
+}
+
+/// The leader epoch stamped into each batch from `offset` on.
+async fn stamped_epochs(log: &PartitionLog, offset: i64) -> Vec<i32> {
+    let read = log.read(offset, 1 << 20).await.unwrap();
+    read.records.iter().map(|b| BatchHeader::parse(b).unwrap().leader_epoch).collect()
+}
+
+async fn append_two(log: &PartitionLog) {
+    log.append(&make_batch(&[b"x", b"y"], 1_000, -1, -1), 1).unwrap().done.unwrap().await.unwrap().unwrap();
+}
+
+#[test]
+fn a_new_leader_epoch_stamps_later_batches_and_ends_the_one_before_also_after_reopen() {
+    run(|dir| async move {
+        let log = open_in(&dir, config(1 << 20), 0, 0, shard_context(1 << 20)).await;
+        append_two(&log).await;
+        log.set_leader_epoch(3).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        append_two(&log).await;
+        assert_eq!(stamped_epochs(&log, 0).await, [0, 3]);
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 2)));
+        assert_eq!(log.end_offset_for_epoch(2), Some((0, 2)), "epochs 1 and 2 had no batch: epoch 0's end");
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 4)), "the current epoch ends at the high watermark");
+        assert_eq!(log.end_offset_for_epoch(4), None);
+        log.set_leader_epoch(2).unwrap();
+        assert_eq!(log.leader_epoch(), 3, "an older epoch is ignored");
+        let checkpoint = dir.join("t-0").join("leader-epoch-checkpoint");
+        assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n2\n0 0\n3 2\n");
+        log.close().await.unwrap();
+        drop(log);
+
+        // Reopened with the metadata's older epoch: the checkpoint's newer one stands.
+        let log = open_in(&dir, config(1 << 20), 0, 0, shard_context(1)).await;
+        assert_eq!(log.leader_epoch(), 3);
+        assert_eq!(log.end_offset_for_epoch(1), Some((0, 2)));
+        append_two(&log).await;
+        assert_eq!(stamped_epochs(&log, 0).await, [0, 3, 3], "read back from the segment file");
+        log.close().await.unwrap();
+        drop(log);
+
+        // A newer epoch at open starts at the log end.
+        let log = open_in(&dir, config(1 << 20), 0, 5, shard_context(1)).await;
+        assert_eq!(log.leader_epoch(), 5);
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 6)));
+        assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n3\n0 0\n3 2\n5 6\n");
+    });
+}
+
+#[test]
+fn an_epoch_that_starts_past_the_recovered_log_end_is_dropped_at_open() {
+    run(|dir| async move {
+        let part = dir.join("t-0");
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::write(part.join("leader-epoch-checkpoint"), "0\n2\n0 0\n7 100\n").unwrap();
+        let log = open_in(&dir, config(1 << 20), 0, 0, shard_context(1)).await;
+        assert_eq!(log.leader_epoch(), 0, "epoch 7 started at offset 100, past the empty log's end");
+        assert_eq!(std::fs::read_to_string(part.join("leader-epoch-checkpoint")).unwrap(), "0\n1\n0 0\n");
+        append_two(&log).await;
+        assert_eq!(stamped_epochs(&log, 0).await, [0]);
     });
 }
