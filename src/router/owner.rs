@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -167,7 +167,6 @@ impl OwnerShard {
                 config.clone(),
                 ShardLogContext {
                     cache: Rc::clone(&self.cache),
-                    data_event: Arc::clone(&self.data_event),
                     sync_rounds: Rc::clone(&self.sync_rounds),
                     visible_on_append: self.config.visible_on_append,
                     journal: self.journal.clone(),
@@ -177,6 +176,7 @@ impl OwnerShard {
             .await;
             self.opening.borrow_mut().remove(&tp);
             let log = opened?;
+            glommio::spawn_local(forward_data_events(Rc::downgrade(&log), Arc::clone(&self.data_event))).detach();
             tracing::info!(topic = %tp.topic, partition = tp.partition, shard = %self.me, "partition ready");
             self.logs.borrow_mut().insert(tp, log);
         }
@@ -414,4 +414,16 @@ impl GroupLog for OwnerShard {
 
 fn answer_err(error_code: i16) -> OffsetAnswer {
     OffsetAnswer { error_code, offset: -1, timestamp_or_epoch: -1 }
+}
+
+/// Notifies the shard's data event each time `log`'s fires, until the log is dropped (its drop
+/// notifies too). A bridge: parked fetches still wait on their owner shard's event until the
+/// fetch handler listens to each partition's own.
+async fn forward_data_events(log: Weak<PartitionLog>, shard_event: Arc<event_listener::Event>) {
+    loop {
+        // Listening again before yielding: a move after this notify fires the new listener.
+        let Some(listener) = log.upgrade().map(|l| l.data_event().listen()) else { return };
+        listener.await;
+        shard_event.notify(usize::MAX);
+    }
 }

@@ -180,8 +180,6 @@ impl LogState {
 pub struct ShardLogContext {
     /// The shard's batch cache.
     pub cache: Rc<BatchCache>,
-    /// Notified when a high watermark moves: parked fetches wait on it (from any shard).
-    pub data_event: Arc<event_listener::Event>,
     /// When the shard's partitions may start their next fdatasync.
     pub sync_rounds: Rc<SyncRounds>,
     /// Whether fetches see a batch from its append on, not from its write (`visible_on_append`).
@@ -204,7 +202,7 @@ pub struct PartitionLog {
     flush_wakeup: event_listener::Event,
     /// Wakes the syncer when written batches wait for an fdatasync.
     sync_wakeup: event_listener::Event,
-    /// Notified when the high watermark moves: parked fetches wait on it (from any shard).
+    /// This partition's fetch wake-up ([`PartitionLog::data_event`]).
     data_event: Arc<event_listener::Event>,
     /// One flush at a time.
     flush_lock: glommio::sync::Semaphore,
@@ -238,7 +236,7 @@ impl PartitionLog {
         config: TopicConfig,
         shard: ShardLogContext,
     ) -> Result<Rc<PartitionLog>, StorageError> {
-        let ShardLogContext { cache, data_event, sync_rounds, visible_on_append, journal, write_delay } = shard;
+        let ShardLogContext { cache, sync_rounds, visible_on_append, journal, write_delay } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
         let mut bases = segment::base_offsets(&dir)?;
@@ -312,7 +310,7 @@ impl PartitionLog {
             cache,
             flush_wakeup: event_listener::Event::new(),
             sync_wakeup: event_listener::Event::new(),
-            data_event,
+            data_event: Arc::new(event_listener::Event::new()),
             flush_lock: glommio::sync::Semaphore::new(1),
             sync_rounds,
             visible_on_append,
@@ -361,6 +359,14 @@ impl PartitionLog {
             high_watermark: s.high_watermark,
             visible_end: s.visible_end,
         }
+    }
+
+    /// Notified when this partition's high watermark moves, and when a write makes visible
+    /// batches readable from disk: a fetch parked on the partition (on any shard) waits on it,
+    /// so an append wakes only the fetches of its own partition. Also notified when the log is
+    /// dropped.
+    pub fn data_event(&self) -> Arc<event_listener::Event> {
+        Arc::clone(&self.data_event)
     }
 
     /// Sets the high watermark (the replication layer: what the in-sync replicas hold). It is
@@ -431,9 +437,11 @@ impl PartitionLog {
 }
 
 impl Drop for PartitionLog {
-    /// Wakes the flusher and syncer, which hold only a weak reference while idle, so they end.
+    /// Wakes the flusher and syncer, which hold only a weak reference while idle, so they end,
+    /// and the fetches parked on the partition, which find it gone.
     fn drop(&mut self) {
         self.flush_wakeup.notify(usize::MAX);
         self.sync_wakeup.notify(usize::MAX);
+        self.data_event.notify(usize::MAX);
     }
 }

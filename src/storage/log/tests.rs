@@ -61,7 +61,6 @@ async fn open_with(
 fn shard_context(cache_bytes: usize) -> ShardLogContext {
     ShardLogContext {
         cache: Rc::new(BatchCache::new(cache_bytes, Arc::new(crate::metrics::ShardMetrics::new()))),
-        data_event: Arc::new(event_listener::Event::new()),
         sync_rounds: SyncRounds::new(std::time::Duration::ZERO),
         visible_on_append: false,
         journal: None,

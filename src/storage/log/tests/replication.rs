@@ -142,3 +142,27 @@ fn an_epoch_that_starts_past_the_recovered_log_end_is_dropped_at_open() {
         assert_eq!(stamped_epochs(&log, 0).await, [0]);
     });
 }
+
+#[test]
+fn an_append_wakes_the_fetches_parked_on_its_own_partition_only() {
+    run(|dir| async move {
+        let shard = shard_context(1 << 20);
+        let a = open_in(&dir, config(1 << 20), 0, 0, shard.clone()).await;
+        let b = open_in(&dir, config(1 << 20), 1, 0, shard).await;
+        let mut on_a = a.data_event().listen();
+        let mut on_b = b.data_event().listen();
+        append_two(&a).await;
+        assert!(futures::poll!(&mut on_a).is_ready(), "a fetch parked on A wakes");
+        assert!(futures::poll!(&mut on_b).is_pending(), "a fetch parked on B sleeps on");
+
+        // A replicated partition's fetches wake when the high watermark is set forward, not
+        // when it stays.
+        b.set_replicated(true);
+        append_two(&b).await;
+        let mut on_b = b.data_event().listen();
+        b.set_high_watermark(0);
+        assert!(futures::poll!(&mut on_b).is_pending(), "the high watermark stayed");
+        b.set_high_watermark(2);
+        assert!(futures::poll!(&mut on_b).is_ready(), "the high watermark moved");
+    });
+}
