@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::PartitionLog;
 use crate::storage::StorageError;
 
 /// The checkpoint's file name and format version, as Kafka has them.
@@ -87,6 +88,30 @@ impl EpochCache {
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, dir.join(CHECKPOINT))?;
         Ok(())
+    }
+}
+
+impl PartitionLog {
+    /// The partition's leader epoch: appended batches are stamped with it.
+    pub fn leader_epoch(&self) -> i32 {
+        self.state.borrow().epochs.latest()
+    }
+
+    /// Makes `epoch` the leader epoch from the log end on: later appends are stamped with it, and
+    /// the epoch cache, with its `leader-epoch-checkpoint` file, records where it starts. An
+    /// epoch at or below the current one changes nothing. Fails only when the file cannot be
+    /// written; the epoch is in force all the same.
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        let mut st = self.state.borrow_mut();
+        let (current, start) = (st.epochs.latest(), st.log_end);
+        if !st.epochs.assign(epoch, start) {
+            if epoch < current {
+                tracing::warn!(partition = %self.tp, leader_epoch = epoch, current_epoch = current, "older leader epoch ignored");
+            }
+            return Ok(());
+        }
+        tracing::info!(partition = %self.tp, leader_epoch = epoch, start_offset = start, "leader epoch changed");
+        st.epochs.write(&self.dir)
     }
 }
 

@@ -48,7 +48,7 @@ use crate::types::{TopicPartition, now_ms};
 pub use flush::SyncRounds;
 use flush::reply_all;
 use epochs::EpochCache;
-use recovery::{Recovered, read_number, recover_segments};
+use recovery::{Recovered, read_number, recover};
 
 /// Written into the partition's directory by a clean close, and removed (durably) at open: its
 /// presence means every byte of the log was synced and the index files and producer snapshot
@@ -252,20 +252,7 @@ impl PartitionLog {
             std::fs::File::open(&dir)?.sync_all()?;
         }
 
-        let interval = config.index_interval_bytes;
-        // After a clean close, the index files and the producer snapshot stand in for reading
-        // the segments; a snapshot that does not match the recovered log end is not trusted.
-        let snapshot = if was_clean { ProducerStates::read_snapshot(&dir.join(PRODUCER_SNAPSHOT)) } else { None };
-        let mut recovered = recover_segments(&tp, &dir, &bases, was_clean, snapshot.is_some(), interval).await?;
-        match snapshot {
-            Some((states, end)) if end == recovered.end_offset() => recovered.producers = states,
-            Some((_, end)) => {
-                tracing::warn!(partition = %tp, snapshot_end_offset = end, log_end_offset = recovered.end_offset(),
-                    "producer snapshot does not match the log; scanning every segment");
-                recovered = recover_segments(&tp, &dir, &bases, was_clean, false, interval).await?;
-            }
-            None => {}
-        }
+        let recovered = recover(&tp, &dir, &bases, was_clean, config.index_interval_bytes).await?;
         let Recovered { segments, producers, tail, bytes_read } = recovered;
         let (log_end, created) = segments
             .values()
@@ -321,28 +308,6 @@ impl PartitionLog {
         glommio::spawn_local(Self::flusher(Rc::downgrade(&log))).detach();
         glommio::spawn_local(Self::syncer(Rc::downgrade(&log))).detach();
         Ok(log)
-    }
-
-    /// The partition's leader epoch: appended batches are stamped with it.
-    pub fn leader_epoch(&self) -> i32 {
-        self.state.borrow().epochs.latest()
-    }
-
-    /// Makes `epoch` the leader epoch from the log end on: later appends are stamped with it, and
-    /// the epoch cache, with its `leader-epoch-checkpoint` file, records where it starts. An
-    /// epoch at or below the current one changes nothing. Fails only when the file cannot be
-    /// written; the epoch is in force all the same.
-    pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
-        let mut st = self.state.borrow_mut();
-        let (current, start) = (st.epochs.latest(), st.log_end);
-        if !st.epochs.assign(epoch, start) {
-            if epoch < current {
-                tracing::warn!(partition = %self.tp, leader_epoch = epoch, current_epoch = current, "older leader epoch ignored");
-            }
-            return Ok(());
-        }
-        tracing::info!(partition = %self.tp, leader_epoch = epoch, start_offset = start, "leader epoch changed");
-        st.epochs.write(&self.dir)
     }
 
     /// Replaces the topic config (AlterConfigs).

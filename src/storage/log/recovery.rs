@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::{PAGE, open_dma};
+use super::{PAGE, PRODUCER_SNAPSHOT, open_dma};
 use crate::storage::StorageError;
 use crate::storage::producers::ProducerStates;
 use crate::storage::segment::{self, Segment};
@@ -25,6 +25,30 @@ impl Recovered {
     pub(super) fn end_offset(&self) -> i64 {
         self.segments.values().next_back().map_or(0, |s| s.last_offset + 1)
     }
+}
+
+/// Recovers the segments at `bases` ([`recover_segments`]). After a clean close, the index
+/// files and the producer snapshot stand in for reading the segments; a snapshot that does not
+/// match the recovered log end is not trusted.
+pub(super) async fn recover(
+    tp: &TopicPartition,
+    dir: &Path,
+    bases: &[i64],
+    was_clean: bool,
+    interval: u64,
+) -> Result<Recovered, StorageError> {
+    let snapshot = if was_clean { ProducerStates::read_snapshot(&dir.join(PRODUCER_SNAPSHOT)) } else { None };
+    let mut recovered = recover_segments(tp, dir, bases, was_clean, snapshot.is_some(), interval).await?;
+    match snapshot {
+        Some((states, end)) if end == recovered.end_offset() => recovered.producers = states,
+        Some((_, end)) => {
+            tracing::warn!(partition = %tp, snapshot_end_offset = end, log_end_offset = recovered.end_offset(),
+                "producer snapshot does not match the log; scanning every segment");
+            recovered = recover_segments(tp, dir, bases, was_clean, false, interval).await?;
+        }
+        None => {}
+    }
+    Ok(recovered)
 }
 
 /// Opens the segments at `bases` and recovers their indexes, sizes and producer state. With
