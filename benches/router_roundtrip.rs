@@ -104,8 +104,6 @@ fn main() {
     let (_store, metadata) = MetadataStore::load(&dir, SHARDS).expect("metadata");
     let mesh = MeshBuilder::<Envelope<Shard>, _>::full(SHARDS, MESH_CAPACITY);
     let metrics = Arc::new(Metrics::new(SHARDS));
-    let data_events: Arc<Vec<Arc<event_listener::Event>>> =
-        Arc::new((0..SHARDS).map(|_| Arc::new(event_listener::Event::new())).collect());
     let finished = Arc::new(AtomicBool::new(false));
 
     println!("router_roundtrip: Router::call shard 0 -> shard 1, mesh capacity {MESH_CAPACITY}, {secs} s per run");
@@ -125,7 +123,6 @@ fn main() {
                 Arc::clone(&config),
                 Arc::clone(&metadata),
                 None,
-                Arc::clone(&data_events[me.0]),
                 Arc::clone(&shard_metrics),
                 false,
             ));

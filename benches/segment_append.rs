@@ -64,7 +64,6 @@ async fn run_scenario(dir: &Path, s: &Scenario, batch: &Bytes, secs: f64, max: u
     // The broker's default sync rounds, so acks=all is measured as the broker runs it.
     let shard = ShardLogContext {
         cache,
-        data_event: Arc::new(event_listener::Event::new()),
         sync_rounds: SyncRounds::new(Duration::from_micros(ringlog::config::DEFAULT_SYNC_LINGER_US)),
         visible_on_append: false,
         journal: journal.clone(),

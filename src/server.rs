@@ -99,8 +99,6 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let store = Arc::new(Mutex::new(Some(store)));
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope<Shard>, _>::full(cores, MESH_CAPACITY);
-    let data_events: Arc<Vec<Arc<event_listener::Event>>> =
-        Arc::new((0..cores).map(|_| Arc::new(event_listener::Event::new())).collect());
     let metrics = Arc::new(Metrics::new(cores));
 
     block_stop_signals();
@@ -112,7 +110,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             let config = Arc::clone(&config);
             let listeners = Arc::clone(&listeners);
             move || async move {
-                if let Err(e) = shard_main(config, listeners, metadata, store, mesh, data_events, metrics).await {
+                if let Err(e) = shard_main(config, listeners, metadata, store, mesh, metrics).await {
                     tracing::error!(error = %e, "shard failed");
                     std::process::exit(1);
                 }
@@ -174,7 +172,6 @@ async fn shard_main(
     metadata: SnapshotHandle,
     store: Arc<Mutex<Option<MetadataStore>>>,
     mesh: MeshBuilder<Envelope<Shard>, glommio::channels::channel_mesh::Full>,
-    data_events: Arc<Vec<Arc<event_listener::Event>>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServerError> {
     prime_dma_probe(&config.data_dir).await.map_err(|e| ServerError::Runtime(e.to_string()))?;
@@ -195,7 +192,6 @@ async fn shard_main(
         Arc::clone(&config),
         Arc::clone(&metadata),
         store,
-        Arc::clone(&data_events[me.0]),
         Arc::clone(&shard_metrics),
         splice.is_some(),
     ));

@@ -14,7 +14,7 @@ impl Shard {
                 let Some(log) = self.log(&part.tp) else {
                     return FetchPartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
                 };
-                let data_event = Some(std::sync::Arc::clone(&self.data_event));
+                let data_event = Some(log.data_event());
                 match log.locate(part.offset, part.max_bytes) {
                     Ok(r) => FetchPartResult {
                         error_code: ErrorCode::NONE,
@@ -24,11 +24,11 @@ impl Shard {
                         data_event,
                     },
                     Err(e) => {
-                        let (start, hw, _) = log.offsets();
+                        let offsets = log.offsets();
                         FetchPartResult {
                             error_code: ErrorCode::from(&e),
-                            high_watermark: hw,
-                            log_start_offset: start,
+                            high_watermark: offsets.high_watermark,
+                            log_start_offset: offsets.log_start,
                             data_event,
                             ..Default::default()
                         }

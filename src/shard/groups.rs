@@ -34,7 +34,8 @@ impl Shard {
     pub(super) async fn load_groups(&self) -> Result<(), StorageError> {
         let logs: Vec<_> = self.all_logs().into_iter().filter(|l| l.tp.topic == OFFSETS_TOPIC).collect();
         for log in logs {
-            let (mut offset, hw, _) = log.offsets();
+            let offsets = log.offsets();
+            let (mut offset, hw) = (offsets.log_start, offsets.high_watermark);
             let mut replayed = 0usize;
             while offset < hw {
                 let read = log.read(offset, 1 << 20).await?;

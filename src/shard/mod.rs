@@ -56,7 +56,6 @@ pub struct Shard {
     pub cache: Rc<BatchCache>,
     /// When the core's partitions may start their next fdatasync.
     sync_rounds: Rc<SyncRounds>,
-    data_event: Arc<event_listener::Event>,
     /// This core's append journal, unless `append_journal_dir` is off or unusable.
     pub journal: Option<Rc<AppendJournal>>,
     /// The consumer groups whose coordinator is this core.
@@ -76,7 +75,6 @@ impl Shard {
         config: Arc<BrokerConfig>,
         metadata: SnapshotHandle,
         store: Option<MetadataStore>,
-        data_event: Arc<event_listener::Event>,
         metrics: Arc<crate::metrics::ShardMetrics>,
         splice_reads: bool,
     ) -> Self {
@@ -98,7 +96,6 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             opening: RefCell::new(HashSet::new()),
             next_uid: Cell::new(0),
-            data_event,
             journal,
             segment_files: SegmentFiles::new(splice_reads),
             metrics,

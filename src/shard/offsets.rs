@@ -18,7 +18,8 @@ impl Shard {
 
     async fn list_offset(&self, tp: &TopicPartition, query: OffsetQuery) -> OffsetAnswer {
         let Some(log) = self.log(tp) else { return OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) };
-        let (start, hw, _) = log.offsets();
+        let offsets = log.offsets();
+        let (start, hw) = (offsets.log_start, offsets.high_watermark);
         let found = match query {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
             OffsetQuery::Latest => Ok(Some((hw, -1))),

@@ -52,7 +52,6 @@ impl Shard {
                 config.clone(),
                 ShardLogContext {
                     cache: Rc::clone(&self.cache),
-                    data_event: Arc::clone(&self.data_event),
                     sync_rounds: Rc::clone(&self.sync_rounds),
                     visible_on_append: self.config.visible_on_append,
                     journal: self.journal.clone(),

@@ -17,7 +17,7 @@ impl Shard {
                 pending.push((Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)), 0, None));
                 continue;
             };
-            let (start, _, _) = log.offsets();
+            let start = log.offsets().log_start;
             match log.append(&part.records, acks) {
                 Ok(outcome) => {
                     tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, shard = %self.me,

@@ -1,18 +1,21 @@
 //! Storage: Kafka's on-disk log format, written with direct I/O on the owner shard.
 //!
 //! A reader's path: [`batch`] (the record batch format) → [`segment`] (one `.log` file and its
-//! sparse indexes) → [`partition`] (a partition's segments, its group-commit appender and reads)
-//! → [`journal`] (appended batches in shared memory until written) → [`reader`] (zero-copy reads on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`] (idempotent producer state).
+//! sparse indexes) → [`log`] (a partition's segments: its state and open in `log/mod.rs`, then
+//! `append`, `flush` (the group-commit flusher and syncer), `recovery`, `read` and `retention`)
+//! → [`journal`] (appended batches in shared memory until written) → [`reader`] (zero-copy reads
+//! on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`]
+//! (idempotent producer state).
 
 pub mod batch;
 pub mod cache;
 pub mod journal;
-pub mod partition;
+pub mod log;
 pub mod producers;
 pub mod reader;
 pub mod segment;
 
-pub use partition::{AppendOutcome, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
+pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 
 /// Errors of the storage subsystem. `crate::error::storage_error_code` maps each to a Kafka code.
 #[derive(Debug, thiserror::Error)]

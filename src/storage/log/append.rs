@@ -1,0 +1,103 @@
+//! Appending: validation, idempotent sequence checks, offset assignment and queueing.
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+
+use super::{AppendOutcome, PartitionLog, Pending, TAILED_FOR, Waiter};
+use crate::storage::StorageError;
+use crate::storage::batch;
+use crate::storage::producers::SequenceCheck;
+use crate::types::now_ms;
+
+impl PartitionLog {
+    /// Validates and queues `records` (one produce request's data for this partition).
+    /// `acks = -1` makes the returned future wait for fdatasync; `acks = 1` for the write.
+    ///
+    /// While a consumer tails the partition ([`TAILED_FOR`]), each batch is copied into the
+    /// shard's append journal ([`crate::storage::journal`]), and fetches see the batches from here on,
+    /// served from the batch cache, as Kafka's consumers see a record once it is in the page
+    /// cache: a consumer then does not wait for the O_DIRECT write (0.4 ms at the median on this
+    /// VM, and 1.7 ms at p99 behind the fdatasyncs of `acks=all`). The journal outlives a broker
+    /// process crash, and start-up writes back what it holds, so a record a consumer has seen
+    /// survives the crash. A batch not in the journal (no consumer tails, or it had no room) is
+    /// seen once written, and so is every batch after it until then.
+    ///
+    /// `visible_on_append` makes batches visible on append even without a journal entry. The
+    /// price: a broker crash before the write loses records that consumers may have read. They
+    /// were never acknowledged, since every `acks` level still waits for its write or fdatasync.
+    ///
+    /// A visible batch that leaves the cache before its write is in no segment yet, so a fetch
+    /// finds nothing and waits for the write's `data_event`, as it waits at the log end.
+    pub fn append(&self, records: &Bytes, acks: i16) -> Result<AppendOutcome, StorageError> {
+        let config = self.config.borrow().clone();
+        let batches = batch::split_batches(records)?;
+        if batches.is_empty() {
+            return Err(StorageError::CorruptBatch("produce carried no record batch".into()));
+        }
+        let mut headers = Vec::with_capacity(batches.len());
+        for b in &batches {
+            if b.len() > config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge { size: b.len(), max: config.max_message_bytes });
+            }
+            headers.push(batch::validate(b)?);
+        }
+        let mut st = self.state.borrow_mut();
+        if st.failed {
+            return Err(StorageError::Closed);
+        }
+        // Idempotence: a request's batches come from one producer; a retried request is a duplicate.
+        let first = &headers[0];
+        if let SequenceCheck::Duplicate(base_offset) = st.producers.check(first)? {
+            tracing::debug!(partition = %self.tp, producer_id = first.producer_id, base_offset,
+                "duplicate batch acknowledged without a write");
+            return Ok(AppendOutcome { base_offset, log_append_time: -1, done: None });
+        }
+        let now = now_ms();
+        let append_time = config.log_append_time.then_some(now);
+        let base_offset = st.log_end;
+        let leader_epoch = st.epochs.latest();
+        let mut messages = 0i64;
+        let journal = self.journal.as_ref().filter(|_| self.tailed_at.get().is_some_and(|at| at.elapsed() < TAILED_FOR));
+        for (raw, h) in batches.iter().zip(&headers) {
+            let offset = st.log_end;
+            let stamped = batch::stamp(raw, offset, leader_epoch, append_time);
+            let mut h = *h;
+            h.base_offset = offset;
+            st.producers.record(&h);
+            let len = stamped.len() as u64;
+            let age = now - st.projected_created_ms;
+            if st.projected_size > 0
+                && (st.projected_size + len > config.segment_bytes || age >= config.segment_ms)
+            {
+                st.pending.push(Pending::Roll(offset));
+                st.projected_size = 0;
+                st.projected_created_ms = now;
+            }
+            st.projected_size += len;
+            st.log_end = h.last_offset() + 1;
+            messages += i64::from(h.records_count);
+            let journaled = journal.is_some_and(|(j, p)| j.record(p, &stamped, st.log_end));
+            if !journaled {
+                st.unjournaled_end = st.log_end;
+            }
+            self.cache.insert(self.uid, offset, stamped.clone());
+            st.pending.push(Pending::Batch(stamped, h));
+        }
+        st.pending_since.get_or_insert_with(std::time::Instant::now);
+        st.unsynced_messages += messages;
+        let hw_moved = st.advance_visible_end(self.visible_on_append);
+        let done = if acks == 0 {
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push(Waiter { sync: acks == -1, reply: tx });
+            Some(rx)
+        };
+        drop(st);
+        self.flush_wakeup.notify(1);
+        if hw_moved {
+            self.data_event.notify(usize::MAX);
+        }
+        Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
+    }
+}
