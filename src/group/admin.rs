@@ -6,17 +6,18 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::GroupId;
 
 use super::coordinator::{GroupCoordinator, GroupLog};
-use super::gcode;
+use super::error::GroupError;
 use super::records::GroupKey;
 use super::state::{sb, GroupState};
-use crate::error::code;
+use crate::codes::ErrorCode;
 
 impl GroupCoordinator {
+    /// DescribeGroups, one group: GROUP_ID_NOT_FOUND (state Dead) when there is none.
     pub(super) fn describe(&self, group_id: &str) -> DescribedGroup {
         let groups = self.groups.borrow();
         let base = DescribedGroup::default().with_group_id(GroupId(sb(group_id)));
         let Some(g) = groups.get(group_id) else {
-            return base.with_group_state(sb("Dead")).with_error_code(gcode::GROUP_ID_NOT_FOUND);
+            return base.with_group_state(sb("Dead")).with_error_code(ErrorCode::from(&GroupError::GroupIdNotFound { group: group_id.to_string() }).code());
         };
         let protocol = g.protocol.clone().unwrap_or_default();
         let members = if matches!(g.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance) {
@@ -41,6 +42,7 @@ impl GroupCoordinator {
             .with_members(members)
     }
 
+    /// ListGroups: this shard's classic and KIP-848 groups.
     pub(super) fn list(&self) -> Vec<ListedGroup> {
         let consumer = self.consumer_groups.borrow();
         let mut out: Vec<ListedGroup> = self
@@ -66,12 +68,13 @@ impl GroupCoordinator {
         out
     }
 
-    pub(super) async fn delete(&self, group_id: &str, log: &impl GroupLog) -> i16 {
+    /// DeleteGroups, one group: an empty group and its offsets are tombstoned, then forgotten.
+    pub(super) async fn delete(&self, group_id: &str, log: &impl GroupLog) -> Result<(), GroupError> {
         let records = {
             let groups = self.groups.borrow();
-            let Some(g) = groups.get(group_id) else { return gcode::GROUP_ID_NOT_FOUND };
+            let Some(g) = groups.get(group_id) else { return Err(GroupError::GroupIdNotFound { group: group_id.to_string() }) };
             if !matches!(g.state, GroupState::Empty | GroupState::Dead) {
-                return gcode::NON_EMPTY_GROUP;
+                return Err(GroupError::NonEmptyGroup { group: group_id.to_string() });
             }
             let mut records: Vec<(Bytes, Option<Bytes>)> = g
                 .offsets
@@ -81,12 +84,9 @@ impl GroupCoordinator {
             records.push((GroupKey::Metadata { group: group_id.to_string() }.encode(), None));
             records
         };
-        if let Err(e) = log.append(self.partition_of(group_id), records).await {
-            return e;
-        }
+        log.append(self.partition_of(group_id), records).await.map_err(GroupError::StateWrite)?;
         self.groups.borrow_mut().remove(group_id);
         tracing::info!(group = group_id, "group deleted");
-        code::NONE
+        Ok(())
     }
-
 }

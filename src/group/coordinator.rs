@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::GroupId;
+use kafka_protocol::messages::{consumer_group_describe_response, ConsumerGroupHeartbeatResponse, GroupId};
 
 use super::api::{GroupCall, GroupReply};
 use super::consumer;
-use super::gcode;
+use super::error::{outcome_code, GroupError};
 use super::partition_for;
 use super::records::{GroupKey, GroupValue, OffsetValue};
 use super::state::{join_error, sb, Group, GroupState, Member};
+use crate::codes::ErrorCode;
 use crate::config::GroupConfig;
 
 /// A write to `__consumer_offsets` that must be durable before the answer: (partition, records).
@@ -28,8 +29,8 @@ pub struct GroupCoordinator {
 
 /// What the coordinator needs from its shard: durable appends to `__consumer_offsets`.
 pub trait GroupLog {
-    /// Appends records to a `__consumer_offsets` partition with acks=all; a Kafka error code on failure.
-    fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> impl std::future::Future<Output = Result<(), i16>>;
+    /// Appends records to a `__consumer_offsets` partition with acks=all; the log's Kafka error code on failure.
+    fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> impl std::future::Future<Output = Result<(), ErrorCode>>;
     /// Whether a topic partition exists (commits for missing topics are refused).
     fn partition_exists(&self, topic: &str, partition: i32) -> bool;
     /// Every topic's id and partition count (KIP-848 assignors).
@@ -42,10 +43,12 @@ impl GroupCoordinator {
         GroupCoordinator { config, groups: RefCell::new(HashMap::new()), consumer_groups: RefCell::new(HashMap::new()) }
     }
 
+    /// `group.initial.rebalance.delay.ms`: how long an empty group waits for more members.
     pub(super) fn initial_delay(&self) -> Duration {
         Duration::from_millis(self.config.initial_rebalance_delay_ms)
     }
 
+    /// The `__consumer_offsets` partition that stores `group`.
     pub(super) fn partition_of(&self, group: &str) -> i32 {
         partition_for(group, self.config.offsets_topic_partitions)
     }
@@ -106,36 +109,43 @@ impl GroupCoordinator {
     pub async fn handle(&self, call: GroupCall, log: &impl GroupLog) -> GroupReply {
         match call {
             GroupCall::Join { req, version, client_id, client_host } => {
+                let group = req.group_id.0.to_string();
                 let rx = self.join(req, version, client_id, client_host);
                 GroupReply::Join(match rx {
-                    Ok(rx) => rx.await.unwrap_or_else(|_| join_error(gcode::REBALANCE_IN_PROGRESS, "")),
+                    // The waiter was dropped: the member must rejoin.
+                    Ok(rx) => rx.await.unwrap_or_else(|_| join_error(&GroupError::RebalanceInProgress { group }, "")),
                     Err(resp) => *resp,
                 })
             }
             GroupCall::Sync { req, version } => GroupReply::Sync(self.sync(req, version, log).await),
             GroupCall::Heartbeat { group, generation, member_id, instance_id } => {
-                GroupReply::Code(self.heartbeat(&group, generation, &member_id, instance_id.as_deref()))
+                GroupReply::Code(outcome_code(&self.heartbeat(&group, generation, &member_id, instance_id.as_deref())))
             }
             GroupCall::Leave { group, members } => {
-                let (code, per_member) = self.leave(&group, members, log).await;
-                GroupReply::Leave(code, per_member)
+                let count = members.len();
+                match self.leave(&group, members, log).await {
+                    Ok(per_member) => GroupReply::Leave(ErrorCode::NONE, per_member.iter().map(outcome_code).collect()),
+                    // No such group: every member is unknown too.
+                    Err(e) => GroupReply::Leave(ErrorCode::from(&e), vec![ErrorCode::from(&e); count]),
+                }
             }
             GroupCall::Commit { group, generation, member_id, instance_id, parts } => {
-                GroupReply::Committed(self.commit(&group, generation, &member_id, instance_id.as_deref(), parts, log).await)
+                let outcomes = self.commit(&group, generation, &member_id, instance_id.as_deref(), parts, log).await;
+                GroupReply::Committed(outcomes.iter().map(outcome_code).collect())
             }
             GroupCall::FetchOffsets { group, partitions } => GroupReply::Offsets(self.fetch_offsets(&group, partitions)),
-            GroupCall::DeleteOffsets { group, partitions } => {
-                let (code, per) = self.delete_offsets(&group, partitions, log).await;
-                GroupReply::Deleted(code, per)
-            }
+            GroupCall::DeleteOffsets { group, partitions } => match self.delete_offsets(&group, partitions, log).await {
+                Ok(per) => GroupReply::Deleted(ErrorCode::NONE, per.iter().map(outcome_code).collect()),
+                Err(e) => GroupReply::Deleted(ErrorCode::from(&e), Vec::new()),
+            },
             GroupCall::Describe { group } => GroupReply::Described(self.describe(&group)),
             GroupCall::List => GroupReply::Listed(self.list()),
-            GroupCall::Delete { group } => GroupReply::Code(self.delete(&group, log).await),
+            GroupCall::Delete { group } => GroupReply::Code(outcome_code(&self.delete(&group, log).await)),
             GroupCall::ConsumerHeartbeat { req, client_id, client_host } => {
                 let group = req.group_id.0.to_string();
                 if group.is_empty() {
                     return GroupReply::ConsumerHeartbeat(
-                        kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INVALID_GROUP_ID),
+                        ConsumerGroupHeartbeatResponse::default().with_error_code(ErrorCode::from(&GroupError::InvalidGroupId).code()),
                     );
                 }
                 let topics = log.topics();
@@ -147,12 +157,12 @@ impl GroupCoordinator {
                 let names = log.topics().into_iter().map(|(name, (id, _))| (id, name)).collect();
                 GroupReply::ConsumerDescribed(match self.consumer_groups.borrow().get(&group) {
                     Some(g) => g.describe(&names),
-                    None => kafka_protocol::messages::consumer_group_describe_response::DescribedGroup::default()
-                        .with_group_id(GroupId(sb(&group)))
-                        .with_error_code(gcode::GROUP_ID_NOT_FOUND),
+                    None => {
+                        let code = ErrorCode::from(&GroupError::GroupIdNotFound { group: group.clone() }).code();
+                        consumer_group_describe_response::DescribedGroup::default().with_group_id(GroupId(sb(&group))).with_error_code(code)
+                    }
                 })
             }
         }
     }
-
 }

@@ -10,7 +10,8 @@
 //!    └──last member out──┴──────────── join / leave / session expiry ◄── Stable ◄┘
 //! ```
 //!
-//! The parts: [`api`] (the calls a handler sends and their replies), `state` (one group and its
+//! The parts: [`api`] (the calls a handler sends and their replies), [`GroupError`] (why a
+//! request failed; `crate::error` maps it to Kafka's code), `state` (one group and its
 //! phases), `coordinator` (a shard's groups, replay, dispatch), `classic` (join, sync, heartbeat,
 //! leave), `offsets` (commit, fetch, delete), `admin` (describe, list, delete), `timers`
 //! (sessions, rebalance timeouts, offset retention), [`consumer`] (KIP-848 groups) and
@@ -21,35 +22,21 @@ pub mod api;
 mod classic;
 pub mod consumer;
 mod coordinator;
+mod error;
 mod offsets;
 pub mod records;
 mod state;
+#[cfg(test)]
+mod testing;
 mod timers;
 
 pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry};
 pub use coordinator::{GroupCoordinator, GroupLog, GroupWrite};
+pub use error::GroupError;
 pub use state::GroupState;
 
 /// The internal topic that stores group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Kafka error codes of the group coordinator.
-#[allow(missing_docs)]
-pub mod gcode {
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-}
 
 /// The `__consumer_offsets` partition of a group: Java's `String.hashCode`, as Kafka computes it.
 pub fn partition_for(group: &str, partitions: i32) -> i32 {

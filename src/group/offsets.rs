@@ -4,13 +4,16 @@ use std::time::Instant;
 
 use super::api::{CommitPart, OffsetEntry};
 use super::coordinator::{GroupCoordinator, GroupLog};
-use super::gcode;
+use super::error::GroupError;
 use super::records::{GroupKey, OffsetValue};
 use super::state::{Group, GroupState};
-use crate::error::code;
 use crate::types::now_ms;
 
+/// The outcome of one partition of an OffsetCommit or OffsetDelete.
+type PartOutcome = Result<(), GroupError>;
+
 impl GroupCoordinator {
+    /// OffsetCommit: one outcome per part, in order; accepted offsets count once durable.
     pub(super) async fn commit(
         &self,
         group_id: &str,
@@ -19,13 +22,13 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         parts: Vec<CommitPart>,
         log: &impl GroupLog,
-    ) -> Vec<i16> {
-        let all = |code| vec![code; parts.len()];
+    ) -> Vec<PartOutcome> {
+        let all = |e: GroupError| vec![Err(e); parts.len()];
         if group_id.is_empty() {
-            return all(gcode::INVALID_GROUP_ID);
+            return all(GroupError::InvalidGroupId);
         }
         let consumer_check = self.consumer_groups.borrow().get(group_id).map(|g| g.check_commit(member_id, generation));
-        if let Some(Err(e)) = consumer_check.filter(|_| !member_id.is_empty()) {
+        if let Some(Err(e)) = consumer_check.clone().filter(|_| !member_id.is_empty()) {
             return all(e);
         }
         {
@@ -38,28 +41,29 @@ impl GroupCoordinator {
                     return all(e);
                 }
                 if generation != g.generation {
-                    return all(gcode::ILLEGAL_GENERATION);
+                    return all(GroupError::IllegalGeneration { generation, current: g.generation });
                 }
                 if g.state == GroupState::CompletingRebalance {
-                    return all(gcode::REBALANCE_IN_PROGRESS);
+                    return all(GroupError::RebalanceInProgress { group: group_id.to_string() });
                 }
                 if let Some(m) = g.member_mut(member_id) {
                     m.last_heartbeat = Instant::now();
                 }
             } else if !g.members.is_empty() {
                 // Kafka: a commit from outside the group while it has members names no member.
-                return all(gcode::UNKNOWN_MEMBER_ID);
+                return all(GroupError::UnknownMemberId { member_id: member_id.to_string() });
             }
         }
         let now = now_ms();
-        let mut codes = Vec::with_capacity(parts.len());
+        let max = self.config.offset_metadata_max_bytes;
+        let mut outcomes = Vec::with_capacity(parts.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
         for p in &parts {
-            let c = if !log.partition_exists(&p.topic, p.partition) {
-                code::UNKNOWN_TOPIC_OR_PARTITION
-            } else if p.metadata.as_ref().is_some_and(|m| m.len() > self.config.offset_metadata_max_bytes) {
-                gcode::OFFSET_METADATA_TOO_LARGE
+            let outcome = if !log.partition_exists(&p.topic, p.partition) {
+                Err(GroupError::UnknownTopicOrPartition { topic: p.topic.clone(), partition: p.partition })
+            } else if let Some(size) = p.metadata.as_ref().map(String::len).filter(|size| *size > max) {
+                Err(GroupError::OffsetMetadataTooLarge { size, max })
             } else {
                 let value = OffsetValue {
                     offset: p.offset,
@@ -70,12 +74,12 @@ impl GroupCoordinator {
                 let key = GroupKey::Offset { group: group_id.to_string(), topic: p.topic.clone(), partition: p.partition };
                 records.push((key.encode(), Some(value.encode())));
                 accepted.push(((p.topic.clone(), p.partition), value));
-                code::NONE
+                Ok(())
             };
-            codes.push(c);
+            outcomes.push(outcome);
         }
         if records.is_empty() {
-            return codes;
+            return outcomes;
         }
         match log.append(self.partition_of(group_id), records).await {
             Ok(()) => {
@@ -84,12 +88,14 @@ impl GroupCoordinator {
                 for (k, v) in accepted {
                     g.offsets.insert(k, v);
                 }
-                codes
+                outcomes
             }
-            Err(e) => codes.into_iter().map(|c| if c == code::NONE { e } else { c }).collect(),
+            // The accepted parts were not stored: they fail with the log's code.
+            Err(e) => outcomes.into_iter().map(|o| o.and(Err(GroupError::StateWrite(e)))).collect(),
         }
     }
 
+    /// OffsetFetch: the committed offsets asked for (`None`: all of them), -1 where none.
     pub(super) fn fetch_offsets(&self, group_id: &str, partitions: Option<Vec<(String, i32)>>) -> Vec<OffsetEntry> {
         let groups = self.groups.borrow();
         let g = groups.get(group_id);
@@ -113,73 +119,57 @@ impl GroupCoordinator {
         }
     }
 
-    pub(super) async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>, log: &impl GroupLog) -> (i16, Vec<i16>) {
-        let (codes, records, removed) = {
+    /// OffsetDelete: one outcome per partition; an error for the whole request when the group is
+    /// unknown or the tombstones could not be stored.
+    pub(super) async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+        log: &impl GroupLog,
+    ) -> Result<Vec<PartOutcome>, GroupError> {
+        let (outcomes, records, removed) = {
             let groups = self.groups.borrow();
-            let Some(g) = groups.get(group_id) else { return (gcode::GROUP_ID_NOT_FOUND, Vec::new()) };
+            let Some(g) = groups.get(group_id) else { return Err(GroupError::GroupIdNotFound { group: group_id.to_string() }) };
             let subscribed = g.subscribed_topics();
             let mut records = Vec::new();
             let mut removed = Vec::new();
-            let codes = partitions
+            let outcomes = partitions
                 .iter()
                 .map(|(t, p)| {
                     if subscribed.contains(t) {
-                        return gcode::GROUP_SUBSCRIBED_TO_TOPIC;
+                        return Err(GroupError::GroupSubscribedToTopic { topic: t.clone() });
                     }
                     if g.offsets.contains_key(&(t.clone(), *p)) {
                         let key = GroupKey::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p };
                         records.push((key.encode(), None));
                         removed.push((t.clone(), *p));
                     }
-                    code::NONE
+                    Ok(())
                 })
                 .collect();
-            (codes, records, removed)
+            (outcomes, records, removed)
         };
         if !records.is_empty() {
-            if let Err(e) = log.append(self.partition_of(group_id), records).await {
-                return (e, Vec::new());
-            }
+            log.append(self.partition_of(group_id), records).await.map_err(GroupError::StateWrite)?;
             if let Some(g) = self.groups.borrow_mut().get_mut(group_id) {
                 for k in removed {
                     g.offsets.remove(&k);
                 }
             }
         }
-        (code::NONE, codes)
+        Ok(outcomes)
     }
 }
 
-
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::time::Duration;
 
-    use bytes::Bytes;
-
     use super::*;
+    use crate::codes::ErrorCode;
     use crate::config::GroupConfig;
-    use crate::group::consumer;
-
-    /// An in-memory `__consumer_offsets` for coordinator unit tests.
-    #[derive(Default)]
-    struct MemLog {
-        records: RefCell<Vec<(i32, Bytes, Option<Bytes>)>>,
-    }
-
-    impl GroupLog for MemLog {
-        async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
-            self.records.borrow_mut().extend(records.into_iter().map(|(k, v)| (partition, k, v)));
-            Ok(())
-        }
-        fn partition_exists(&self, topic: &str, _partition: i32) -> bool {
-            topic == "t"
-        }
-        fn topics(&self) -> consumer::TopicInfo {
-            Default::default()
-        }
-    }
+    use crate::group::api::{GroupCall, GroupReply};
+    use crate::group::testing::MemLog;
 
     fn commit_part(offset: i64) -> CommitPart {
         CommitPart { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: Some("m".into()) }
@@ -191,7 +181,7 @@ mod tests {
         let config = GroupConfig { offsets_retention_minutes: 0, ..GroupConfig::default() };
         let c = GroupCoordinator::new(config);
         let codes = futures::executor::block_on(c.commit("g", -1, "", None, vec![commit_part(7)], &log));
-        assert_eq!(codes, vec![code::NONE]);
+        assert_eq!(codes, vec![Ok(())]);
         let missing = futures::executor::block_on(c.commit(
             "g",
             -1,
@@ -200,7 +190,7 @@ mod tests {
             vec![CommitPart { topic: "nope".into(), ..commit_part(1) }],
             &log,
         ));
-        assert_eq!(missing, vec![code::UNKNOWN_TOPIC_OR_PARTITION]);
+        assert_eq!(missing, vec![Err(GroupError::UnknownTopicOrPartition { topic: "nope".into(), partition: 0 })]);
 
         // A fresh coordinator rebuilds the offset from the records, metadata included.
         let replayed = GroupCoordinator::new(GroupConfig::default());
@@ -219,4 +209,40 @@ mod tests {
         assert!(last.2.is_none(), "tombstone");
     }
 
+
+    #[test]
+    fn a_failed_write_fails_the_accepted_parts_with_the_logs_code() {
+        let log = MemLog::failing(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        let c = GroupCoordinator::new(GroupConfig::default());
+        let parts = vec![commit_part(7), CommitPart { topic: "nope".into(), ..commit_part(1) }];
+        let call = GroupCall::Commit { group: "g".into(), generation: -1, member_id: String::new(), instance_id: None, parts };
+        let reply = futures::executor::block_on(c.handle(call, &log));
+        let GroupReply::Committed(codes) = reply else { panic!("not a commit reply: {reply:?}") };
+        assert_eq!(codes, vec![ErrorCode::NOT_LEADER_OR_FOLLOWER, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
+        assert_eq!(c.fetch_offsets("g", Some(vec![("t".into(), 0)]))[0].offset, -1, "nothing stored");
+    }
+
+    #[test]
+    fn commit_checks_member_and_metadata_size() {
+        let log = MemLog::default();
+        let config = GroupConfig { offset_metadata_max_bytes: 4, ..GroupConfig::default() };
+        let c = GroupCoordinator::new(config);
+        let too_long = CommitPart { metadata: Some("12345".into()), ..commit_part(1) };
+        let got = futures::executor::block_on(c.commit("g", -1, "", None, vec![too_long], &log));
+        assert_eq!(got, vec![Err(GroupError::OffsetMetadataTooLarge { size: 5, max: 4 })]);
+        let got = futures::executor::block_on(c.commit("", -1, "", None, vec![commit_part(1)], &log));
+        assert_eq!(got, vec![Err(GroupError::InvalidGroupId)]);
+        // A member id the group does not know, in a generation: UNKNOWN_MEMBER_ID on the wire.
+        let call = GroupCall::Commit { group: "g".into(), generation: 3, member_id: "m-1".into(), instance_id: None, parts: vec![commit_part(1)] };
+        let reply = futures::executor::block_on(c.handle(call, &log));
+        assert!(matches!(&reply, GroupReply::Committed(codes) if codes == &[ErrorCode::UNKNOWN_MEMBER_ID]), "{reply:?}");
+    }
+
+    #[test]
+    fn offset_delete_of_an_unknown_group_is_group_id_not_found() {
+        let c = GroupCoordinator::new(GroupConfig::default());
+        let call = GroupCall::DeleteOffsets { group: "nope".into(), partitions: vec![("t".into(), 0)] };
+        let reply = futures::executor::block_on(c.handle(call, &MemLog::default()));
+        assert!(matches!(&reply, GroupReply::Deleted(top, per) if *top == ErrorCode::GROUP_ID_NOT_FOUND && per.is_empty()), "{reply:?}");
+    }
 }

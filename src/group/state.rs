@@ -10,9 +10,9 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::gcode;
+use super::error::GroupError;
 use super::records::{GroupKey, GroupValue, OffsetValue, StoredMember};
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::types::now_ms;
 
 /// A group's state, as DescribeGroups names it.
@@ -123,16 +123,16 @@ impl Group {
         self.state_timestamp = now_ms();
     }
 
-    /// Checks a request's member and instance ids: UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID.
-    pub(super) fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
-        if let Some(m) = instance_id.and_then(|i| self.by_instance(i))
+    /// Checks a request's member and instance ids: an unknown member, or a fenced instance.
+    pub(super) fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        if let Some((instance, m)) = instance_id.and_then(|i| Some((i, self.by_instance(i)?)))
             && m.id != member_id
         {
-            return Err(gcode::FENCED_INSTANCE_ID);
+            return Err(GroupError::FencedInstanceId { instance_id: instance.to_string(), member_id: member_id.to_string() });
         }
         match self.member(member_id) {
             Some(_) => Ok(()),
-            None => Err(gcode::UNKNOWN_MEMBER_ID),
+            None => Err(GroupError::UnknownMemberId { member_id: member_id.to_string() }),
         }
     }
 
@@ -154,9 +154,10 @@ impl Group {
     /// Starts a rebalance: members must rejoin; syncs in flight are told to rejoin.
     pub(super) fn prepare_rebalance(&mut self, initial_delay: Duration) {
         let was_empty = self.state == GroupState::Empty;
+        let rejoin = ErrorCode::from(&GroupError::RebalanceInProgress { group: self.id.clone() }).code();
         for m in self.members.values_mut() {
             if let Some(tx) = m.sync_waiter.take() {
-                let _ = tx.send(SyncGroupResponse::default().with_error_code(gcode::REBALANCE_IN_PROGRESS));
+                let _ = tx.send(SyncGroupResponse::default().with_error_code(rejoin));
             }
         }
         let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(Duration::from_secs(60));
@@ -271,6 +272,7 @@ impl Group {
     }
 }
 
+/// An owned string in the protocol's string type.
 pub(super) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -306,6 +308,7 @@ fn select_protocol(members: &BTreeMap<u64, Member>) -> Option<String> {
     candidates.iter().max_by_key(|c| (votes.get(**c).copied().unwrap_or(0), std::cmp::Reverse(candidates.iter().position(|x| x == *c)))).map(|c| (*c).clone())
 }
 
+/// A successful JoinGroup answer (the leader's carries the members).
 pub(super) fn join_response(
     version: i16,
     generation: i32,
@@ -316,7 +319,7 @@ pub(super) fn join_response(
     members: Vec<JoinGroupResponseMember>,
 ) -> JoinGroupResponse {
     let mut r = JoinGroupResponse::default()
-        .with_error_code(code::NONE)
+        .with_error_code(ErrorCode::NONE.code())
         .with_generation_id(generation)
         .with_protocol_name(Some(sb(protocol)))
         .with_leader(sb(leader))
@@ -328,16 +331,17 @@ pub(super) fn join_response(
     r
 }
 
-pub(super) fn join_error(error: i16, member_id: &str) -> JoinGroupResponse {
+/// A failed JoinGroup answer.
+pub(super) fn join_error(error: &GroupError, member_id: &str) -> JoinGroupResponse {
     JoinGroupResponse::default()
-        .with_error_code(error)
+        .with_error_code(ErrorCode::from(error).code())
         .with_generation_id(-1)
         .with_member_id(sb(member_id))
         // Nullable only from v7; Kafka sends "" on errors.
         .with_protocol_name(Some(sb("")))
 }
 
-
+/// A fresh member id: the client id (or static instance id) and a UUID, as Kafka makes them.
 pub(super) fn new_member_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }

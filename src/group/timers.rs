@@ -68,7 +68,7 @@ impl GroupCoordinator {
         }
         for (partition, records) in writes {
             if let Err(e) = log.append(partition, records).await {
-                tracing::warn!(partition, error_code = e, "group state write failed");
+                tracing::warn!(partition, error = ?e, "group state write failed");
             }
         }
     }

@@ -14,6 +14,7 @@ use super::{
     FetchPart, FetchPartResult, OffsetAnswer, OffsetQuery, ProducePart, ProducePartResult, Router, ShardRequest,
     ShardResponse,
 };
+use crate::codes::ErrorCode;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{code, storage_error_code};
 use crate::metadata::{MetadataMutation, MetadataStore, SnapshotHandle, TopicMeta};
@@ -379,17 +380,17 @@ impl OwnerShard {
 }
 
 impl GroupLog for OwnerShard {
-    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let log = self.log(&tp).ok_or(code::NOT_LEADER_OR_FOLLOWER)?;
+        let log = self.log(&tp).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
         let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
         let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
-        let outcome = log.append(&batch, -1).map_err(|e| storage_error_code(&e))?;
+        let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from_code(storage_error_code(&e)))?;
         match outcome.done {
             Some(rx) => match rx.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(storage_error_code(&e)),
-                Err(_) => Err(code::KAFKA_STORAGE_ERROR),
+                Ok(Err(e)) => Err(ErrorCode::from_code(storage_error_code(&e))),
+                Err(_) => Err(ErrorCode::KAFKA_STORAGE_ERROR),
             },
             None => Ok(()),
         }
