@@ -7,6 +7,7 @@
 
 use crate::codes::ErrorCode;
 use crate::router::RouterError;
+use crate::group::GroupError;
 use crate::storage::StorageError;
 
 /// Kafka's numeric error codes, for code not yet moved to [`ErrorCode`].
@@ -21,7 +22,6 @@ pub mod code {
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -74,6 +74,37 @@ impl From<&RouterError> for ErrorCode {
     }
 }
 
+// Group errors ---------------------------------------------------------------------------------
+// The one mapping of the group coordinators' failures to Kafka codes (KIP-848 ones included).
+
+impl From<&GroupError> for ErrorCode {
+    fn from(err: &GroupError) -> Self {
+        match err {
+            GroupError::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
+            GroupError::InvalidSessionTimeout { .. } => ErrorCode::INVALID_SESSION_TIMEOUT,
+            GroupError::GroupDead { .. } => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            GroupError::InconsistentGroupProtocol { .. } => ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+            GroupError::FencedInstanceId { .. } => ErrorCode::FENCED_INSTANCE_ID,
+            GroupError::UnknownMemberId { .. } => ErrorCode::UNKNOWN_MEMBER_ID,
+            GroupError::MemberIdRequired { .. } => ErrorCode::MEMBER_ID_REQUIRED,
+            GroupError::IllegalGeneration { .. } => ErrorCode::ILLEGAL_GENERATION,
+            GroupError::RebalanceInProgress { .. } => ErrorCode::REBALANCE_IN_PROGRESS,
+            GroupError::OffsetMetadataTooLarge { .. } => ErrorCode::OFFSET_METADATA_TOO_LARGE,
+            GroupError::UnknownTopicOrPartition { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            GroupError::GroupIdNotFound { .. } => ErrorCode::GROUP_ID_NOT_FOUND,
+            GroupError::NonEmptyGroup { .. } => ErrorCode::NON_EMPTY_GROUP,
+            GroupError::GroupSubscribedToTopic { .. } => ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC,
+            GroupError::FencedMemberEpoch { .. } => ErrorCode::FENCED_MEMBER_EPOCH,
+            GroupError::StaleMemberEpoch { .. } => ErrorCode::STALE_MEMBER_EPOCH,
+            GroupError::UnsupportedAssignor { .. } => ErrorCode::UNSUPPORTED_ASSIGNOR,
+            GroupError::SubscriptionRequired => ErrorCode::INVALID_REQUEST,
+            GroupError::StateWrite(code) => *code,
+        }
+    }
+}
+
+// End of group errors --------------------------------------------------------------------------
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +133,61 @@ mod tests {
         ];
         for (e, code) in &router {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
+    }
+
+    /// Every group error against Kafka's number for it (Errors.java).
+    #[test]
+    fn group_errors_map_to_kafka_codes() {
+        let s = String::new;
+        let cases: Vec<(GroupError, i16)> = vec![
+            (GroupError::InvalidGroupId, 24),
+            (GroupError::InvalidSessionTimeout { timeout_ms: 1, min_ms: 6000, max_ms: 1_800_000 }, 26),
+            (GroupError::GroupDead { group: s() }, 15),
+            (GroupError::InconsistentGroupProtocol { group: s() }, 23),
+            (GroupError::FencedInstanceId { instance_id: s(), member_id: s() }, 82),
+            (GroupError::UnknownMemberId { member_id: s() }, 25),
+            (GroupError::MemberIdRequired { member_id: s() }, 79),
+            (GroupError::IllegalGeneration { generation: 1, current: 2 }, 22),
+            (GroupError::RebalanceInProgress { group: s() }, 27),
+            (GroupError::OffsetMetadataTooLarge { size: 5000, max: 4096 }, 12),
+            (GroupError::UnknownTopicOrPartition { topic: s(), partition: 0 }, 3),
+            (GroupError::GroupIdNotFound { group: s() }, 69),
+            (GroupError::NonEmptyGroup { group: s() }, 68),
+            (GroupError::GroupSubscribedToTopic { topic: s() }, 86),
+            (GroupError::FencedMemberEpoch { member_id: s(), epoch: 3 }, 110),
+            (GroupError::StaleMemberEpoch { member_id: s(), epoch: 3, current: 4 }, 113),
+            (GroupError::UnsupportedAssignor { assignor: s() }, 112),
+            (GroupError::SubscriptionRequired, 42),
+            (GroupError::StateWrite(ErrorCode::NOT_LEADER_OR_FOLLOWER), 6),
+            (GroupError::StateWrite(ErrorCode::KAFKA_STORAGE_ERROR), 56),
+        ];
+        // Exhaustive: a new variant does not compile until it is listed here and in `cases`.
+        let ordinal = |e: &GroupError| match e {
+            GroupError::InvalidGroupId => 0,
+            GroupError::InvalidSessionTimeout { .. } => 1,
+            GroupError::GroupDead { .. } => 2,
+            GroupError::InconsistentGroupProtocol { .. } => 3,
+            GroupError::FencedInstanceId { .. } => 4,
+            GroupError::UnknownMemberId { .. } => 5,
+            GroupError::MemberIdRequired { .. } => 6,
+            GroupError::IllegalGeneration { .. } => 7,
+            GroupError::RebalanceInProgress { .. } => 8,
+            GroupError::OffsetMetadataTooLarge { .. } => 9,
+            GroupError::UnknownTopicOrPartition { .. } => 10,
+            GroupError::GroupIdNotFound { .. } => 11,
+            GroupError::NonEmptyGroup { .. } => 12,
+            GroupError::GroupSubscribedToTopic { .. } => 13,
+            GroupError::FencedMemberEpoch { .. } => 14,
+            GroupError::StaleMemberEpoch { .. } => 15,
+            GroupError::UnsupportedAssignor { .. } => 16,
+            GroupError::SubscriptionRequired => 17,
+            GroupError::StateWrite(_) => 18,
+        };
+        let listed: std::collections::BTreeSet<i32> = cases.iter().map(|(e, _)| ordinal(e)).collect();
+        assert_eq!(listed.len(), 19, "every variant has a case");
+        for (err, kafka) in &cases {
+            assert_eq!(ErrorCode::from(err).code(), *kafka, "{err:?}");
         }
     }
 }

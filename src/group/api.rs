@@ -1,5 +1,8 @@
-//! What the rest of the broker asks of a group coordinator, and what it answers: the payload of
-//! the shard messages that carry group work to the coordinator's core.
+//! The messages a group coordinator serves: what a handler on any shard sends to the group's
+//! coordinator shard ([`GroupCall`]) and what comes back ([`GroupReply`]). Failures cross as
+//! Kafka codes: the coordinator turns each [`GroupError`](super::GroupError) into its code.
+
+use crate::codes::ErrorCode;
 
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
@@ -133,15 +136,15 @@ pub enum GroupReply {
     /// SyncGroup answer.
     Sync(kafka_protocol::messages::SyncGroupResponse),
     /// A single error code (Heartbeat, DeleteGroups).
-    Code(i16),
+    Code(ErrorCode),
     /// LeaveGroup: top-level code and one per member.
-    Leave(i16, Vec<i16>),
+    Leave(ErrorCode, Vec<ErrorCode>),
     /// OffsetCommit: one code per part.
-    Committed(Vec<i16>),
+    Committed(Vec<ErrorCode>),
     /// OffsetFetch entries.
     Offsets(Vec<OffsetEntry>),
-    /// OffsetDelete: top-level code and one per partition.
-    Deleted(i16, Vec<i16>),
+    /// OffsetDelete: top-level code and one per partition (none when the top-level one is an error).
+    Deleted(ErrorCode, Vec<ErrorCode>),
     /// DescribeGroups entry.
     Described(kafka_protocol::messages::describe_groups_response::DescribedGroup),
     /// ListGroups entries.

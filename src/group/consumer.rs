@@ -18,15 +18,8 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use crate::error::code;
-
-/// KIP-848 error codes.
-#[allow(missing_docs)]
-pub mod kcode {
-    pub const FENCED_MEMBER_EPOCH: i16 = 110;
-    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
-    pub const STALE_MEMBER_EPOCH: i16 = 113;
-}
+use super::error::GroupError;
+use crate::codes::ErrorCode;
 
 /// `group.consumer.heartbeat.interval.ms` default.
 const HEARTBEAT_INTERVAL_MS: i32 = 5000;
@@ -83,11 +76,13 @@ impl ConsumerGroup {
         }
     }
 
-    /// Whether `member_id` may commit offsets at `epoch`: `Ok`, UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
+    /// Whether `member_id` may commit offsets at `epoch`: an unknown member, or a stale epoch.
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
         match self.members.get(member_id) {
-            None => Err(crate::group::gcode::UNKNOWN_MEMBER_ID),
-            Some(m) if m.epoch != epoch => Err(kcode::STALE_MEMBER_EPOCH),
+            None => Err(GroupError::UnknownMemberId { member_id: member_id.to_string() }),
+            Some(m) if m.epoch != epoch => {
+                Err(GroupError::StaleMemberEpoch { member_id: member_id.to_string(), epoch, current: m.epoch })
+            }
             Some(_) => Ok(()),
         }
     }
@@ -132,10 +127,11 @@ impl ConsumerGroup {
         client_host: &str,
         topics: &TopicInfo,
     ) -> ConsumerGroupHeartbeatResponse {
-        let err = |code: i16, msg: &str| {
+        // The error's text goes to the client with its code.
+        let err = |e: GroupError| {
             ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(code)
-                .with_error_message(Some(sb(msg)))
+                .with_error_code(ErrorCode::from(&e).code())
+                .with_error_message(Some(sb(&e.to_string())))
                 .with_member_epoch(-1)
                 .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
         };
@@ -143,7 +139,7 @@ impl ConsumerGroup {
         if let Some(a) = &req.server_assignor {
             match a.as_str() {
                 "uniform" | "range" => self.assignor = a.to_string(),
-                other => return err(kcode::UNSUPPORTED_ASSIGNOR, &format!("assignor {other} is not served")),
+                other => return err(GroupError::UnsupportedAssignor { assignor: other.to_string() }),
             }
         }
         let mut changed = false;
@@ -153,7 +149,7 @@ impl ConsumerGroup {
                     member_id = Uuid::new_v4().to_string();
                 }
                 let Some(subscribed) = &req.subscribed_topic_names else {
-                    return err(code::INVALID_REQUEST, "a joining member must send its subscription");
+                    return err(GroupError::SubscriptionRequired);
                 };
                 let subscribed: Vec<String> = subscribed.iter().map(|t| t.0.to_string()).collect();
                 let existing = self.members.remove(&member_id);
@@ -190,10 +186,10 @@ impl ConsumerGroup {
             epoch => {
                 let group_epoch = self.epoch;
                 let Some(m) = self.members.get_mut(&member_id) else {
-                    return err(crate::group::gcode::UNKNOWN_MEMBER_ID, "unknown member");
+                    return err(GroupError::UnknownMemberId { member_id });
                 };
                 if epoch > group_epoch || (epoch != m.epoch && epoch != m.prev_epoch) {
-                    return err(kcode::FENCED_MEMBER_EPOCH, "member epoch is fenced");
+                    return err(GroupError::FencedMemberEpoch { member_id, epoch });
                 }
                 if let Some(sub) = &req.subscribed_topic_names {
                     let sub: Vec<String> = sub.iter().map(|t| t.0.to_string()).collect();
@@ -431,5 +427,23 @@ mod tests {
         all.sort();
         assert_eq!(all, vec![0, 1, 2, 3], "disjoint and complete");
         assert_eq!(g.state_name(), "Stable");
+    }
+
+    #[test]
+    fn refusals_carry_kafkas_codes() {
+        let topics: TopicInfo = [("t".to_string(), (Uuid::new_v4(), 2))].into_iter().collect();
+        let mut g = ConsumerGroup::new("g");
+        let (a, r) = join(&mut g, &topics);
+        let code = |r: &ConsumerGroupHeartbeatResponse| ErrorCode::from_code(r.error_code);
+        assert_eq!(code(&beat(&mut g, &a, r.member_epoch + 5, &[], &topics)), ErrorCode::FENCED_MEMBER_EPOCH);
+        assert_eq!(code(&beat(&mut g, "nobody", 1, &[], &topics)), ErrorCode::UNKNOWN_MEMBER_ID);
+        let no_subscription = ConsumerGroupHeartbeatRequest::default().with_group_id(GroupId(sb("g"))).with_member_epoch(0);
+        assert_eq!(code(&g.heartbeat(&no_subscription, "c", "h", &topics)), ErrorCode::INVALID_REQUEST);
+        let odd_assignor = no_subscription.with_server_assignor(Some(sb("sticky")));
+        let r = g.heartbeat(&odd_assignor, "c", "h", &topics);
+        assert_eq!(code(&r), ErrorCode::UNSUPPORTED_ASSIGNOR);
+        assert_eq!(r.error_message.as_deref(), Some("assignor sticky is not served"));
+        assert_eq!(g.check_commit(&a, -1), Err(GroupError::StaleMemberEpoch { member_id: a.clone(), epoch: -1, current: g.epoch }));
+        assert_eq!(g.check_commit(&a, g.epoch), Ok(()));
     }
 }

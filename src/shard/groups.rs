@@ -59,17 +59,17 @@ impl Shard {
 }
 
 impl GroupLog for Shard {
-    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let log = self.log(&tp).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())?;
+        let log = self.log(&tp).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
         let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
         let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
-        let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e).code())?;
+        let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e))?;
         match outcome.done {
             Some(rx) => match rx.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(ErrorCode::from(&e).code()),
-                Err(_) => Err(ErrorCode::KAFKA_STORAGE_ERROR.code()),
+                Ok(Err(e)) => Err(ErrorCode::from(&e)),
+                Err(_) => Err(ErrorCode::KAFKA_STORAGE_ERROR),
             },
             None => Ok(()),
         }

@@ -2,9 +2,9 @@
 
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 1);
@@ -16,6 +16,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
     let call = GroupCall::ConsumerHeartbeat { req, client_id, client_host: ctx.session.client_host.clone() };
     match ctx.router.group_call(&group, call).await {
         GroupReply::ConsumerHeartbeat(r) => r,
-        _ => ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::COORDINATOR_NOT_AVAILABLE),
+        _ => ConsumerGroupHeartbeatResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
     }
 }

@@ -3,9 +3,9 @@
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -17,11 +17,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> Des
         let group = id.0.to_string();
         let mut described = match ctx.router.group_call(&group, GroupCall::Describe { group: group.clone() }).await {
             GroupReply::Described(d) => d,
-            _ => DescribedGroup::default().with_group_id(id).with_error_code(gcode::COORDINATOR_NOT_AVAILABLE),
+            _ => DescribedGroup::default().with_group_id(id).with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
         };
         // Before v6 (KIP-1043) an unknown group is reported as Dead with no error.
-        if described.error_code == gcode::GROUP_ID_NOT_FOUND {
-            described.error_code = 0;
+        if ErrorCode::from_code(described.error_code) == ErrorCode::GROUP_ID_NOT_FOUND {
+            described.error_code = ErrorCode::NONE.code();
         }
         groups.push(described);
     }

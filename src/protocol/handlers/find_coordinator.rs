@@ -4,7 +4,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::str_bytes;
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
 
 /// Versions served (batched keys from v4).
@@ -16,8 +16,8 @@ const KEY_TYPE_GROUP: i8 = 0;
 /// Handles FindCoordinator.
 pub async fn handle(ctx: &RequestContext<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let cfg = &ctx.router.shard.config;
-    let error = if req.key_type == KEY_TYPE_GROUP { code::NONE } else { code::COORDINATOR_NOT_AVAILABLE };
-    let (node, host, port) = if error == code::NONE {
+    let error = if req.key_type == KEY_TYPE_GROUP { ErrorCode::NONE } else { ErrorCode::COORDINATOR_NOT_AVAILABLE };
+    let (node, host, port) = if error.is_none() {
         // As Kafka: the coordinator's endpoint on the listener this request arrived on.
         (cfg.node_id, ctx.session.listener.advertised_host.clone(), i32::from(ctx.session.listener.advertised_port))
     } else {
@@ -34,13 +34,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FindCoordinatorRequest) -> Fi
                     .with_node_id(BrokerId(node))
                     .with_host(str_bytes(host.clone()))
                     .with_port(port)
-                    .with_error_code(error)
+                    .with_error_code(error.code())
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     FindCoordinatorResponse::default()
-        .with_error_code(error)
+        .with_error_code(error.code())
         .with_node_id(BrokerId(node))
         .with_host(str_bytes(host))
         .with_port(port)

@@ -3,8 +3,8 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::group_code;
-use crate::protocol::RequestContext;
 use crate::group::GroupCall;
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 4);
@@ -18,5 +18,5 @@ pub async fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> Heartbea
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.map(|s| s.to_string()),
     };
-    HeartbeatResponse::default().with_error_code(group_code(ctx.router.group_call(&group, call).await))
+    HeartbeatResponse::default().with_error_code(group_code(ctx.router.group_call(&group, call).await).code())
 }

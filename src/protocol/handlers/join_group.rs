@@ -2,9 +2,9 @@
 
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 9);
@@ -16,6 +16,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
     let call = GroupCall::Join { req, version: ctx.version, client_id, client_host: ctx.session.client_host.clone() };
     match ctx.router.group_call(&group, call).await {
         GroupReply::Join(r) => r,
-        _ => JoinGroupResponse::default().with_error_code(gcode::COORDINATOR_NOT_AVAILABLE).with_generation_id(-1),
+        _ => JoinGroupResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()).with_generation_id(-1),
     }
 }

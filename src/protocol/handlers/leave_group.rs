@@ -3,9 +3,9 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -21,12 +21,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGr
     let reply = ctx.router.group_call(&group, GroupCall::Leave { group: group.clone(), members: members.clone() }).await;
     let (top, per_member) = match reply {
         GroupReply::Leave(top, per) => (top, per),
-        _ => (gcode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        _ => (ErrorCode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
     };
     if ctx.version < 3 {
         // One member: its own result is the answer.
-        let code = if top != 0 { top } else { per_member.first().copied().unwrap_or(top) };
-        return LeaveGroupResponse::default().with_error_code(code);
+        let code = if top.is_err() { top } else { per_member.first().copied().unwrap_or(top) };
+        return LeaveGroupResponse::default().with_error_code(code.code());
     }
     let members = members
         .into_iter()
@@ -35,8 +35,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGr
             MemberResponse::default()
                 .with_member_id(super::str_bytes(id))
                 .with_group_instance_id(instance.map(super::str_bytes))
-                .with_error_code(code)
+                .with_error_code(code.code())
         })
         .collect();
-    LeaveGroupResponse::default().with_error_code(top).with_members(members)
+    LeaveGroupResponse::default().with_error_code(top.code()).with_members(members)
 }

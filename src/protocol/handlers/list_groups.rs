@@ -2,8 +2,8 @@
 
 use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 
-use crate::protocol::RequestContext;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);

@@ -125,10 +125,10 @@ pub async fn query_partitions<T>(
         .collect()
 }
 
-/// The error code of a single-code group reply.
-pub fn group_code(reply: crate::group::GroupReply) -> i16 {
+/// The error code of a single-code group reply; COORDINATOR_NOT_AVAILABLE when the coordinator did not answer.
+pub fn group_code(reply: crate::group::GroupReply) -> crate::codes::ErrorCode {
     match reply {
         crate::group::GroupReply::Code(c) => c,
-        _ => crate::group::gcode::COORDINATOR_NOT_AVAILABLE,
+        _ => crate::codes::ErrorCode::COORDINATOR_NOT_AVAILABLE,
     }
 }

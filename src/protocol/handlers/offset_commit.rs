@@ -3,9 +3,9 @@
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{CommitPart, GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served (Kafka 4.0: 2–9).
 pub const VERSIONS: (i16, i16) = (2, 9);
@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
     };
     let codes = match ctx.router.group_call(&group, call).await {
         GroupReply::Committed(codes) => codes,
-        _ => vec![gcode::COORDINATOR_NOT_AVAILABLE; n],
+        _ => vec![ErrorCode::COORDINATOR_NOT_AVAILABLE; n],
     };
     tracing::debug!(group = %group, partitions = n, "offset commit");
     let mut codes = codes.into_iter();
@@ -50,7 +50,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(gcode::COORDINATOR_NOT_AVAILABLE))
+                        .with_error_code(codes.next().unwrap_or(ErrorCode::COORDINATOR_NOT_AVAILABLE).code())
                 })
                 .collect();
             OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)

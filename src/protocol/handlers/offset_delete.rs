@@ -3,9 +3,9 @@
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 0);
@@ -20,7 +20,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> Offse
         .collect();
     let (top, per) = match ctx.router.group_call(&group, GroupCall::DeleteOffsets { group: group.clone(), partitions }).await {
         GroupReply::Deleted(top, per) => (top, per),
-        _ => (gcode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        _ => (ErrorCode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
     };
     let mut per = per.into_iter();
     let topics = req
@@ -30,10 +30,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> Offse
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(per.next().unwrap_or(top)))
+                .map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(per.next().unwrap_or(top).code()))
                 .collect();
             OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    OffsetDeleteResponse::default().with_error_code(top).with_topics(if top == 0 { topics } else { Vec::new() })
+    OffsetDeleteResponse::default().with_error_code(top.code()).with_topics(if top.is_none() { topics } else { Vec::new() })
 }

@@ -7,21 +7,20 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::str_bytes;
-use crate::error::code;
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply, OffsetEntry};
+use crate::protocol::RequestContext;
 use crate::shard::Router;
 
 /// Versions served (Kafka 4.0: 1–9).
 pub const VERSIONS: (i16, i16) = (1, 9);
 
 /// Looks up one group's offsets, grouped by topic in first-seen order. Errors: the group's code.
-async fn fetch_group(router: &Router, group: &str, wanted: Option<Vec<(String, i32)>>) -> Result<Vec<(String, Vec<OffsetEntry>)>, i16> {
+async fn fetch_group(router: &Router, group: &str, wanted: Option<Vec<(String, i32)>>) -> Result<Vec<(String, Vec<OffsetEntry>)>, ErrorCode> {
     let call = GroupCall::FetchOffsets { group: group.to_string(), partitions: wanted };
     let entries = match router.group_call(group, call).await {
         GroupReply::Offsets(e) => e,
-        _ => return Err(gcode::COORDINATOR_NOT_AVAILABLE),
+        _ => return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
     };
     let mut topics: Vec<(String, Vec<OffsetEntry>)> = Vec::new();
     for e in entries {
@@ -45,7 +44,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
             let wanted = wanted_of(g.topics.as_ref().map(|ts| ts.iter().map(|t| (&t.name, &t.partition_indexes))));
             let group = g.group_id.0.to_string();
             let (error, topics) = match fetch_group(ctx.router, &group, wanted).await {
-                Ok(t) => (code::NONE, t),
+                Ok(t) => (ErrorCode::NONE, t),
                 Err(e) => (e, Vec::new()),
             };
             let topics = topics
@@ -65,14 +64,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
                     )
                 })
                 .collect();
-            groups.push(OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(error).with_topics(topics));
+            groups.push(OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(error.code()).with_topics(topics));
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let group = req.group_id.0.to_string();
     let wanted = wanted_of(req.topics.as_ref().map(|ts| ts.iter().map(|t| (&t.name, &t.partition_indexes))));
     let (error, topics) = match fetch_group(ctx.router, &group, wanted).await {
-        Ok(t) => (code::NONE, t),
+        Ok(t) => (ErrorCode::NONE, t),
         Err(e) => (e, Vec::new()),
     };
     let version = ctx.version;
@@ -94,5 +93,5 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
         })
         .collect();
     let resp = OffsetFetchResponse::default().with_topics(topics);
-    if version >= 2 { resp.with_error_code(error) } else { resp }
+    if version >= 2 { resp.with_error_code(error.code()) } else { resp }
 }

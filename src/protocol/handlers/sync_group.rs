@@ -2,9 +2,9 @@
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use crate::group::gcode;
-use crate::protocol::RequestContext;
+use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::protocol::RequestContext;
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -14,6 +14,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
     let group = req.group_id.0.to_string();
     match ctx.router.group_call(&group, GroupCall::Sync { req, version: ctx.version }).await {
         GroupReply::Sync(r) => r,
-        _ => SyncGroupResponse::default().with_error_code(gcode::COORDINATOR_NOT_AVAILABLE),
+        _ => SyncGroupResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
     }
 }
