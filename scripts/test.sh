@@ -45,6 +45,9 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
 # --- Rust ----------------------------------------------------------------------------------------
+step "source shape: no file over 1,000 lines, no import cycle between top-level modules"
+python3 scripts/check_structure.py
+
 step "cargo build --release --workspace"
 cargo build --release --workspace
 

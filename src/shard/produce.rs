@@ -48,7 +48,9 @@ impl Shard {
                     log_start_offset: start,
                     message: None,
                 },
-                Err((error_code, message)) => ProducePartResult { message, ..ProducePartResult::failed(error_code, "") },
+                Err((error_code, message)) => {
+                    ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message }
+                }
             }
         });
         join_all(waits).await

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails when two top-level modules of src/ import each other, directly or through a cycle.
+"""Checks the shape of src/: no source file over 1,000 lines (a longer one holds two ideas), and
+no two top-level modules importing each other, directly or through a cycle.
 
 A top-level module is `src/<name>.rs` or `src/<name>/`. Every `crate::<name>` path in its code
 (in `use` lines, `crate::{a, b}` groups and inline paths, tests included; comments not) counts as
@@ -67,13 +68,28 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+MAX_LINES = 1000
+
+
+def long_files() -> list[str]:
+    out = []
+    for path in sorted(SRC.rglob("*.rs")):
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            out.append(f"{path.relative_to(SRC.parent)}: {lines} lines (at most {MAX_LINES})")
+    return out
+
+
 def main() -> int:
+    too_long = long_files()
+    for line in too_long:
+        print(f"file too long: {line}", file=sys.stderr)
     graph = imports()
     found = cycles(graph)
     for scc in found:
         edges = [f"{a} -> {b}" for a in scc for b in sorted(graph[a]) if b in scc]
         print(f"import cycle between top-level modules: {', '.join(edges)}", file=sys.stderr)
-    if found:
+    if found or too_long:
         return 1
     done: list[str] = []
     while len(done) < len(graph):
