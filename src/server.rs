@@ -10,7 +10,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::BrokerConfig;
-use crate::metadata::{MetadataStore, SnapshotHandle};
+use crate::metadata::{BrokerEndpoint, BrokerRegistration, MetadataBootstrap, MetadataError, MetadataMutation, SnapshotHandle};
 use crate::metrics::Metrics;
 use crate::router::{Envelope, MESH_CAPACITY, OwnerShard, Router};
 use crate::storage::prime_dma_probe;
@@ -20,9 +20,12 @@ use crate::types::ShardId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// Data directory or metadata problem.
+    /// Data directory problem.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The metadata cannot be loaded or the start-up changes cannot be made durable.
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
     /// glommio could not start the executors.
     #[error("runtime: {0}")]
     Runtime(String),
@@ -80,8 +83,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         crate::storage::journal::replay(dir, &config.data_dir).map_err(|e| ServerError::Runtime(format!("append journal replay: {e}")))?;
     }
     let cores = config.cores.max(1);
-    let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
-    ensure_offsets_topic(&store, &metadata, &config);
+    let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
+    ensure_offsets_topic(&mut store, &config)?;
+    register_broker(&mut store, &config)?;
+    let metadata = store.handle();
     let store = Arc::new(Mutex::new(Some(store)));
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope, _>::full(cores, MESH_CAPACITY);
@@ -132,30 +137,53 @@ fn shard_placement(cores: usize) -> PoolPlacement {
 }
 
 /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first start.
-fn ensure_offsets_topic(store: &MetadataStore, metadata: &SnapshotHandle, config: &BrokerConfig) {
-    if metadata.load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
-        return;
+fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) -> Result<(), MetadataError> {
+    if store.handle().load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
+        return Ok(());
     }
     let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let r = store.apply(
-        crate::metadata::MetadataMutation::CreateTopic {
+    let created = store.apply(
+        MetadataMutation::CreateTopic {
             name: crate::group::OFFSETS_TOPIC.to_string(),
             partitions: config.group.offsets_topic_partitions,
             configs,
             validate_only: false,
         },
         &config.topic_defaults,
-    );
-    tracing::info!(error_code = r.error_code, "created __consumer_offsets");
+    )?;
+    tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __consumer_offsets");
+    Ok(())
+}
+
+/// Registers this broker as `node.id` at its advertised address, with a new incarnation id.
+fn register_broker(store: &mut MetadataBootstrap, config: &BrokerConfig) -> Result<(), MetadataError> {
+    let port = u16::try_from(config.advertised_port).map_err(|_| MetadataError::InvalidConfig {
+        reason: format!("advertised port {} is not a TCP port", config.advertised_port),
+    })?;
+    let registration = BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![BrokerEndpoint {
+            listener: "PLAINTEXT".into(),
+            host: config.advertised_host.clone(),
+            port,
+            security_protocol: "PLAINTEXT".into(),
+        }],
+        rack: None,
+    };
+    let incarnation_id = registration.incarnation_id;
+    store.apply(MetadataMutation::RegisterBroker(registration), &config.topic_defaults)?;
+    tracing::info!(broker_id = config.node_id, %incarnation_id, host = %config.advertised_host, port, "broker registered");
+    Ok(())
 }
 
 async fn shard_main(
     config: Arc<BrokerConfig>,
     metadata: SnapshotHandle,
-    store: Arc<Mutex<Option<MetadataStore>>>,
+    store: Arc<Mutex<Option<MetadataBootstrap>>>,
     mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
     data_events: Arc<Vec<Arc<event_listener::Event>>>,
     metrics: Arc<Metrics>,
@@ -163,7 +191,11 @@ async fn shard_main(
     prime_dma_probe(&config.data_dir).await.map_err(|e| ServerError::Runtime(e.to_string()))?;
     let (senders, receivers) = mesh.join().await.map_err(|_| ServerError::Runtime("mesh join failed".into()))?;
     let me = ShardId(senders.peer_id());
-    let store = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
+    let bootstrap = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
+    let store = match bootstrap {
+        Some(b) => Some(b.start().await?),
+        None => None,
+    };
     let shard_metrics = Arc::clone(&metrics.shards[me.0]);
     let owner = Rc::new(OwnerShard::new(
         me,

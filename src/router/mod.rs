@@ -367,12 +367,7 @@ impl Router {
     pub async fn mutate(&self, m: MetadataMutation) -> MutationResult {
         match self.call(ShardId(0), ShardRequest::Mutate(m)).await {
             ShardResponse::Mutated(r) => r,
-            _ => MutationResult {
-                error_code: crate::error::code::UNKNOWN_SERVER_ERROR,
-                message: Some("controller did not answer".into()),
-                topic: None,
-                producer_id: -1,
-            },
+            _ => Err(crate::metadata::MetadataError::ControllerUnavailable),
         }
     }
 

@@ -257,12 +257,7 @@ impl OwnerShard {
 
     async fn mutate(&self, m: MetadataMutation, router: &Router) -> crate::metadata::MutationResult {
         let Some(store) = &self.store else {
-            return crate::metadata::MutationResult {
-                error_code: code::NOT_LEADER_OR_FOLLOWER,
-                message: Some("metadata mutations run on shard 0".into()),
-                topic: None,
-                producer_id: -1,
-            };
+            return Err(crate::metadata::MetadataError::NotController);
         };
         let follow_up: Option<fn(Arc<TopicMeta>) -> ShardRequest> = match &m {
             MetadataMutation::CreateTopic { validate_only: false, .. }
@@ -271,8 +266,8 @@ impl OwnerShard {
             MetadataMutation::AlterConfigs { validate_only: false, .. } => Some(ShardRequest::ReloadConfig),
             _ => None,
         };
-        let result = store.apply(m, &self.config.topic_defaults);
-        if let (Some(make), Some(topic), 0) = (follow_up, &result.topic, result.error_code) {
+        let result = store.apply(m, &self.config.topic_defaults).await;
+        if let (Some(make), Ok(crate::metadata::MutationOutcome { topic: Some(topic), .. })) = (follow_up, &result) {
             router.broadcast_topic(topic, make).await;
         }
         result

@@ -12,12 +12,24 @@ pub const VERSIONS: (i16, i16) = (0, 1);
 /// Handles DescribeCluster.
 pub async fn handle(ctx: &RequestContext<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let cfg = &ctx.router.config;
+    let snapshot = ctx.router.metadata.load();
+    let brokers = snapshot
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(ctx.router.metadata.load().cluster_id.clone()))
+        .with_cluster_id(str_bytes(snapshot.cluster_id.clone()))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_endpoint_type(1)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(cfg.node_id))
-            .with_host(str_bytes(cfg.advertised_host.clone()))
-            .with_port(cfg.advertised_port)])
+        .with_brokers(brokers)
 }

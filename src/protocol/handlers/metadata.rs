@@ -11,7 +11,8 @@ use crate::protocol::RequestContext;
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 12);
 
-fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+fn describe(t: &TopicMeta) -> MetadataResponseTopic {
+    let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = t
         .partitions
         .iter()
@@ -19,10 +20,10 @@ fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
         .map(|(i, p)| {
             MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_id(BrokerId(node))
+                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_replica_nodes(brokers(&p.replicas))
+                .with_isr_nodes(brokers(&p.isr))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -40,10 +41,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
     let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
     let topics = match req.topics {
         // v0: an empty list means all topics; v1+: null means all.
-        None => router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect(),
-        Some(list) if list.is_empty() && ctx.version == 0 => {
-            router.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect()
-        }
+        None => router.metadata.load().topics.values().map(|t| describe(t)).collect(),
+        Some(list) if list.is_empty() && ctx.version == 0 => router.metadata.load().topics.values().map(|t| describe(t)).collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for wanted in list {
@@ -55,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                     (None, None) => Err((code::UNKNOWN_TOPIC_ID, None)),
                 };
                 out.push(match result {
-                    Ok(t) => describe(&t, cfg.node_id),
+                    Ok(t) => describe(&t),
                     Err((error_code, name)) => MetadataResponseTopic::default()
                         .with_error_code(error_code)
                         .with_name(name.map(|n| TopicName(str_bytes(n))))
@@ -66,12 +65,25 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
         }
     };
     tracing::debug!(topics = topics.len(), version = ctx.version, "metadata");
+    let snapshot = router.metadata.load();
+    // The registered brokers, each at its first endpoint (one listener is served for now).
+    let brokers = snapshot
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(cfg.node_id))
-            .with_host(str_bytes(cfg.advertised_host.clone()))
-            .with_port(cfg.advertised_port)])
-        .with_cluster_id(Some(str_bytes(router.metadata.load().cluster_id.clone())))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(snapshot.cluster_id.clone())))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_topics(topics)
 }

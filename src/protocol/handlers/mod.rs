@@ -36,7 +36,8 @@ use std::sync::Arc;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::error::code;
-use crate::metadata::{MetadataMutation, TopicMeta, valid_topic_name};
+use crate::codes::ErrorCode;
+use crate::metadata::{MetadataError, MetadataMutation, MutationOutcome, TopicMeta, valid_topic_name};
 use crate::router::{Router, ShardRequest, ShardResponse, OffsetAnswer};
 use crate::types::TopicPartition;
 
@@ -65,20 +66,21 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
             validate_only: false,
         })
         .await;
-    match (result.error_code, result.topic) {
-        (code::NONE, Some(t)) => {
+    match result {
+        Ok(MutationOutcome { topic: Some(t), .. }) => {
             tracing::info!(topic = name, partitions = t.partitions.len(), "auto-created topic");
             Ok(t)
         }
         // Another connection created it first.
-        (code::TOPIC_ALREADY_EXISTS, _) => router
+        Err(MetadataError::TopicAlreadyExists { .. }) => router
             .metadata
             .load()
             .topics
             .get(name)
             .cloned()
             .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
-        (err, _) => Err(err),
+        Ok(_) => Err(code::UNKNOWN_SERVER_ERROR),
+        Err(e) => Err(ErrorCode::from(&e).code()),
     }
 }
 
