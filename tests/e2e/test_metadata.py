@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import NewPartitions
 
 import kafka_wire as kw
 from conftest import admin_for, parse_log_events, producer_conf, wait_until
@@ -24,8 +25,9 @@ API_CREATE_TOPICS = 19
 PARTITIONS = 3
 
 
-def create_topics_v2_body(name: str, partitions: int = PARTITIONS, timeout_ms: int = 30000) -> bytes:
-    topic = kw.string(name) + kw.i32(partitions) + kw.i16(1) + kw.array([]) + kw.array([])
+def create_topics_v2_body(name: str, partitions: int = PARTITIONS, timeout_ms: int = 30000,
+                          replication_factor: int = 1) -> bytes:
+    topic = kw.string(name) + kw.i32(partitions) + kw.i16(replication_factor) + kw.array([]) + kw.array([])
     return kw.array([topic]) + kw.i32(timeout_ms) + kw.i8(0)
 
 
@@ -223,3 +225,43 @@ def test_garbage_and_torn_tail_of_the_metadata_log_are_dropped(broker_factory):
     assert served.get("ghost") == 2 and sorted(t for t in served if t != "ghost") == names
     assert len(parse_log_events(broker.log_text(), "metadata log tail truncated")) == 2
     produce_to_each(broker, names + ["ghost"])
+
+
+def test_refusals_keep_their_wire_codes_and_the_broker_registers_itself(broker_factory):
+    broker = broker_factory(cores=2)
+    sock = kw.connect(broker.port)
+
+    def create(name, partitions=PARTITIONS, rf=1):
+        body = create_topics_v2_body(name, partitions, replication_factor=rf)
+        return parse_create_topics_v2(kw.roundtrip(sock, kw.frame(API_CREATE_TOPICS, 2, 1, body)))[2]
+
+    # The codes the JSON store answered with: NONE, TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION,
+    # INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR.
+    assert [create("kept"), create("kept"), create("bad/name"), create("zero", 0), create("rf3", rf=3)] == [0, 36, 17, 37, 38]
+    sock.close()
+    admin = admin_for(broker)
+
+    def error_of(future):
+        try:
+            future.result(timeout=15)
+        except KafkaException as e:
+            return e.args[0].code()
+        return None
+
+    assert error_of(admin.delete_topics(["no-such-topic"], operation_timeout=15)["no-such-topic"]) == \
+        KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert error_of(admin.create_partitions([NewPartitions("kept", 2)])["kept"]) == KafkaError.INVALID_PARTITIONS
+    assert error_of(admin.create_partitions([NewPartitions("kept", 5)])["kept"]) is None
+
+    broker.restart()
+    served = topics_served(broker)
+    assert served == {"kept": 5}, served
+    # Metadata and DescribeCluster list the brokers of the registry: this one, as node.id 0.
+    admin = admin_for(broker)
+    md = admin.list_topics(timeout=15)
+    assert [(b.id, b.host, b.port) for b in md.brokers.values()] == [(0, "127.0.0.1", broker.port)]
+    nodes = admin.describe_cluster(request_timeout=15).result(timeout=15).nodes
+    assert [(n.id, n.host, n.port) for n in nodes] == [(0, "127.0.0.1", broker.port)]
+    # Each start registers again, with a new incarnation id.
+    registered = parse_log_events(broker.log_text(), "broker registered")
+    assert len(registered) == 2 and registered[0]["incarnation_id"] != registered[1]["incarnation_id"], registered
