@@ -85,10 +85,10 @@ pub fn apply_in_place(s: &mut ClusterSnapshot, record: &MetadataRecord) -> Resul
                     configs.remove(name);
                 }
             }
-            if let ConfigResource::Broker { broker_id } = resource {
-                if s.broker_configs.get(broker_id).is_some_and(BTreeMap::is_empty) {
-                    s.broker_configs.remove(broker_id);
-                }
+            if let ConfigResource::Broker { broker_id } = resource
+                && s.broker_configs.get(broker_id).is_some_and(BTreeMap::is_empty)
+            {
+                s.broker_configs.remove(broker_id);
             }
         }
         MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id }) => {

@@ -132,8 +132,13 @@ impl MetadataBootstrap {
                     Some(s) => (s, true),
                     None => (ClusterSnapshot::empty(&Uuid::new_v4().simple().to_string()[..22]), false),
                 };
-                // Any log without a checkpoint is from before it existed: it cannot hold records.
-                std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join(LOG_FILE))?.sync_all()?;
+                // The first start writes the checkpoint before any record, so records without
+                // one mean a lost checkpoint: refuse rather than replay them onto nothing.
+                let log_path = dir.join(LOG_FILE);
+                if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 0) {
+                    let reason = format!("{LOG_FILE} holds records but {CHECKPOINT_FILE} is missing");
+                    return Err(MetadataError::Corrupt { path: log_path, reason });
+                }
                 log::write_checkpoint_sync(&dir, &snapshot, 0)?;
                 if converted {
                     std::fs::rename(dir.join(legacy::LEGACY_FILE), dir.join(legacy::LEGACY_CONVERTED_FILE))?;
@@ -238,10 +243,10 @@ impl MetadataStore {
             }
         }
         let outcome = self.core.borrow_mut().commit(staged, frame.map(|f| f.len()));
-        if self.core.borrow().checkpoint_due() {
-            if let Err(e) = self.checkpoint().await {
-                tracing::warn!(error = %e, "metadata checkpoint failed; the log keeps growing");
-            }
+        // The borrow ends here: checkpoint() borrows the core mutably.
+        let due = self.core.borrow().checkpoint_due();
+        if due && let Err(e) = self.checkpoint().await {
+            tracing::warn!(error = %e, "metadata checkpoint failed; the log keeps growing");
         }
         Ok(outcome)
     }

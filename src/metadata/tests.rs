@@ -339,6 +339,15 @@ fn log_frames_covered_by_the_checkpoint_are_skipped() {
 }
 
 #[test]
+fn a_log_without_its_checkpoint_is_refused() {
+    let dir = TempDir::new("nockpt");
+    MetadataBootstrap::load(&dir.0, 1, 7).unwrap().apply(create("a", 1), &no_defaults()).unwrap();
+    std::fs::remove_file(dir.0.join("meta").join(CHECKPOINT_FILE)).unwrap();
+    let err = MetadataBootstrap::load(&dir.0, 1, 7).unwrap_err();
+    assert!(matches!(err, MetadataError::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
 fn old_cluster_json_is_converted_once() {
     let dir = TempDir::new("legacy");
     let meta = dir.0.join("meta");
