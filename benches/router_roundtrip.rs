@@ -28,7 +28,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use hdrhistogram::Histogram;
 use ringlog::config::BrokerConfig;
-use ringlog::metadata::MetadataStore;
+use ringlog::metadata::MetadataBootstrap;
 use ringlog::metrics::Metrics;
 use ringlog::router::{Envelope, MESH_CAPACITY};
 use ringlog::shard::{Router, Shard, ShardRequest, ShardResponse};
@@ -101,7 +101,7 @@ fn main() {
     config.admin_listen = None;
     let config = Arc::new(config);
     // An empty cluster: no topic, so no partition log is opened and no DMA file is touched.
-    let (_store, metadata) = MetadataStore::load(&dir, SHARDS).expect("metadata");
+    let metadata = MetadataBootstrap::load(&dir, SHARDS, 0).expect("metadata").handle();
     let mesh = MeshBuilder::<Envelope<Shard>, _>::full(SHARDS, MESH_CAPACITY);
     let metrics = Arc::new(Metrics::new(SHARDS));
     let finished = Arc::new(AtomicBool::new(false));

@@ -8,6 +8,7 @@
 use crate::codes::ErrorCode;
 use crate::router::RouterError;
 use crate::group::GroupError;
+use crate::metadata::MetadataError;
 use crate::storage::StorageError;
 
 /// Kafka's numeric error codes, for code not yet moved to [`ErrorCode`].
@@ -103,7 +104,28 @@ impl From<&GroupError> for ErrorCode {
     }
 }
 
-// End of group errors --------------------------------------------------------------------------
+// ---- metadata: MetadataError -> ErrorCode ------------------------------------------------------
+
+/// The Kafka error code a client sees for a refused or failed metadata change. The codes are the
+/// ones the JSON store returned as raw numbers.
+impl From<&MetadataError> for ErrorCode {
+    fn from(err: &MetadataError) -> Self {
+        match err {
+            MetadataError::InvalidTopic { .. } => ErrorCode::INVALID_TOPIC_EXCEPTION,
+            MetadataError::TopicAlreadyExists { .. } => ErrorCode::TOPIC_ALREADY_EXISTS,
+            MetadataError::UnknownTopic { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            MetadataError::UnknownTopicId { .. } => ErrorCode::UNKNOWN_TOPIC_ID,
+            MetadataError::InvalidPartitions { .. } => ErrorCode::INVALID_PARTITIONS,
+            MetadataError::InvalidReplicationFactor { .. } => ErrorCode::INVALID_REPLICATION_FACTOR,
+            MetadataError::InvalidConfig { .. } => ErrorCode::INVALID_CONFIG,
+            MetadataError::InvalidRecord { .. } | MetadataError::ControllerUnavailable => ErrorCode::UNKNOWN_SERVER_ERROR,
+            MetadataError::NotController => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            MetadataError::Io(_) | MetadataError::LogFailed | MetadataError::Corrupt { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+        }
+    }
+}
+
+// ---- end of metadata --------------------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {
@@ -189,5 +211,46 @@ mod tests {
         for (err, kafka) in &cases {
             assert_eq!(ErrorCode::from(err).code(), *kafka, "{err:?}");
         }
+    }
+
+    #[test]
+    fn metadata_errors_map_to_kafka_codes() {
+        use crate::metadata::MetadataError as E;
+        let name = || "t".to_string();
+        let cases: Vec<(E, i16)> = vec![
+            (E::InvalidTopic { name: name() }, 17),
+            (E::TopicAlreadyExists { name: name() }, 36),
+            (E::UnknownTopic { name: name() }, 3),
+            (E::UnknownTopicId { id: uuid::Uuid::nil() }, 100),
+            (E::InvalidPartitions { reason: name() }, 37),
+            (E::InvalidReplicationFactor { factor: 3, brokers: 1 }, 38),
+            (E::InvalidConfig { reason: name() }, 40),
+            (E::InvalidRecord { reason: name() }, -1),
+            (E::NotController, 6),
+            (E::ControllerUnavailable, -1),
+            (E::Io(std::io::Error::other("disk")), 56),
+            (E::LogFailed, 56),
+            (E::Corrupt { path: "m".into(), reason: name() }, 56),
+        ];
+        for (err, wire) in &cases {
+            // The exhaustive match below fails to compile when a variant is added without a case here.
+            match err {
+                E::InvalidTopic { .. }
+                | E::TopicAlreadyExists { .. }
+                | E::UnknownTopic { .. }
+                | E::UnknownTopicId { .. }
+                | E::InvalidPartitions { .. }
+                | E::InvalidReplicationFactor { .. }
+                | E::InvalidConfig { .. }
+                | E::InvalidRecord { .. }
+                | E::NotController
+                | E::ControllerUnavailable
+                | E::Io(_)
+                | E::LogFailed
+                | E::Corrupt { .. } => {}
+            }
+            assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
+        }
+        assert_eq!(cases.len(), 13, "one case per MetadataError variant");
     }
 }

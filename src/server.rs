@@ -10,7 +10,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::{BrokerConfig, Listener, ListenerError};
-use crate::metadata::{MetadataStore, SnapshotHandle};
+use crate::metadata::{BrokerEndpoint, BrokerRegistration, MetadataBootstrap, MetadataError, MetadataMutation, SnapshotHandle};
 use crate::metrics::Metrics;
 use crate::net::splice::SpliceRing;
 use crate::router::{Envelope, MESH_CAPACITY};
@@ -22,9 +22,12 @@ use crate::types::ShardId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// Data directory or metadata problem.
+    /// Data directory problem.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The metadata cannot be loaded or the start-up changes cannot be made durable.
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
     /// glommio could not start the executors.
     #[error("runtime: {0}")]
     Runtime(String),
@@ -94,8 +97,10 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         crate::storage::journal::replay(dir, &config.data_dir).map_err(|e| ServerError::Runtime(format!("append journal replay: {e}")))?;
     }
     let cores = config.cores.max(1);
-    let (store, metadata) = MetadataStore::load(&config.data_dir, cores)?;
-    ensure_offsets_topic(&store, &metadata, &config);
+    let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
+    ensure_offsets_topic(&mut store, &config)?;
+    register_broker(&mut store, &config, &listeners)?;
+    let metadata = store.handle();
     let store = Arc::new(Mutex::new(Some(store)));
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope<Shard>, _>::full(cores, MESH_CAPACITY);
@@ -146,38 +151,67 @@ fn shard_placement(cores: usize) -> PoolPlacement {
 }
 
 /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first start.
-fn ensure_offsets_topic(store: &MetadataStore, metadata: &SnapshotHandle, config: &BrokerConfig) {
-    if metadata.load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
-        return;
+fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) -> Result<(), MetadataError> {
+    if store.handle().load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
+        return Ok(());
     }
     let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let r = store.apply(
-        crate::metadata::MetadataMutation::CreateTopic {
+    let created = store.apply(
+        MetadataMutation::CreateTopic {
             name: crate::group::OFFSETS_TOPIC.to_string(),
             partitions: config.group.offsets_topic_partitions,
             configs,
             validate_only: false,
         },
         &config.topic_defaults,
-    );
-    tracing::info!(error_code = r.error_code, "created __consumer_offsets");
+    )?;
+    tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __consumer_offsets");
+    Ok(())
+}
+
+/// Registers this broker as `node.id` with one endpoint per listener (its advertised address),
+/// and a new incarnation id.
+fn register_broker(store: &mut MetadataBootstrap, config: &BrokerConfig, listeners: &[Arc<Listener>]) -> Result<(), MetadataError> {
+    let registration = BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: l.advertised_port,
+                security_protocol: l.security_protocol.name().into(),
+            })
+            .collect(),
+        rack: None,
+    };
+    let incarnation_id = registration.incarnation_id;
+    let endpoints = listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
+    store.apply(MetadataMutation::RegisterBroker(registration), &config.topic_defaults)?;
+    tracing::info!(broker_id = config.node_id, %incarnation_id, endpoints = %endpoints, "broker registered");
+    Ok(())
 }
 
 async fn shard_main(
     config: Arc<BrokerConfig>,
     listeners: Arc<[Arc<Listener>]>,
     metadata: SnapshotHandle,
-    store: Arc<Mutex<Option<MetadataStore>>>,
+    store: Arc<Mutex<Option<MetadataBootstrap>>>,
     mesh: MeshBuilder<Envelope<Shard>, glommio::channels::channel_mesh::Full>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServerError> {
     prime_dma_probe(&config.data_dir).await.map_err(|e| ServerError::Runtime(e.to_string()))?;
     let (senders, receivers) = mesh.join().await.map_err(|_| ServerError::Runtime("mesh join failed".into()))?;
     let me = ShardId(senders.peer_id());
-    let store = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
+    let bootstrap = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
+    let store = match bootstrap {
+        Some(b) => Some(b.start().await?),
+        None => None,
+    };
     let shard_metrics = Arc::clone(&metrics.shards[me.0]);
     let splice = match config.cold_read_splice.then(SpliceRing::new) {
         Some(Ok(ring)) => Some(ring),

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::messages::{ShardRequest, ShardResponse};
 use super::{Router, Shard};
-use crate::codes::ErrorCode;
-use crate::metadata::{MetadataMutation, MutationResult, TopicMeta};
+use crate::metadata::{MetadataError, MetadataMutation, MutationOutcome, MutationResult, TopicMeta};
 use crate::types::ShardId;
 
 /// The shard that runs metadata mutations.
@@ -16,12 +15,7 @@ impl Shard {
     /// Applies a metadata mutation (shard 0), then runs its follow-up on the topic's owners.
     pub(super) async fn mutate(&self, m: MetadataMutation, router: &Router) -> MutationResult {
         let Some(store) = &self.store else {
-            return MutationResult {
-                error_code: ErrorCode::NOT_CONTROLLER.code(),
-                message: Some(format!("metadata mutations run on shard {CONTROLLER_SHARD}")),
-                topic: None,
-                producer_id: -1,
-            };
+            return Err(MetadataError::NotController);
         };
         let follow_up: Option<fn(Arc<TopicMeta>) -> ShardRequest> = match &m {
             MetadataMutation::CreateTopic { validate_only: false, .. }
@@ -30,8 +24,8 @@ impl Shard {
             MetadataMutation::AlterConfigs { validate_only: false, .. } => Some(ShardRequest::ReloadConfig),
             _ => None,
         };
-        let result = store.apply(m, &self.config.topic_defaults);
-        if let (Some(make), Some(topic), 0) = (follow_up, &result.topic, result.error_code) {
+        let result = store.apply(m, &self.config.topic_defaults).await;
+        if let (Some(make), Ok(MutationOutcome { topic: Some(topic), .. })) = (follow_up, &result) {
             router.broadcast_topic(topic, make).await;
         }
         result
@@ -41,15 +35,10 @@ impl Shard {
 impl Router {
     /// Control plane: runs a metadata mutation on shard 0.
     pub async fn mutate(&self, m: MetadataMutation) -> MutationResult {
-        match self.call(CONTROLLER_SHARD, ShardRequest::Mutate(m)).await.into_mutated() {
-            Ok(r) => r,
-            Err(code) => MutationResult {
-                error_code: code.code(),
-                message: Some("the controller shard did not answer".into()),
-                topic: None,
-                producer_id: -1,
-            },
-        }
+        self.call(CONTROLLER_SHARD, ShardRequest::Mutate(m)).await.into_mutated().unwrap_or_else(|code| {
+            tracing::warn!(error = %code, "the controller shard did not answer a metadata change");
+            Err(MetadataError::ControllerUnavailable)
+        })
     }
 
     /// Control plane: sends `make(topic)` to every shard that owns one of `topic`'s partitions,

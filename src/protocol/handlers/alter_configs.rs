@@ -5,6 +5,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
+use crate::codes::ErrorCode;
 use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
@@ -29,8 +30,9 @@ pub async fn alter_resource(
     let r = router
         .mutate(MetadataMutation::AlterConfigs { name: name.to_string(), changes, incremental, validate_only })
         .await;
-    tracing::info!(topic = name, incremental, error_code = r.error_code, "alter configs");
-    (r.error_code, r.message)
+    let error_code = r.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from).code();
+    tracing::info!(topic = name, incremental, error_code, "alter configs");
+    (error_code, r.err().map(|e| e.to_string()))
 }
 
 /// Handles AlterConfigs.

@@ -4,6 +4,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::str_bytes;
+use crate::codes::ErrorCode;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
 
@@ -19,12 +20,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> C
             .router
             .mutate(MetadataMutation::CreatePartitions { name: name.clone(), count: t.count, validate_only: req.validate_only })
             .await;
-        tracing::info!(topic = %name, count = t.count, error_code = r.error_code, "create partitions");
+        let error_code = r.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from);
+        tracing::info!(topic = %name, count = t.count, error_code = error_code.code(), "create partitions");
         results.push(
             CreatePartitionsTopicResult::default()
                 .with_name(t.name)
-                .with_error_code(r.error_code)
-                .with_error_message(r.message.map(str_bytes)),
+                .with_error_code(error_code.code())
+                .with_error_message(r.err().map(|e| str_bytes(e.to_string()))),
         );
     }
     CreatePartitionsResponse::default().with_results(results)

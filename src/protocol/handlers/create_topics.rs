@@ -4,8 +4,8 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
-use crate::error::code;
-use crate::metadata::MetadataMutation;
+use crate::codes::ErrorCode;
+use crate::metadata::{MetadataError, MetadataMutation};
 use crate::protocol::RequestContext;
 
 /// Versions served.
@@ -26,27 +26,23 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
         let result = if rf != -1 && rf != 1 {
-            crate::metadata::MutationResult {
-                error_code: code::INVALID_REPLICATION_FACTOR,
-                message: Some(format!("replication factor {rf} is larger than the 1 available broker")),
-                topic: None,
-                producer_id: -1,
-            }
+            Err(MetadataError::InvalidReplicationFactor { factor: rf, brokers: 1 })
         } else {
             router
                 .mutate(MetadataMutation::CreateTopic { name: name.clone(), partitions, configs, validate_only: req.validate_only })
                 .await
         };
-        tracing::info!(topic = %name, partitions, error_code = result.error_code, validate_only = req.validate_only, "create topic");
+        let error_code = result.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from);
+        tracing::info!(topic = %name, partitions, error_code = error_code.code(), validate_only = req.validate_only, "create topic");
         let mut r = CreatableTopicResult::default()
             .with_name(t.name)
-            .with_error_code(result.error_code)
-            .with_error_message(result.message.map(str_bytes));
+            .with_error_code(error_code.code())
+            .with_error_message(result.as_ref().err().map(|e| str_bytes(e.to_string())));
         if ctx.version >= 5 {
-            r = r.with_num_partitions(if result.error_code == 0 { partitions } else { -1 })
-                .with_replication_factor(if result.error_code == 0 { 1 } else { -1 });
+            r = r.with_num_partitions(if error_code.is_none() { partitions } else { -1 })
+                .with_replication_factor(if error_code.is_none() { 1 } else { -1 });
         }
-        if let (true, Some(topic)) = (ctx.version >= 7, result.topic) {
+        if let (true, Ok(crate::metadata::MutationOutcome { topic: Some(topic), .. })) = (ctx.version >= 7, result) {
             r = r.with_topic_id(topic.id);
         }
         results.push(r);

@@ -4,6 +4,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use super::str_bytes;
+use crate::codes::ErrorCode;
 use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
@@ -24,11 +25,17 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> Delet
         let name = name.or_else(|| router.shard.metadata.load().topic_by_id(id).map(|t| t.name.clone()));
         let (error_code, message, topic_id) = match &name {
             None => (code::UNKNOWN_TOPIC_ID, Some("unknown topic id".to_string()), id),
-            Some(n) => {
-                let r = router.mutate(MetadataMutation::DeleteTopic { name: n.clone() }).await;
-                tracing::info!(topic = %n, error_code = r.error_code, "delete topic");
-                (r.error_code, r.message, r.topic.map(|t| t.id).unwrap_or(id))
-            }
+            Some(n) => match router.mutate(MetadataMutation::DeleteTopic { name: n.clone() }).await {
+                Ok(outcome) => {
+                    tracing::info!(topic = %n, error_code = code::NONE, "delete topic");
+                    (code::NONE, None, outcome.topic.map_or(id, |t| t.id))
+                }
+                Err(e) => {
+                    let error_code = ErrorCode::from(&e).code();
+                    tracing::info!(topic = %n, error_code, "delete topic");
+                    (error_code, Some(e.to_string()), id)
+                }
+            },
         };
         let mut r = DeletableTopicResult::default()
             .with_name(name.map(|n| TopicName(str_bytes(n))))

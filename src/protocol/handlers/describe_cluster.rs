@@ -12,14 +12,20 @@ pub const VERSIONS: (i16, i16) = (0, 1);
 /// Handles DescribeCluster.
 pub async fn handle(ctx: &RequestContext<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let cfg = &ctx.router.shard.config;
-    // As Kafka: the broker's endpoint on the listener this request arrived on.
-    let listener = &ctx.session.listener;
+    let snapshot = ctx.router.shard.metadata.load();
+    // As Kafka: each broker's endpoint on the listener this request arrived on.
+    let brokers = super::broker_endpoints(&snapshot, ctx.session.listener_name())
+        .map(|(id, e, rack)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(str_bytes(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(rack.cloned().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(ctx.router.shard.metadata.load().cluster_id.clone()))
+        .with_cluster_id(str_bytes(snapshot.cluster_id.clone()))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_endpoint_type(1)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(cfg.node_id))
-            .with_host(str_bytes(listener.advertised_host.clone()))
-            .with_port(i32::from(listener.advertised_port))])
+        .with_brokers(brokers)
 }

@@ -137,7 +137,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
             // First round: register on the partitions' events, then read once more before
             // parking, so an append between this read and the registration is not missed.
             events = results.iter().filter_map(|r| r.data_event.clone()).collect();
-            events.sort_by_key(|e| Arc::as_ptr(e));
+            events.sort_by_key(Arc::as_ptr);
             events.dedup_by(|a, b| Arc::ptr_eq(a, b));
             if events.is_empty() {
                 break results;

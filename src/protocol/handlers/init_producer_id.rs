@@ -3,6 +3,7 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use crate::codes::ErrorCode;
 use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
@@ -19,10 +20,16 @@ pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> Ini
             .with_producer_epoch(-1);
     }
     // A producer that re-initialises (KIP-360) gets a fresh id: its old state is simply left behind.
-    let r = ctx.router.mutate(MetadataMutation::AllocateProducerId).await;
-    tracing::info!(producer_id = r.producer_id, "producer id allocated");
+    let (error_code, producer_id) = match ctx.router.mutate(MetadataMutation::AllocateProducerId).await {
+        Ok(outcome) => (ErrorCode::NONE, outcome.producer_id.unwrap_or(-1)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no producer id");
+            (ErrorCode::from(&e), -1)
+        }
+    };
+    tracing::info!(producer_id, "producer id allocated");
     InitProducerIdResponse::default()
-        .with_error_code(r.error_code)
-        .with_producer_id(ProducerId(r.producer_id))
+        .with_error_code(error_code.code())
+        .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(0)
 }

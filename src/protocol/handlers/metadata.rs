@@ -11,7 +11,8 @@ use crate::protocol::RequestContext;
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (0, 12);
 
-fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+fn describe(t: &TopicMeta) -> MetadataResponseTopic {
+    let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = t
         .partitions
         .iter()
@@ -19,10 +20,10 @@ fn describe(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
         .map(|(i, p)| {
             MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_id(BrokerId(node))
+                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_replica_nodes(brokers(&p.replicas))
+                .with_isr_nodes(brokers(&p.isr))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -40,10 +41,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
     let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
     let topics = match req.topics {
         // v0: an empty list means all topics; v1+: null means all.
-        None => router.shard.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect(),
-        Some(list) if list.is_empty() && ctx.version == 0 => {
-            router.shard.metadata.load().topics.values().map(|t| describe(t, cfg.node_id)).collect()
-        }
+        None => router.shard.metadata.load().topics.values().map(|t| describe(t)).collect(),
+        Some(list) if list.is_empty() && ctx.version == 0 => router.shard.metadata.load().topics.values().map(|t| describe(t)).collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for wanted in list {
@@ -55,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                     (None, None) => Err((code::UNKNOWN_TOPIC_ID, None)),
                 };
                 out.push(match result {
-                    Ok(t) => describe(&t, cfg.node_id),
+                    Ok(t) => describe(&t),
                     Err((error_code, name)) => MetadataResponseTopic::default()
                         .with_error_code(error_code)
                         .with_name(name.map(|n| TopicName(str_bytes(n))))
@@ -66,14 +65,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
         }
     };
     tracing::debug!(topics = topics.len(), version = ctx.version, "metadata");
-    // As Kafka: the broker's endpoint on the listener this request arrived on.
-    let listener = &ctx.session.listener;
+    let snapshot = router.shard.metadata.load();
+    // As Kafka: each broker's endpoint on the listener this request arrived on.
+    let brokers = super::broker_endpoints(&snapshot, ctx.session.listener_name())
+        .map(|(id, e, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(rack.cloned().map(str_bytes))
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(cfg.node_id))
-            .with_host(str_bytes(listener.advertised_host.clone()))
-            .with_port(i32::from(listener.advertised_port))])
-        .with_cluster_id(Some(str_bytes(router.shard.metadata.load().cluster_id.clone())))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(snapshot.cluster_id.clone())))
         .with_controller_id(BrokerId(cfg.node_id))
         .with_topics(topics)
 }

@@ -36,8 +36,8 @@ use std::sync::Arc;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::error::code;
-use crate::metadata::{MetadataMutation, TopicMeta, valid_topic_name};
 use crate::codes::ErrorCode;
+use crate::metadata::{BrokerEndpoint, ClusterSnapshot, MetadataError, MetadataMutation, MutationOutcome, TopicMeta, valid_topic_name};
 use crate::shard::Router;
 use crate::shard::messages::{OffsetAnswer, ShardRequest};
 use crate::types::TopicPartition;
@@ -45,6 +45,18 @@ use crate::types::TopicPartition;
 /// Turns a `String` into the codec's string type.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// The registered brokers' endpoints on `listener`, as `(broker id, endpoint, rack)`: Kafka lists
+/// a broker in Metadata and DescribeCluster only at the listener the request arrived on.
+pub fn broker_endpoints<'a>(
+    snapshot: &'a ClusterSnapshot,
+    listener: &'a str,
+) -> impl Iterator<Item = (i32, &'a BrokerEndpoint, Option<&'a String>)> + 'a {
+    snapshot.brokers.values().filter_map(move |b| {
+        let endpoint = b.endpoints.iter().find(|e| e.listener == listener)?;
+        Some((b.broker_id, endpoint, b.rack.as_ref()))
+    })
 }
 
 /// Finds a topic, creating it with `num.partitions` when auto-creation is on and `allow`.
@@ -67,20 +79,21 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
             validate_only: false,
         })
         .await;
-    match (result.error_code, result.topic) {
-        (code::NONE, Some(t)) => {
+    match result {
+        Ok(MutationOutcome { topic: Some(t), .. }) => {
             tracing::info!(topic = name, partitions = t.partitions.len(), "auto-created topic");
             Ok(t)
         }
         // Another connection created it first.
-        (code::TOPIC_ALREADY_EXISTS, _) => router
+        Err(MetadataError::TopicAlreadyExists { .. }) => router
             .shard.metadata
             .load()
             .topics
             .get(name)
             .cloned()
             .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
-        (err, _) => Err(err),
+        Ok(_) => Err(code::UNKNOWN_SERVER_ERROR),
+        Err(e) => Err(ErrorCode::from(&e).code()),
     }
 }
 
