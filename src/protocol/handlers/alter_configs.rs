@@ -6,7 +6,6 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
 use crate::codes::ErrorCode;
-use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
 use crate::shard::Router;
@@ -23,15 +22,15 @@ pub async fn alter_resource(
     changes: Vec<(String, Option<String>)>,
     incremental: bool,
     validate_only: bool,
-) -> (i16, Option<String>) {
+) -> (ErrorCode, Option<String>) {
     if resource_type != RESOURCE_TOPIC {
-        return (code::INVALID_REQUEST, Some(format!("altering resource type {resource_type} is not served")));
+        return (ErrorCode::INVALID_REQUEST, Some(format!("altering resource type {resource_type} is not served")));
     }
     let r = router
         .mutate(MetadataMutation::AlterConfigs { name: name.to_string(), changes, incremental, validate_only })
         .await;
-    let error_code = r.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from).code();
-    tracing::info!(topic = name, incremental, error_code, "alter configs");
+    let error_code = r.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from);
+    tracing::info!(topic = name, incremental, error = %error_code, "alter configs");
     (error_code, r.err().map(|e| e.to_string()))
 }
 
@@ -46,7 +45,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> Alter
             AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_error_message(message.map(str_bytes)),
         );
     }

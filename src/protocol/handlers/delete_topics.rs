@@ -5,7 +5,6 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 
 use super::str_bytes;
 use crate::codes::ErrorCode;
-use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
 
@@ -24,22 +23,22 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> Delet
     for (name, id) in wanted {
         let name = name.or_else(|| router.shard.metadata.load().topic_by_id(id).map(|t| t.name.clone()));
         let (error_code, message, topic_id) = match &name {
-            None => (code::UNKNOWN_TOPIC_ID, Some("unknown topic id".to_string()), id),
+            None => (ErrorCode::UNKNOWN_TOPIC_ID, Some("unknown topic id".to_string()), id),
             Some(n) => match router.mutate(MetadataMutation::DeleteTopic { name: n.clone() }).await {
                 Ok(outcome) => {
-                    tracing::info!(topic = %n, error_code = code::NONE, "delete topic");
-                    (code::NONE, None, outcome.topic.map_or(id, |t| t.id))
+                    tracing::info!(topic = %n, error = %ErrorCode::NONE, "delete topic");
+                    (ErrorCode::NONE, None, outcome.topic.map_or(id, |t| t.id))
                 }
                 Err(e) => {
-                    let error_code = ErrorCode::from(&e).code();
-                    tracing::info!(topic = %n, error_code, "delete topic");
+                    let error_code = ErrorCode::from(&e);
+                    tracing::info!(topic = %n, error = %error_code, "delete topic");
                     (error_code, Some(e.to_string()), id)
                 }
             },
         };
         let mut r = DeletableTopicResult::default()
             .with_name(name.map(|n| TopicName(str_bytes(n))))
-            .with_error_code(error_code);
+            .with_error_code(error_code.code());
         if ctx.version >= 5 {
             r = r.with_error_message(message.map(str_bytes));
         }

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::config::TOPIC_CONFIGS;
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
 
 /// Versions served.
@@ -41,7 +41,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> De
             RESOURCE_TOPIC => match snapshot.topics.get(res.resource_name.as_str()) {
                 None => {
                     result = result
-                        .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                        .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
                         .with_error_message(Some(str_bytes(format!("no topic {}", res.resource_name.as_str()))));
                 }
                 Some(t) => {
@@ -81,7 +81,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> De
             }
             other => {
                 result = result
-                    .with_error_code(code::INVALID_REQUEST)
+                    .with_error_code(ErrorCode::INVALID_REQUEST.code())
                     .with_error_message(Some(str_bytes(format!("resource type {other} is not served"))));
             }
         }

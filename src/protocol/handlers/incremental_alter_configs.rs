@@ -6,7 +6,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 
 use super::alter_configs::alter_resource;
 use super::str_bytes;
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
 
 /// Versions served.
@@ -29,14 +29,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: IncrementalAlterConfigsReques
             }
         }
         let (error_code, message) = match bad_op {
-            Some(m) => (code::INVALID_CONFIG, Some(m)),
+            Some(m) => (ErrorCode::INVALID_CONFIG, Some(m)),
             None => alter_resource(ctx.router, res.resource_type, res.resource_name.as_str(), changes, true, req.validate_only).await,
         };
         responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_error_message(message.map(str_bytes)),
         );
     }

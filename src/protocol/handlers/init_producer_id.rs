@@ -4,7 +4,6 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::codes::ErrorCode;
-use crate::error::code;
 use crate::metadata::MetadataMutation;
 use crate::protocol::RequestContext;
 
@@ -15,7 +14,7 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     if req.transactional_id.is_some() {
         return InitProducerIdResponse::default()
-            .with_error_code(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            .with_error_code(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }

@@ -4,7 +4,7 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{str_bytes, topic_or_create};
-use crate::error::code;
+use crate::codes::ErrorCode;
 use crate::metadata::TopicMeta;
 use crate::protocol::RequestContext;
 
@@ -51,12 +51,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                 let result = match (name, by_id) {
                     (Some(name), _) => topic_or_create(router, &name, allow_create).await.map_err(|e| (e, Some(name))),
                     (None, Some(t)) => Ok(t),
-                    (None, None) => Err((code::UNKNOWN_TOPIC_ID, None)),
+                    (None, None) => Err((ErrorCode::UNKNOWN_TOPIC_ID, None)),
                 };
                 out.push(match result {
                     Ok(t) => describe(&t),
                     Err((error_code, name)) => MetadataResponseTopic::default()
-                        .with_error_code(error_code)
+                        .with_error_code(error_code.code())
                         .with_name(name.map(|n| TopicName(str_bytes(n))))
                         .with_topic_id(wanted.topic_id),
                 });

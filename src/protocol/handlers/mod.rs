@@ -35,7 +35,6 @@ use std::sync::Arc;
 
 use kafka_protocol::protocol::StrBytes;
 
-use crate::error::code;
 use crate::codes::ErrorCode;
 use crate::metadata::{BrokerEndpoint, ClusterSnapshot, MetadataError, MetadataMutation, MutationOutcome, TopicMeta, valid_topic_name};
 use crate::shard::Router;
@@ -61,15 +60,15 @@ pub fn broker_endpoints<'a>(
 
 /// Finds a topic, creating it with `num.partitions` when auto-creation is on and `allow`.
 /// Returns the Kafka error code when it neither exists nor can be created.
-pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result<Arc<TopicMeta>, i16> {
+pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result<Arc<TopicMeta>, ErrorCode> {
     if let Some(t) = router.shard.metadata.load().topics.get(name) {
         return Ok(Arc::clone(t));
     }
     if !valid_topic_name(name) {
-        return Err(code::INVALID_TOPIC_EXCEPTION);
+        return Err(ErrorCode::INVALID_TOPIC_EXCEPTION);
     }
     if !(allow && router.shard.config.auto_create_topics) {
-        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
     let result = router
         .mutate(MetadataMutation::CreateTopic {
@@ -91,9 +90,9 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
             .topics
             .get(name)
             .cloned()
-            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
-        Ok(_) => Err(code::UNKNOWN_SERVER_ERROR),
-        Err(e) => Err(ErrorCode::from(&e).code()),
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        Ok(_) => Err(ErrorCode::UNKNOWN_SERVER_ERROR),
+        Err(e) => Err(ErrorCode::from(&e)),
     }
 }
 
