@@ -1,9 +1,12 @@
 //! Ringlog: a Kafka-compatible, thread-per-core streaming broker on glommio.
 //!
 //! A reader's path: [`net`] (connections) → [`protocol`] (one handler per Kafka API) →
-//! [`router`] (cross-core messages, owner shards) → [`storage`] (Kafka's log format).
-//! [`metadata`] holds topics and placement; [`server`] starts the shards. A connection's
-//! [`session`] (principal, listener, peer) goes with each of its requests.
+//! [`shard`] (what one core owns; [`shard::messages`] is everything that crosses cores) →
+//! [`router`] (the transport between cores) → [`storage`] (Kafka's log format). Beside them:
+//! [`group`] (consumer group coordinators), [`metadata`] (typed records and their state
+//! machine), [`session`] (a connection's principal and listener), [`codes`] and [`error`]
+//! (Kafka's error codes, and the one mapping from every subsystem's errors to them);
+//! [`server`] starts the shards.
 
 #![deny(missing_docs)]
 

@@ -174,7 +174,21 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
 
 /// Registers this broker as `node.id` with one endpoint per listener (its advertised address),
 /// and a new incarnation id.
+///
+/// A data directory whose metadata registers other brokers but not this `node.id` is refused, as
+/// Kafka refuses a `meta.properties` of another node: its partitions name the old id as leader,
+/// so clients would be sent to a broker that is not there. (Single node: a cluster's brokers
+/// will all be registered in the same metadata.)
 fn register_broker(store: &mut MetadataBootstrap, config: &BrokerConfig, listeners: &[Arc<Listener>]) -> Result<(), MetadataError> {
+    let registered: Vec<i32> = store.handle().load().brokers.keys().copied().collect();
+    if !registered.is_empty() && !registered.contains(&config.node_id) {
+        return Err(MetadataError::InvalidConfig {
+            reason: format!(
+                "node.id {} does not match the data directory, which belongs to broker(s) {registered:?}",
+                config.node_id
+            ),
+        });
+    }
     let registration = BrokerRegistration {
         broker_id: config.node_id,
         incarnation_id: uuid::Uuid::new_v4(),

@@ -17,6 +17,7 @@ use glommio::sync::{Semaphore, StaticPermit};
 
 use crate::metrics::ShardMetrics;
 use crate::net::splice::SpliceRing;
+use crate::net::ConnectionError;
 use crate::net::transport::Transport;
 use crate::protocol::{self, ProtocolError, ResponseFrame};
 use crate::shard::Router;
@@ -36,34 +37,6 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// otherwise, once the disk falls behind, batches leave the cache before consumers can read them
 /// and tailing consumers fall back to the disk the producer is saturating.
 pub const MAX_IN_FLIGHT_BYTES: usize = 16 << 20;
-
-/// Why a connection ends.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    /// Socket error.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// The client sent a frame over the limit.
-    #[error("frame of {size} bytes exceeds socket.request.max.bytes {max}")]
-    FrameTooLarge {
-        /// Declared size.
-        size: i64,
-        /// Limit.
-        max: usize,
-    },
-    /// The client closed the socket in the middle of a frame.
-    #[error("truncated frame: {got} of {size} bytes before end of stream")]
-    Truncated {
-        /// Declared size.
-        size: usize,
-        /// Bytes received.
-        got: usize,
-    },
-    /// The request could not be served.
-    #[error("{0}")]
-    Protocol(#[from] ProtocolError),
-}
 
 type Pending = glommio::Task<Result<Option<ResponseFrame>, ProtocolError>>;
 

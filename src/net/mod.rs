@@ -13,9 +13,38 @@ use std::sync::Arc;
 use glommio::net::TcpListener;
 
 use crate::config::Listener;
+use crate::protocol::ProtocolError;
 use crate::shard::Router;
 use crate::session::Session;
 use transport::Transport;
+
+/// Why a connection ends.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client sent a frame over the limit.
+    #[error("frame of {size} bytes exceeds socket.request.max.bytes {max}")]
+    FrameTooLarge {
+        /// Declared size.
+        size: i64,
+        /// Limit.
+        max: usize,
+    },
+    /// The client closed the socket in the middle of a frame.
+    #[error("truncated frame: {got} of {size} bytes before end of stream")]
+    Truncated {
+        /// Declared size.
+        size: usize,
+        /// Bytes received.
+        got: usize,
+    },
+    /// The request could not be served.
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+}
 
 /// Accepts connections on this shard's socket of `listener` until the executor stops. `splice`
 /// is this core's splice ring for cold reads, when `cold_read_splice` is on and the kernel has one.

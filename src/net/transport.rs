@@ -22,7 +22,7 @@ use futures::io::{ReadHalf, WriteHalf};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::net::connection::ConnectionError;
+use crate::net::ConnectionError;
 use crate::net::splice::SpliceRing;
 use crate::protocol::ResponseFrame;
 use crate::protocol::frame::Chunk;

@@ -6,22 +6,23 @@ use super::messages::{FetchPart, FetchPartResult};
 use crate::codes::ErrorCode;
 
 impl Shard {
-    /// Locates the records of `parts`; one result per part, in order.
-    pub(super) fn locate(&self, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
+    /// Locates the records of `parts`; one result per part, in order. With `listen`, each result
+    /// carries a listener on its partition's data event, registered before the read.
+    pub(super) fn locate(&self, parts: Vec<FetchPart>, listen: bool) -> Vec<FetchPartResult> {
         parts
             .into_iter()
             .map(|part| {
                 let Some(log) = self.log(&part.tp) else {
                     return FetchPartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
                 };
-                let data_event = Some(log.data_event());
+                let wake = listen.then(|| log.data_event().listen());
                 match log.locate(part.offset, part.max_bytes) {
                     Ok(r) => FetchPartResult {
                         error_code: ErrorCode::NONE,
                         high_watermark: r.high_watermark,
                         log_start_offset: r.log_start_offset,
                         records: r.records,
-                        data_event,
+                        wake,
                     },
                     Err(e) => {
                         let offsets = log.offsets();
@@ -29,7 +30,7 @@ impl Shard {
                             error_code: ErrorCode::from(&e),
                             high_watermark: offsets.high_watermark,
                             log_start_offset: offsets.log_start,
-                            data_event,
+                            wake,
                             ..Default::default()
                         }
                     }

@@ -7,7 +7,7 @@ use super::messages::ShardRequest;
 use super::{Router, Shard};
 use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupLog, GroupReply, OFFSETS_TOPIC};
-use crate::storage::StorageError;
+use crate::storage::{AppendOutcome, StorageError};
 use crate::storage::batch::BatchHeader;
 use crate::types::{ShardId, TopicPartition};
 
@@ -65,14 +65,7 @@ impl GroupLog for Shard {
         let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
         let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
         let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e))?;
-        match outcome.done {
-            Some(rx) => match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(ErrorCode::from(&e)),
-                Err(_) => Err(ErrorCode::KAFKA_STORAGE_ERROR),
-            },
-            None => Ok(()),
-        }
+        AppendOutcome::written(outcome.done).await.map_err(|e| ErrorCode::from(&e))
     }
 
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {

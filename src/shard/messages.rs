@@ -44,9 +44,9 @@ pub struct ProducePartResult {
 }
 
 impl ProducePartResult {
-    /// A part that failed with `error_code`.
-    pub fn failed(error_code: ErrorCode, message: impl Into<String>) -> Self {
-        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message: Some(message.into()) }
+    /// A part that failed with `error_code`, and why.
+    pub fn failed(error_code: ErrorCode, message: Option<String>) -> Self {
+        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message }
     }
 }
 
@@ -62,7 +62,7 @@ pub struct FetchPart {
 }
 
 /// The outcome of one [`FetchPart`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FetchPartResult {
     /// Kafka error code.
     pub error_code: ErrorCode,
@@ -72,8 +72,9 @@ pub struct FetchPartResult {
     pub log_start_offset: i64,
     /// Where the batches are: cached bytes, or a range for the connection's shard to read.
     pub records: Located,
-    /// The partition's "high watermark moved" event, for a fetch that parks on it.
-    pub data_event: Option<Arc<event_listener::Event>>,
+    /// Fires when the partition's high watermark moves: registered on the owner before it read
+    /// the partition's state, so a fetch that parks on it misses no append. Only when asked for.
+    pub wake: Option<event_listener::EventListener>,
 }
 
 impl FetchPartResult {
@@ -137,7 +138,12 @@ pub enum ShardRequest {
         parts: Vec<ProducePart>,
     },
     /// Data plane: locate records in partitions owned by the target shard.
-    Fetch(Vec<FetchPart>),
+    Fetch {
+        /// Parts for this shard.
+        parts: Vec<FetchPart>,
+        /// Register a wake-up per part: the fetch may park (it has a wait and a minimum).
+        listen: bool,
+    },
     /// Data plane: ListOffsets parts.
     ListOffsets(Vec<(TopicPartition, OffsetQuery)>),
     /// Data plane: OffsetForLeaderEpoch parts.
@@ -160,7 +166,7 @@ impl Routed for ShardRequest {
     fn plane(&self) -> Plane {
         match self {
             ShardRequest::Produce { .. }
-            | ShardRequest::Fetch(_)
+            | ShardRequest::Fetch { .. }
             | ShardRequest::ListOffsets(_)
             | ShardRequest::EpochEndOffsets(_)
             | ShardRequest::DeleteRecords(_)

@@ -112,7 +112,7 @@ impl ShardHandler for Shard {
             ShardRequest::Produce { conn_shard, acks, parts } => {
                 ShardResponse::Produce(self.produce(conn_shard, acks, parts).await)
             }
-            ShardRequest::Fetch(parts) => ShardResponse::Fetch(self.locate(parts)),
+            ShardRequest::Fetch { parts, listen } => ShardResponse::Fetch(self.locate(parts, listen)),
             ShardRequest::ListOffsets(parts) => ShardResponse::Offsets(self.list_offsets(parts).await),
             ShardRequest::EpochEndOffsets(parts) => ShardResponse::Offsets(self.epoch_end_offsets(parts)),
             ShardRequest::DeleteRecords(parts) => ShardResponse::Offsets(self.delete_records(parts).await),

@@ -6,6 +6,7 @@ use futures::future::join_all;
 use super::Shard;
 use super::messages::{ProducePart, ProducePartResult};
 use crate::codes::ErrorCode;
+use crate::storage::AppendOutcome;
 use crate::types::ShardId;
 
 impl Shard {
@@ -31,14 +32,9 @@ impl Shard {
             }
         }
         let waits = pending.into_iter().map(|(res, start, done)| async move {
-            let res = match (res, done) {
-                (Ok(v), Some(rx)) => match rx.await {
-                    Ok(Ok(())) => Ok(v),
-                    Ok(Err(e)) => Err((ErrorCode::from(&e), Some(e.to_string()))),
-                    Err(_) => Err((ErrorCode::KAFKA_STORAGE_ERROR, Some("append abandoned".into()))),
-                },
-                (Ok(v), None) => Ok(v),
-                (Err(e), _) => Err(e),
+            let res = match res {
+                Ok(v) => AppendOutcome::written(done).await.map(|()| v).map_err(|e| (ErrorCode::from(&e), Some(e.to_string()))),
+                Err(e) => Err(e),
             };
             match res {
                 Ok((base_offset, log_append_time)) => ProducePartResult {
@@ -48,9 +44,7 @@ impl Shard {
                     log_start_offset: start,
                     message: None,
                 },
-                Err((error_code, message)) => {
-                    ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message }
-                }
+                Err((error_code, message)) => ProducePartResult::failed(error_code, message),
             }
         });
         join_all(waits).await

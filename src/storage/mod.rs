@@ -17,7 +17,7 @@ pub mod segment;
 
 pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 
-/// Errors of the storage subsystem. `crate::error::storage_error_code` maps each to a Kafka code.
+/// Errors of the storage subsystem. `crate::error` maps each to a Kafka code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {

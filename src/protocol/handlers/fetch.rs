@@ -1,14 +1,13 @@
 //! Fetch: reads from the owner shards, long-polls up to `max_wait_ms` for `min_bytes`.
 //!
-//! A parked fetch waits on the "high watermark moved" events of the partitions it reads, which
-//! the owners hand back with their answers; it registers on them before each later read round,
-//! so no append can slip between a read and the wait. Nothing busy-polls.
+//! A fetch that may park asks the owners for a listener on each partition's "high watermark
+//! moved" event, registered before the owner reads the partition's state, so no append can slip
+//! between a read and the wait; it parks on those listeners. Nothing busy-polls.
 //!
 //! Owners answer with where the records are ([`Located`]); this shard then reads any on-disk
 //! ranges itself and hands the cached `Bytes` and the read buffers to the response frame
 //! untouched (see [`crate::protocol::frame`]): the fetch path copies no record bytes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -39,11 +38,17 @@ struct Wanted {
     target: Result<(ShardId, FetchPart), ErrorCode>,
 }
 
-/// Asks each owner where the wanted records are; one result per wanted part, in order.
-async fn read_round(router: &Router, wanted: &[Wanted]) -> Vec<FetchPartResult> {
+/// Asks each owner where the wanted records are, with a wake-up listener per part when `listen`;
+/// one result per wanted part, in order.
+async fn read_round(router: &Router, wanted: &[Wanted], listen: bool) -> Vec<FetchPartResult> {
     let items: Vec<(ShardId, FetchPart)> = wanted.iter().filter_map(|w| w.target.as_ref().ok().cloned()).collect();
     let mut located = router
-        .split_join(items, ShardRequest::Fetch, |response| response.into_fetch(), FetchPartResult::failed)
+        .split_join(
+            items,
+            |parts| ShardRequest::Fetch { parts, listen },
+            |response| response.into_fetch(),
+            FetchPartResult::failed,
+        )
         .await
         .into_iter();
     wanted
@@ -122,29 +127,21 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
-    // The wanted partitions' events, learnt from the first round's answers.
-    let mut events: Vec<Arc<event_listener::Event>> = Vec::new();
+    // Only a fetch that can park needs wake-ups.
+    let listen = deadline > Instant::now() && min_bytes > 0;
     let mut results = loop {
-        let listeners: Vec<_> = events.iter().map(|e| e.listen()).collect();
-        let results = read_round(router, &wanted).await;
+        let mut results = read_round(router, &wanted, listen).await;
         let bytes: usize = results.iter().map(|r| r.records.available()).sum();
         let any_error = results.iter().any(|r| r.error_code.is_err());
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline {
             break results;
         }
-        if listeners.is_empty() {
-            // First round: register on the partitions' events, then read once more before
-            // parking, so an append between this read and the registration is not missed.
-            events = results.iter().filter_map(|r| r.data_event.clone()).collect();
-            events.sort_by_key(Arc::as_ptr);
-            events.dedup_by(|a, b| Arc::ptr_eq(a, b));
-            if events.is_empty() {
-                break results;
-            }
-            continue;
+        let wakes: Vec<_> = results.iter_mut().filter_map(|r| r.wake.take()).collect();
+        if wakes.is_empty() {
+            break results;
         }
-        let woken = futures::future::select_all(listeners.into_iter().map(Box::pin));
+        let woken = futures::future::select_all(wakes);
         let timer = glommio::timer::sleep(deadline - now);
         futures::select! {
             _ = woken.fuse() => {},

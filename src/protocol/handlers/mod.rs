@@ -111,8 +111,9 @@ pub async fn query_partitions<T>(
         let mut answered = Vec::with_capacity(parts.len());
         for (p, item) in parts {
             // Known partitions are answered by their owner, in order; the rest here.
-            answered.push((p, snapshot.owner(&name, p).is_none()));
-            if let Some(owner) = snapshot.owner(&name, p) {
+            let owner = snapshot.owner(&name, p);
+            answered.push((p, owner.is_none()));
+            if let Some(owner) = owner {
                 items.push((owner, (TopicPartition::new(name.clone(), p), item)));
             }
         }

@@ -33,11 +33,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
             indexes.push(p.index);
             let owner = meta.and_then(|m| m.partitions.get(usize::try_from(p.index).ok()?)).map(|pm| pm.owner);
             let early = if !matches!(acks, -1..=1) {
-                Some(ProducePartResult::failed(ErrorCode::INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
+                Some(ProducePartResult::failed(ErrorCode::INVALID_REQUIRED_ACKS, Some("acks must be -1, 0 or 1".into())))
             } else if owner.is_none() {
-                Some(ProducePartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic or partition"))
+                Some(ProducePartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, Some("unknown topic or partition".into())))
             } else if p.records.is_none() {
-                Some(ProducePartResult::failed(ErrorCode::CORRUPT_MESSAGE, "no records"))
+                Some(ProducePartResult::failed(ErrorCode::CORRUPT_MESSAGE, Some("no records".into())))
             } else {
                 None
             };
@@ -60,7 +60,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
             items,
             |parts| ShardRequest::Produce { conn_shard: me, acks, parts },
             |response| response.into_produce(),
-            |code| ProducePartResult::failed(code, "the partition's owner shard did not answer"),
+            |code| ProducePartResult::failed(code, Some("the partition's owner shard did not answer".into())),
         )
         .await;
     for (slot, answer) in slots.into_iter().zip(answers) {
@@ -75,7 +75,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     for (ti, (name, indexes)) in layout.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(indexes.len());
         for index in indexes {
-            let r = results.next().flatten().unwrap_or_else(|| ProducePartResult::failed(ErrorCode::UNKNOWN_SERVER_ERROR, "lost result"));
+            let r = results.next().flatten().unwrap_or_else(|| ProducePartResult::failed(ErrorCode::UNKNOWN_SERVER_ERROR, Some("lost result".into())));
             let mut pr = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_error_code(r.error_code.code())

@@ -77,6 +77,17 @@ pub struct AppendOutcome {
     pub done: Option<oneshot::Receiver<Result<(), StorageError>>>,
 }
 
+impl AppendOutcome {
+    /// Waits until the append is written (and synced, if asked for). A writer that went away
+    /// without answering counts as an i/o error: the append may not be on disk.
+    pub async fn written(done: Option<oneshot::Receiver<Result<(), StorageError>>>) -> Result<(), StorageError> {
+        match done {
+            None => Ok(()),
+            Some(done) => done.await.unwrap_or_else(|_| Err(StorageError::Io("append abandoned by its writer".into()))),
+        }
+    }
+}
+
 /// A partition log's offsets, kept apart because replication tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOffsets {
