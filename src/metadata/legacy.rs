@@ -43,11 +43,7 @@ struct OldPartition {
 /// replicas: each partition gets `node_id` as its only replica, in-sync and leader.
 pub fn read(dir: &Path, node_id: i32) -> Result<Option<ClusterSnapshot>, MetadataError> {
     let path = dir.join(LEGACY_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    let Some(bytes) = super::log::read_if_present(&path)? else { return Ok(None) };
     let corrupt = |reason: String| MetadataError::Corrupt { path: path.clone(), reason };
     let old: OldSnapshot = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     // Built through the records, so the converted snapshot is one that replay could produce.

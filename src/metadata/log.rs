@@ -132,15 +132,20 @@ pub fn scan(bytes: &[u8]) -> Scan<'_> {
     Scan { frames, valid_len: pos as u64, stopped }
 }
 
+/// A whole file's bytes, or `None` when there is no such file (start-up, std I/O).
+pub(super) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, MetadataError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reads the checkpoint: the snapshot and the offset after its last record. `None` when there
 /// is no checkpoint file. A checkpoint is renamed into place whole, so any damage is an error.
 pub fn read_checkpoint(dir: &Path) -> Result<Option<(ClusterSnapshot, u64)>, MetadataError> {
     let path = dir.join(CHECKPOINT_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    let Some(bytes) = read_if_present(&path)? else { return Ok(None) };
     let corrupt = |reason: String| MetadataError::Corrupt { path: path.clone(), reason };
     let found = scan(&bytes);
     let (Some(&(_, payload)), None, 1) = (found.frames.first(), &found.stopped, found.frames.len()) else {
