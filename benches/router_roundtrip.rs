@@ -3,7 +3,7 @@
 //! connection's shard forwards partition work to the owner shard.
 //!
 //! Two executors are started from a `LocalExecutorPoolBuilder` pinned one per core
-//! (`PoolPlacement::MaxSpread(2)`, cores 0 and 1), each with a real `Router` and `OwnerShard` built
+//! (`PoolPlacement::MaxSpread(2)`, cores 0 and 1), each with a real `Router` and `Shard` built
 //! exactly as `server::shard_main` builds them, and shard 1 serves its inbox with
 //! `Router::serve_inbox`. The request is small on purpose: an OffsetForLeaderEpoch part for a
 //! partition nobody owns, so the owner answers with a HashMap miss and the figure is the cost of
