@@ -84,6 +84,8 @@ impl From<&MetadataError> for ErrorCode {
             MetadataError::InvalidPartitions { .. } => ErrorCode::INVALID_PARTITIONS,
             MetadataError::InvalidReplicationFactor { .. } => ErrorCode::INVALID_REPLICATION_FACTOR,
             MetadataError::InvalidConfig { .. } => ErrorCode::INVALID_CONFIG,
+            MetadataError::InvalidReplicaAssignment { .. } => ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+            MetadataError::InvalidRequest { .. } => ErrorCode::INVALID_REQUEST,
             MetadataError::InvalidRecord { .. } | MetadataError::ControllerUnavailable => ErrorCode::UNKNOWN_SERVER_ERROR,
             MetadataError::NotController => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             MetadataError::Io(_) | MetadataError::LogFailed | MetadataError::Corrupt { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
@@ -207,6 +209,8 @@ mod tests {
             (E::InvalidPartitions { reason: name() }, 37),
             (E::InvalidReplicationFactor { factor: 3, brokers: 1 }, 38),
             (E::InvalidConfig { reason: name() }, 40),
+            (E::InvalidReplicaAssignment { reason: name() }, 39),
+            (E::InvalidRequest { reason: name() }, 42),
             (E::InvalidRecord { reason: name() }, -1),
             (E::NotController, 6),
             (E::ControllerUnavailable, -1),
@@ -224,6 +228,8 @@ mod tests {
                 | E::InvalidPartitions { .. }
                 | E::InvalidReplicationFactor { .. }
                 | E::InvalidConfig { .. }
+                | E::InvalidReplicaAssignment { .. }
+                | E::InvalidRequest { .. }
                 | E::InvalidRecord { .. }
                 | E::NotController
                 | E::ControllerUnavailable
@@ -233,6 +239,6 @@ mod tests {
             }
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
-        assert_eq!(cases.len(), 13, "one case per MetadataError variant");
+        assert_eq!(cases.len(), 15, "one case per MetadataError variant");
     }
 }

@@ -165,6 +165,7 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
             partitions: config.group.offsets_topic_partitions,
             configs,
             validate_only: false,
+            assignment: None,
         },
         &config.topic_defaults,
     )?;

@@ -160,6 +160,19 @@ pub enum MetadataError {
         /// Brokers that could hold a replica.
         brokers: usize,
     },
+    /// A manual replica assignment names no partition, an empty or repeated replica, or a
+    /// broker that is not registered.
+    #[error("{reason}")]
+    InvalidReplicaAssignment {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A request that asks for two things that exclude each other (Kafka's INVALID_REQUEST).
+    #[error("{reason}")]
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A config key or value is refused.
     #[error("{reason}")]
     InvalidConfig {

@@ -29,6 +29,9 @@ pub enum MetadataMutation {
         configs: BTreeMap<String, String>,
         /// Check only; change nothing.
         validate_only: bool,
+        /// The replicas of each partition, as the client assigned them (partition `i` is entry
+        /// `i`); `None`: the broker places `partitions` partitions itself.
+        assignment: Option<Vec<Vec<i32>>>,
     },
     /// Delete a topic.
     DeleteTopic {
@@ -120,22 +123,29 @@ impl Plan {
 /// the JSON store made them, so clients see the same error for the same request).
 pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_>) -> Result<Plan, MetadataError> {
     match m {
-        MetadataMutation::CreateTopic { name, partitions, configs, validate_only } => {
+        MetadataMutation::CreateTopic { name, partitions, configs, validate_only, assignment } => {
             if !valid_topic_name(&name) {
                 return Err(MetadataError::InvalidTopic { name });
             }
             if current.topics.contains_key(&name) {
                 return Err(MetadataError::TopicAlreadyExists { name });
             }
-            if partitions <= 0 {
-                return Err(MetadataError::InvalidPartitions { reason: "partition count must be positive".into() });
-            }
+            let replicas = match assignment {
+                Some(assignment) => {
+                    check_assignment(current, ctx, &assignment)?;
+                    assignment
+                }
+                None if partitions <= 0 => {
+                    return Err(MetadataError::InvalidPartitions { reason: "partition count must be positive".into() });
+                }
+                None => vec![vec![ctx.node_id]; partitions as usize],
+            };
             for (k, v) in &configs {
                 validate_topic_config(k, v).map_err(|reason| MetadataError::InvalidConfig { reason })?;
             }
             let topic_id = Uuid::new_v4();
             let mut records = vec![MetadataRecord::Topic(TopicRecord { name: name.clone(), topic_id })];
-            records.extend(new_partitions(current, ctx, topic_id, 0, partitions as usize));
+            records.extend(partition_records(current, ctx, topic_id, 0, replicas));
             records.extend(configs.into_iter().map(|(k, v)| topic_config(&name, k, Some(v))));
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
@@ -152,7 +162,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
                     reason: format!("topic has {have} partitions; the new count must be larger"),
                 });
             }
-            let records = new_partitions(current, ctx, topic.id, have, count as usize - have).collect();
+            let records = partition_records(current, ctx, topic.id, have, vec![vec![ctx.node_id]; count as usize - have]).collect();
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
         MetadataMutation::AlterConfigs { name, changes, incremental, validate_only } => {
@@ -205,26 +215,52 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
 
 /// Records for `count` new partitions of a topic, from index `first`, placed on the least-loaded
 /// shards. On one node this broker is every partition's only replica, in-sync and leader.
-fn new_partitions<'a>(
+/// The records of new partitions `first..` of a topic, one per entry of `replicas`: every
+/// replica in sync, the first one leader (Kafka's preferred leader), each placed on a shard.
+fn partition_records(
     current: &ClusterSnapshot,
-    ctx: &'a PlanContext<'_>,
+    ctx: &PlanContext<'_>,
     topic_id: Uuid,
     first: usize,
-    count: usize,
-) -> impl Iterator<Item = MetadataRecord> + 'a {
-    let owners = place(&current.load_per_shard(ctx.shards), count);
-    owners.into_iter().enumerate().map(move |(i, owner_shard)| {
+    replicas: Vec<Vec<i32>>,
+) -> impl Iterator<Item = MetadataRecord> {
+    let owners = place(&current.load_per_shard(ctx.shards), replicas.len());
+    owners.into_iter().zip(replicas).enumerate().map(move |(i, (owner_shard, replicas))| {
         MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition: (first + i) as i32,
-            replicas: vec![ctx.node_id],
-            isr: vec![ctx.node_id],
-            leader: ctx.node_id,
+            isr: replicas.clone(),
+            leader: replicas.first().copied().unwrap_or(ctx.node_id),
+            replicas,
             leader_epoch: 0,
             partition_epoch: 0,
             owner_shard,
         })
     })
+}
+
+/// Kafka's checks of a manual replica assignment: at least one partition, and each partition's
+/// replicas non-empty, distinct and registered brokers.
+fn check_assignment(current: &ClusterSnapshot, ctx: &PlanContext<'_>, assignment: &[Vec<i32>]) -> Result<(), MetadataError> {
+    let invalid = |reason: String| Err(MetadataError::InvalidReplicaAssignment { reason });
+    if assignment.is_empty() {
+        return invalid("the manual partition assignment names no partition".into());
+    }
+    let registered = |id: i32| current.brokers.contains_key(&id) || (current.brokers.is_empty() && id == ctx.node_id);
+    for (partition, replicas) in assignment.iter().enumerate() {
+        if replicas.is_empty() {
+            return invalid(format!("the manual partition assignment of partition {partition} is empty"));
+        }
+        for (i, id) in replicas.iter().enumerate() {
+            if replicas[..i].contains(id) {
+                return invalid(format!("the manual partition assignment of partition {partition} names broker {id} more than once"));
+            }
+            if !registered(*id) {
+                return invalid(format!("the manual partition assignment of partition {partition} names broker {id}, but no such broker is registered"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn topic_config(topic: &str, name: String, value: Option<String>) -> MetadataRecord {

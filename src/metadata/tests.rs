@@ -33,7 +33,7 @@ impl Drop for TempDir {
 }
 
 fn create(name: &str, partitions: i32) -> MetadataMutation {
-    MetadataMutation::CreateTopic { name: name.into(), partitions, configs: BTreeMap::new(), validate_only: false }
+    MetadataMutation::CreateTopic { name: name.into(), partitions, configs: BTreeMap::new(), validate_only: false, assignment: None }
 }
 
 fn no_defaults() -> BTreeMap<String, String> {
@@ -152,7 +152,7 @@ fn snapshot_round_trips_through_records() {
     let mut boot = MetadataBootstrap::load(&dir.0, 3, 7).unwrap();
     boot.apply(create("a", 4), &no_defaults()).unwrap();
     let configs = [("retention.ms".to_string(), "10".to_string())].into();
-    boot.apply(MetadataMutation::CreateTopic { name: "b".into(), partitions: 2, configs, validate_only: false }, &no_defaults())
+    boot.apply(MetadataMutation::CreateTopic { name: "b".into(), partitions: 2, configs, validate_only: false, assignment: None }, &no_defaults())
         .unwrap();
     boot.apply(MetadataMutation::AllocateProducerId, &no_defaults()).unwrap();
     let snapshot = boot.handle().load_full();
@@ -168,7 +168,7 @@ fn mutations_keep_the_json_store_error_order() {
     assert!(matches!(boot.apply(create("bad/name", 1), &d), Err(MetadataError::InvalidTopic { .. })));
     assert!(matches!(boot.apply(create("t", 0), &d), Err(MetadataError::InvalidPartitions { .. })));
     let bad_cfg = [("retention.ms".to_string(), "soon".to_string())].into();
-    let r = boot.apply(MetadataMutation::CreateTopic { name: "t".into(), partitions: 1, configs: bad_cfg, validate_only: false }, &d);
+    let r = boot.apply(MetadataMutation::CreateTopic { name: "t".into(), partitions: 1, configs: bad_cfg, validate_only: false, assignment: None }, &d);
     assert!(matches!(r, Err(MetadataError::InvalidConfig { .. })), "{r:?}");
     let t = boot.apply(create("t", 4), &d).unwrap().topic.unwrap();
     assert_eq!(t.partitions.len(), 4);
@@ -181,7 +181,7 @@ fn mutations_keep_the_json_store_error_order() {
     assert!(matches!(boot.apply(missing, &d), Err(MetadataError::UnknownTopic { .. })));
     // Validate-only changes nothing, and writes nothing.
     let before = std::fs::metadata(dir.log()).unwrap().len();
-    let dry = MetadataMutation::CreateTopic { name: "dry".into(), partitions: 3, configs: BTreeMap::new(), validate_only: true };
+    let dry = MetadataMutation::CreateTopic { name: "dry".into(), partitions: 3, configs: BTreeMap::new(), validate_only: true, assignment: None };
     assert_eq!(boot.apply(dry, &d).unwrap().topic.unwrap().partitions.len(), 3);
     assert!(!boot.handle().load().topics.contains_key("dry"));
     assert_eq!(std::fs::metadata(dir.log()).unwrap().len(), before);
@@ -415,4 +415,37 @@ fn async_store_appends_checkpoints_and_reloads() {
     let s = MetadataBootstrap::load(&dir.0, 2, 7).unwrap().handle().load_full();
     assert_eq!(s.topics.len(), 13);
     assert_eq!(s.next_producer_id_block, mutation::PRODUCER_ID_BLOCK);
+}
+
+#[test]
+fn a_manual_replica_assignment_is_checked_and_kept() {
+    let dir = TempDir::new("assignment");
+    let mut boot = MetadataBootstrap::load(&dir.0, 2, 7).unwrap();
+    let reg = BrokerRegistration { broker_id: 7, incarnation_id: Uuid::new_v4(), endpoints: Vec::new(), rack: None };
+    boot.apply(MetadataMutation::RegisterBroker(reg), &no_defaults()).unwrap();
+    let assigned = |name: &str, assignment: Vec<Vec<i32>>| MetadataMutation::CreateTopic {
+        name: name.into(),
+        partitions: -1,
+        configs: BTreeMap::new(),
+        validate_only: false,
+        assignment: Some(assignment),
+    };
+    // Two partitions, as many as the assignment names, whatever `partitions` says.
+    let topic = boot.apply(assigned("manual", vec![vec![7], vec![7]]), &no_defaults()).unwrap().topic.unwrap();
+    assert_eq!(topic.partitions.len(), 2);
+    for p in &topic.partitions {
+        assert_eq!((p.replicas.as_slice(), p.isr.as_slice(), p.leader), (&[7][..], &[7][..], 7));
+    }
+    for (bad, why) in [
+        (vec![], "no partition"),
+        (vec![vec![7], vec![]], "is empty"),
+        (vec![vec![7, 7]], "more than once"),
+        (vec![vec![7], vec![5]], "no such broker"),
+    ] {
+        match boot.apply(assigned("refused", bad), &no_defaults()) {
+            Err(MetadataError::InvalidReplicaAssignment { reason }) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("expected INVALID_REPLICA_ASSIGNMENT ({why}), got {other:?}"),
+        }
+    }
+    assert!(!boot.handle().load().topics.contains_key("refused"));
 }

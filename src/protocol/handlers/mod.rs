@@ -76,6 +76,7 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
             partitions: router.shard.config.num_partitions,
             configs: BTreeMap::new(),
             validate_only: false,
+            assignment: None,
         })
         .await;
     match result {
