@@ -324,6 +324,9 @@ pub struct TopicConfig {
     /// `cleanup.policy` includes `delete`: time and size retention apply. A compact-only topic
     /// (`__consumer_offsets`) keeps every segment until the cleaner, which is not built yet.
     pub delete_retention: bool,
+    /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas, or gets
+    /// NOT_ENOUGH_REPLICAS.
+    pub min_insync_replicas: usize,
 }
 
 impl TopicConfig {
@@ -350,6 +353,7 @@ impl TopicConfig {
             log_append_time: text("message.timestamp.type") == "LogAppendTime",
             index_interval_bytes: get("index.interval.bytes").max(1) as u64,
             delete_retention: text("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
+            min_insync_replicas: get("min.insync.replicas").max(1) as usize,
         }
     }
 }
@@ -372,6 +376,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!("invalid message.timestamp.type {value}")),
+        },
+        "min.insync.replicas" => match value.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err(format!("min.insync.replicas must be at least 1, got {value}")),
         },
         _ => value.parse::<i64>().map(|_| ()).map_err(|_| format!("{name} must be a number, got {value}")),
     }

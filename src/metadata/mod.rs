@@ -98,10 +98,14 @@ impl ClusterSnapshot {
         self.topics.get(self.topic_names.get(&id)?)
     }
 
+    /// A partition's metadata.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
+        self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
+    }
+
     /// The owner shard of a partition.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<ShardId> {
-        let t = self.topics.get(topic)?;
-        t.partitions.get(usize::try_from(partition).ok()?).map(|p| p.owner)
+        self.partition(topic, partition).map(|p| p.owner)
     }
 
     /// Partitions per shard, over all topics.

@@ -12,6 +12,8 @@ use crate::types::ShardId;
 impl Shard {
     /// Appends `parts` to the logs this core owns; one result per part, in order.
     pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
+        // acks=all needs min.insync.replicas in sync (Kafka checks before the append).
+        let snapshot = (acks == -1).then(|| self.metadata.load());
         let mut pending = Vec::with_capacity(parts.len());
         for part in parts {
             let Some(log) = self.log(&part.tp) else {
@@ -19,6 +21,15 @@ impl Shard {
                 continue;
             };
             let start = log.offsets().log_start;
+            if let Some(snapshot) = &snapshot {
+                let in_sync = snapshot.partition(&part.tp.topic, part.tp.partition).map_or(0, |p| p.isr.len());
+                let needed = log.min_insync_replicas();
+                if in_sync < needed {
+                    let message = format!("{in_sync} in-sync replica(s), fewer than min.insync.replicas {needed}");
+                    pending.push((Err((ErrorCode::NOT_ENOUGH_REPLICAS, Some(message))), start, None));
+                    continue;
+                }
+            }
             match log.append(&part.records, acks) {
                 Ok(outcome) => {
                     tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, shard = %self.me,

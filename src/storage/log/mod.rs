@@ -321,6 +321,11 @@ impl PartitionLog {
         Ok(log)
     }
 
+    /// `min.insync.replicas` of the log's topic.
+    pub fn min_insync_replicas(&self) -> usize {
+        self.config.borrow().min_insync_replicas
+    }
+
     /// Replaces the topic config (AlterConfigs).
     pub fn set_config(&self, config: TopicConfig) {
         *self.config.borrow_mut() = config;
