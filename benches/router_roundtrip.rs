@@ -31,13 +31,14 @@ use ringlog::config::BrokerConfig;
 use ringlog::metadata::MetadataBootstrap;
 use ringlog::metrics::Metrics;
 use ringlog::router::{Envelope, MESH_CAPACITY};
+use ringlog::shard::messages::EpochQuery;
 use ringlog::shard::{Router, Shard, ShardRequest, ShardResponse};
 use ringlog::types::{ShardId, TopicPartition};
 
 const SHARDS: usize = 2;
 
 fn request() -> ShardRequest {
-    ShardRequest::EpochEndOffsets(vec![(TopicPartition::new("no-such-topic", 0), 0)])
+    ShardRequest::EpochEndOffsets(vec![(TopicPartition::new("no-such-topic", 0), EpochQuery { leader_epoch: 0, current_leader_epoch: -1 })])
 }
 
 async fn call(router: &Router) -> Duration {

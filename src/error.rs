@@ -23,6 +23,8 @@ impl From<&StorageError> for ErrorCode {
             StorageError::OffsetOutOfRange { .. } | StorageError::SegmentDeleted { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
             StorageError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
             StorageError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+            StorageError::UnknownLeaderEpoch { .. } => ErrorCode::UNKNOWN_LEADER_EPOCH,
+            StorageError::FencedLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
             StorageError::Closed => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         }
     }
@@ -110,6 +112,8 @@ mod tests {
             (StorageError::SegmentDeleted { offset: 9 }, 1),
             (StorageError::OutOfOrderSequence { expected: 1, got: 3 }, 45),
             (StorageError::InvalidProducerEpoch { got: 1, current: 2 }, 47),
+            (StorageError::UnknownLeaderEpoch { requested: 2, current: 1 }, 75),
+            (StorageError::FencedLeaderEpoch { requested: 0, current: 1 }, 74),
             (StorageError::Closed, 6),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `storage`.
@@ -123,8 +127,10 @@ mod tests {
             StorageError::OutOfOrderSequence { .. } => 6,
             StorageError::InvalidProducerEpoch { .. } => 7,
             StorageError::Closed => 8,
+            StorageError::UnknownLeaderEpoch { .. } => 9,
+            StorageError::FencedLeaderEpoch { .. } => 10,
         };
-        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 9);
+        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 11);
         for (e, code) in &storage {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
         }

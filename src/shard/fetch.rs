@@ -15,6 +15,9 @@ impl Shard {
                 let Some(log) = self.log(&part.tp) else {
                     return FetchPartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
                 };
+                if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
+                    return FetchPartResult::failed(ErrorCode::from(&e));
+                }
                 let wake = listen.then(|| log.data_event().listen());
                 match log.locate(part.offset, part.max_bytes) {
                     Ok(r) => FetchPartResult {

@@ -59,6 +59,8 @@ pub struct FetchPart {
     pub offset: i64,
     /// Byte limit for this partition.
     pub max_bytes: usize,
+    /// The leader epoch the client believes current, or -1 (KIP-320).
+    pub current_leader_epoch: i32,
 }
 
 /// The outcome of one [`FetchPart`].
@@ -97,31 +99,52 @@ pub enum OffsetQuery {
     Timestamp(i64),
 }
 
+/// One ListOffsets part.
+#[derive(Debug, Clone, Copy)]
+pub struct ListOffsetsPart {
+    /// What is asked.
+    pub query: OffsetQuery,
+    /// The leader epoch the client believes current, or -1 (KIP-320).
+    pub current_leader_epoch: i32,
+}
+
+/// One OffsetForLeaderEpoch part.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochQuery {
+    /// The epoch whose end offset is asked.
+    pub leader_epoch: i32,
+    /// The leader epoch the client believes current, or -1 (KIP-320).
+    pub current_leader_epoch: i32,
+}
+
 /// The outcome of a ListOffsets, OffsetForLeaderEpoch or DeleteRecords part.
 #[derive(Debug, Clone, Copy)]
 pub struct OffsetAnswer {
     /// Kafka error code.
     pub error_code: ErrorCode,
-    /// The offset found, or -1.
+    /// The offset found (the end offset, for OffsetForLeaderEpoch; the new log start, for
+    /// DeleteRecords), or -1.
     pub offset: i64,
-    /// Timestamp of that record, or -1 (ListOffsets); the epoch (OffsetForLeaderEpoch).
-    pub timestamp_or_epoch: i64,
+    /// Timestamp of that record (ListOffsets), or -1.
+    pub timestamp: i64,
+    /// Leader epoch of that offset (ListOffsets) or the epoch found (OffsetForLeaderEpoch), or -1.
+    pub leader_epoch: i32,
 }
 
 impl OffsetAnswer {
-    /// A found offset, with its timestamp or epoch (-1 when there is none).
-    pub fn found(offset: i64, timestamp_or_epoch: i64) -> Self {
-        OffsetAnswer { error_code: ErrorCode::NONE, offset, timestamp_or_epoch }
+    /// A found offset, with its timestamp and leader epoch (-1 when there is none).
+    pub fn found(offset: i64, timestamp: i64, leader_epoch: i32) -> Self {
+        OffsetAnswer { error_code: ErrorCode::NONE, offset, timestamp, leader_epoch }
     }
 
-    /// Nothing found, and no error (Kafka answers -1, -1).
+    /// Nothing found, and no error (Kafka answers -1).
     pub fn none() -> Self {
-        Self::found(-1, -1)
+        Self::found(-1, -1, -1)
     }
 
     /// A part that failed with `error_code`.
     pub fn failed(error_code: ErrorCode) -> Self {
-        OffsetAnswer { error_code, offset: -1, timestamp_or_epoch: -1 }
+        OffsetAnswer { error_code, offset: -1, timestamp: -1, leader_epoch: -1 }
     }
 }
 
@@ -145,9 +168,9 @@ pub enum ShardRequest {
         listen: bool,
     },
     /// Data plane: ListOffsets parts.
-    ListOffsets(Vec<(TopicPartition, OffsetQuery)>),
+    ListOffsets(Vec<(TopicPartition, ListOffsetsPart)>),
     /// Data plane: OffsetForLeaderEpoch parts.
-    EpochEndOffsets(Vec<(TopicPartition, i32)>),
+    EpochEndOffsets(Vec<(TopicPartition, EpochQuery)>),
     /// Data plane: DeleteRecords parts: truncate before the offset (-1 = high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).

@@ -2,46 +2,52 @@
 //! DeleteRecords.
 
 use super::Shard;
-use super::messages::{OffsetAnswer, OffsetQuery};
+use super::messages::{EpochQuery, ListOffsetsPart, OffsetAnswer, OffsetQuery};
 use crate::codes::ErrorCode;
 use crate::types::TopicPartition;
 
 impl Shard {
     /// ListOffsets: one answer per part, in order.
-    pub(super) async fn list_offsets(&self, parts: Vec<(TopicPartition, OffsetQuery)>) -> Vec<OffsetAnswer> {
+    pub(super) async fn list_offsets(&self, parts: Vec<(TopicPartition, ListOffsetsPart)>) -> Vec<OffsetAnswer> {
         let mut out = Vec::with_capacity(parts.len());
-        for (tp, query) in parts {
-            out.push(self.list_offset(&tp, query).await);
+        for (tp, part) in parts {
+            out.push(self.list_offset(&tp, part).await);
         }
         out
     }
 
-    async fn list_offset(&self, tp: &TopicPartition, query: OffsetQuery) -> OffsetAnswer {
+    async fn list_offset(&self, tp: &TopicPartition, part: ListOffsetsPart) -> OffsetAnswer {
         let Some(log) = self.log(tp) else { return OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) };
+        if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
+            return OffsetAnswer::failed(ErrorCode::from(&e));
+        }
         let offsets = log.offsets();
         let (start, hw) = (offsets.log_start, offsets.high_watermark);
-        let found = match query {
+        let found = match part.query {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
             OffsetQuery::Latest => Ok(Some((hw, -1))),
             OffsetQuery::MaxTimestamp => log.max_timestamp_offset().await,
             OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await,
         };
         match found {
-            Ok(Some((offset, ts))) => OffsetAnswer::found(offset, ts),
+            Ok(Some((offset, ts))) => OffsetAnswer::found(offset, ts, log.epoch_at(offset)),
             Ok(None) => OffsetAnswer::none(),
             Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
         }
     }
 
     /// OffsetForLeaderEpoch: the end offset of each asked epoch, with the epoch that holds it.
-    pub(super) fn epoch_end_offsets(&self, parts: Vec<(TopicPartition, i32)>) -> Vec<OffsetAnswer> {
+    pub(super) fn epoch_end_offsets(&self, parts: Vec<(TopicPartition, EpochQuery)>) -> Vec<OffsetAnswer> {
         parts
             .into_iter()
-            .map(|(tp, epoch)| match self.log(&tp) {
+            .map(|(tp, q)| match self.log(&tp) {
                 None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(log) => match log.end_offset_for_epoch(epoch) {
-                    Some((e, end)) => OffsetAnswer::found(end, i64::from(e)),
-                    None => OffsetAnswer::none(),
+                Some(log) => match log.check_leader_epoch(q.current_leader_epoch) {
+                    Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
+                    Ok(()) => match log.end_offset_for_epoch(q.leader_epoch) {
+                        Some((epoch, end)) => OffsetAnswer::found(end, -1, epoch),
+                        None => OffsetAnswer::none(),
+                    },
                 },
             })
             .collect()
@@ -54,7 +60,7 @@ impl Shard {
             out.push(match self.log(&tp) {
                 None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(log) => match log.delete_records_before(before).await {
-                    Ok(low) => OffsetAnswer::found(low, -1),
+                    Ok(low) => OffsetAnswer::found(low, -1, -1),
                     Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
                 },
             });

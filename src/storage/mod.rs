@@ -64,6 +64,22 @@ pub enum StorageError {
         /// Current epoch.
         current: i16,
     },
+    /// The client knows a newer leader epoch than this replica (KIP-320).
+    #[error("leader epoch {requested} is newer than this replica's {current}")]
+    UnknownLeaderEpoch {
+        /// The epoch the client sent.
+        requested: i32,
+        /// This replica's epoch.
+        current: i32,
+    },
+    /// The client's leader epoch is older than this replica's: its metadata is stale (KIP-320).
+    #[error("leader epoch {requested} is older than this replica's {current}")]
+    FencedLeaderEpoch {
+        /// The epoch the client sent.
+        requested: i32,
+        /// This replica's epoch.
+        current: i32,
+    },
     /// The partition was deleted or failed.
     #[error("partition is closed")]
     Closed,

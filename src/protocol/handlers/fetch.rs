@@ -117,6 +117,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                             tp: TopicPartition::new(m.name.clone(), p.partition),
                             offset: p.fetch_offset,
                             max_bytes: (p.partition_max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
+                            current_leader_epoch: p.current_leader_epoch,
                         },
                     )),
                     _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),

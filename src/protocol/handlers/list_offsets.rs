@@ -5,7 +5,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::query_partitions;
 use crate::protocol::RequestContext;
-use crate::shard::messages::{OffsetQuery, ShardRequest};
+use crate::shard::messages::{ListOffsetsPart, OffsetQuery, ShardRequest};
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (1, 10);
@@ -24,7 +24,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
     let topics = req
         .topics
         .into_iter()
-        .map(|t| (t.name.0.to_string(), t.partitions.into_iter().map(|p| (p.partition_index, query(p.timestamp))).collect()))
+        .map(|t| (t.name.0.to_string(), t.partitions.into_iter().map(|p| (p.partition_index, ListOffsetsPart { query: query(p.timestamp), current_leader_epoch: p.current_leader_epoch })).collect()))
         .collect();
     let version = ctx.version;
     let answers = query_partitions(ctx.router, topics, ShardRequest::ListOffsets).await;
@@ -41,8 +41,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
                                 .with_partition_index(p)
                                 .with_error_code(a.error_code.code())
                                 .with_offset(a.offset)
-                                .with_timestamp(a.timestamp_or_epoch);
-                            if version >= 4 { r.with_leader_epoch(0) } else { r }
+                                .with_timestamp(a.timestamp);
+                            if version >= 4 { r.with_leader_epoch(a.leader_epoch) } else { r }
                         })
                         .collect(),
                 )

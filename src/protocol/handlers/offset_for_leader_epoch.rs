@@ -5,7 +5,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::query_partitions;
 use crate::protocol::RequestContext;
-use crate::shard::messages::ShardRequest;
+use crate::shard::messages::{EpochQuery, ShardRequest};
 
 /// Versions served.
 pub const VERSIONS: (i16, i16) = (2, 4);
@@ -15,7 +15,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) 
     let topics = req
         .topics
         .into_iter()
-        .map(|t| (t.topic.0.to_string(), t.partitions.into_iter().map(|p| (p.partition, p.leader_epoch)).collect()))
+        .map(|t| (t.topic.0.to_string(), t.partitions.into_iter().map(|p| (p.partition, EpochQuery { leader_epoch: p.leader_epoch, current_leader_epoch: p.current_leader_epoch })).collect()))
         .collect();
     let answers = query_partitions(ctx.router, topics, ShardRequest::EpochEndOffsets).await;
     let topics = answers
@@ -30,7 +30,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) 
                             EpochEndOffset::default()
                                 .with_partition(p)
                                 .with_error_code(a.error_code.code())
-                                .with_leader_epoch(a.timestamp_or_epoch as i32)
+                                .with_leader_epoch(a.leader_epoch)
                                 .with_end_offset(a.offset)
                         })
                         .collect(),

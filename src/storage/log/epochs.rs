@@ -56,6 +56,12 @@ impl EpochCache {
         true
     }
 
+    /// The epoch of the batch holding `offset`: the last epoch that starts at or before it;
+    /// `None` before the first known epoch.
+    pub(super) fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.entries.iter().rev().find(|&&(_, start)| start <= offset).map(|&(epoch, _)| epoch)
+    }
+
     /// OffsetForLeaderEpoch: (the largest epoch at or below `requested`, the start of the epoch
     /// after it), or (the current epoch, `current_end`) when `requested` is the current epoch;
     /// `None` past it. An undefined (negative) epoch asks about epoch 0, as it did before epochs
@@ -95,6 +101,26 @@ impl PartitionLog {
     /// The partition's leader epoch: appended batches are stamped with it.
     pub fn leader_epoch(&self) -> i32 {
         self.state.borrow().epochs.latest()
+    }
+
+    /// The leader epoch of the batch holding `offset` (ListOffsets answers it), or -1.
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        if offset < 0 {
+            return -1;
+        }
+        self.state.borrow().epochs.epoch_at(offset).unwrap_or(-1)
+    }
+
+    /// Checks the leader epoch a client sent with a request (KIP-320): -1 asks for no check; an
+    /// older one is fenced, a newer one unknown to this replica.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), StorageError> {
+        let current = self.leader_epoch();
+        match requested {
+            -1 => Ok(()),
+            r if r < current => Err(StorageError::FencedLeaderEpoch { requested, current }),
+            r if r > current => Err(StorageError::UnknownLeaderEpoch { requested, current }),
+            _ => Ok(()),
+        }
     }
 
     /// Makes `epoch` the leader epoch from the log end on: later appends are stamped with it, and

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{config, open_in, shard_context};
 use crate::storage::batch::BatchHeader;
-use crate::storage::{PartitionLog, ShardLogContext};
+use crate::storage::{PartitionLog, ShardLogContext, StorageError};
 use crate::storage::batch::testing::make_batch;
 use crate::storage::journal::AppendJournal;
 use crate::storage::log::LogOffsets;
@@ -107,6 +107,12 @@ fn a_new_leader_epoch_stamps_later_batches_and_ends_the_one_before_also_after_re
         assert_eq!(log.end_offset_for_epoch(4), None);
         log.set_leader_epoch(2).unwrap();
         assert_eq!(log.leader_epoch(), 3, "an older epoch is ignored");
+        // ListOffsets answers the epoch of the batch holding an offset.
+        assert_eq!([log.epoch_at(0), log.epoch_at(1), log.epoch_at(2), log.epoch_at(3), log.epoch_at(-1)], [0, 0, 3, 3, -1]);
+        // KIP-320: a client's current epoch is checked against the replica's.
+        assert!(log.check_leader_epoch(-1).is_ok() && log.check_leader_epoch(3).is_ok());
+        assert!(matches!(log.check_leader_epoch(2), Err(StorageError::FencedLeaderEpoch { requested: 2, current: 3 })));
+        assert!(matches!(log.check_leader_epoch(4), Err(StorageError::UnknownLeaderEpoch { requested: 4, current: 3 })));
         let checkpoint = dir.join("t-0").join("leader-epoch-checkpoint");
         assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n2\n0 0\n3 2\n");
         log.close().await.unwrap();
