@@ -15,6 +15,7 @@ pub struct VolumeSpace {
 }
 
 /// The space of the volume `dir` is on.
+#[allow(clippy::useless_conversion, reason = "statvfs's field types are u32 on some targets, u64 on others")]
 pub fn volume_space(dir: &Path) -> io::Result<VolumeSpace> {
     let path = CString::new(dir.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();

@@ -178,7 +178,9 @@ mod tests {
     }
 
     /// `(topic, [partition], error)` per answered topic, and the next cursor.
-    fn summary(resp: &DescribeTopicPartitionsResponse) -> (Vec<(String, Vec<i32>, i16)>, Option<(String, i32)>) {
+    type Summary = (Vec<(String, Vec<i32>, i16)>, Option<(String, i32)>);
+
+    fn summary(resp: &DescribeTopicPartitionsResponse) -> Summary {
         let topics = resp
             .topics
             .iter()
