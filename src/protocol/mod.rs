@@ -135,6 +135,8 @@ registry! {
     AlterConfigs => alter_configs,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
+    DescribeTopicPartitions => describe_topic_partitions,
+    DescribeLogDirs => describe_log_dirs,
     OffsetForLeaderEpoch => offset_for_leader_epoch,
     DeleteRecords => delete_records,
     InitProducerId => init_producer_id,

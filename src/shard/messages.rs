@@ -148,6 +148,22 @@ impl OffsetAnswer {
     }
 }
 
+/// One partition's log size on its owner (DescribeLogDirs).
+#[derive(Debug, Clone, Copy)]
+pub struct LogSize {
+    /// Kafka error code: UNKNOWN_TOPIC_OR_PARTITION when the owner holds no log for the partition.
+    pub error_code: ErrorCode,
+    /// Bytes of whole batches in the log's segments.
+    pub size_bytes: u64,
+}
+
+impl LogSize {
+    /// A partition whose size is not known, and why.
+    pub fn failed(error_code: ErrorCode) -> Self {
+        LogSize { error_code, size_bytes: 0 }
+    }
+}
+
 /// A unit of work for one shard.
 #[derive(Debug)]
 pub enum ShardRequest {
@@ -173,6 +189,8 @@ pub enum ShardRequest {
     EpochEndOffsets(Vec<(TopicPartition, EpochQuery)>),
     /// Data plane: DeleteRecords parts: truncate before the offset (-1 = high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// Data plane: the sizes of partitions' logs (DescribeLogDirs).
+    LogSizes(Vec<TopicPartition>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
     Group(Box<GroupCall>),
     /// Control plane: a metadata mutation (shard 0 only).
@@ -193,6 +211,7 @@ impl Routed for ShardRequest {
             | ShardRequest::ListOffsets(_)
             | ShardRequest::EpochEndOffsets(_)
             | ShardRequest::DeleteRecords(_)
+            | ShardRequest::LogSizes(_)
             | ShardRequest::Group(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
@@ -211,6 +230,8 @@ pub enum ShardResponse {
     Fetch(Vec<FetchPartResult>),
     /// ListOffsets, OffsetForLeaderEpoch or DeleteRecords results.
     Offsets(Vec<OffsetAnswer>),
+    /// Log sizes.
+    LogSizes(Vec<LogSize>),
     /// Opened, removed or reloaded.
     Done,
     /// A mutation's result.
@@ -256,6 +277,15 @@ impl ShardResponse {
     pub fn into_offsets(self) -> Result<Vec<OffsetAnswer>, ErrorCode> {
         match self {
             ShardResponse::Offsets(r) => Ok(r),
+            ShardResponse::Failed(code) => Err(code),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// The log sizes, or the code that stands for all of them.
+    pub fn into_log_sizes(self) -> Result<Vec<LogSize>, ErrorCode> {
+        match self {
+            ShardResponse::LogSizes(r) => Ok(r),
             ShardResponse::Failed(code) => Err(code),
             other => Err(mismatched(&other)),
         }

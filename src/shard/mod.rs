@@ -4,6 +4,7 @@
 //!  protocol handler ─► Router::call / split_join ─► (mesh) ─► Shard::handle ─► produce.rs   appends
 //!                                                                            ├► fetch.rs     locate reads
 //!                                                                            ├► offsets.rs   ListOffsets, epochs, DeleteRecords
+//!                                                                            ├► log_dirs.rs  log sizes (DescribeLogDirs)
 //!                                                                            ├► groups.rs    the group coordinator and its log
 //!                                                                            ├► control.rs   metadata mutations (shard 0)
 //!                                                                            └► partitions.rs open, remove, reload, retention
@@ -14,6 +15,7 @@
 pub mod control;
 pub mod fetch;
 pub mod groups;
+pub mod log_dirs;
 pub mod messages;
 pub mod offsets;
 pub mod partitions;
@@ -116,6 +118,7 @@ impl ShardHandler for Shard {
             ShardRequest::ListOffsets(parts) => ShardResponse::Offsets(self.list_offsets(parts).await),
             ShardRequest::EpochEndOffsets(parts) => ShardResponse::Offsets(self.epoch_end_offsets(parts)),
             ShardRequest::DeleteRecords(parts) => ShardResponse::Offsets(self.delete_records(parts).await),
+            ShardRequest::LogSizes(parts) => ShardResponse::LogSizes(self.log_sizes(&parts)),
             ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
             ShardRequest::OpenPartitions(topic) => {

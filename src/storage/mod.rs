@@ -14,6 +14,7 @@ pub mod log;
 pub mod producers;
 pub mod reader;
 pub mod segment;
+pub mod volume;
 
 pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 

@@ -124,7 +124,7 @@ def test_api_versions_unsupported_version(broker):
     assert len(by_key) == len(keys), "duplicate api_keys entries"
     for k, (lo, hi) in by_key.items():
         assert 0 <= lo <= hi, f"api_key {k}: bad range {lo}..{hi}"
-    for k in (kw.API_PRODUCE, 1, kw.API_METADATA, kw.API_VERSIONS):
+    for k in (kw.API_PRODUCE, 1, kw.API_METADATA, kw.API_VERSIONS, 35, 75):  # 35 DescribeLogDirs, 75 DescribeTopicPartitions
         assert k in by_key, f"api_key {k} missing from ApiVersions"
     assert by_key[kw.API_VERSIONS][0] == 0 and by_key[kw.API_VERSIONS][1] >= 3, by_key[kw.API_VERSIONS]
     assert by_key[kw.API_PRODUCE][0] <= 3 and by_key[kw.API_PRODUCE][1] >= 8, by_key[kw.API_PRODUCE]

@@ -342,6 +342,12 @@ impl PartitionLog {
         }
     }
 
+    /// The log's size in bytes: the whole batches written to its segments, as Kafka's
+    /// `UnifiedLog.size` (DescribeLogDirs). Batches queued but not yet written do not count.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.values().map(|s| s.size).sum()
+    }
+
     /// Notified when this partition's high watermark moves, and when a write makes visible
     /// batches readable from disk: a fetch parked on the partition (on any shard) waits on it,
     /// so an append wakes only the fetches of its own partition. Also notified when the log is
