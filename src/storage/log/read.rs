@@ -110,9 +110,10 @@ impl PartitionLog {
     }
 
     /// OffsetForLeaderEpoch: (the largest epoch at or below `epoch`, where the next epoch
-    /// starts); for the current epoch the high watermark; `None` past the current epoch.
+    /// starts); for the current epoch the log end offset, as Kafka's leader answers (a follower
+    /// truncates to it; a consumer's position is never past it); `None` past the current epoch.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let st = self.state.borrow();
-        st.epochs.end_offset_for(epoch, st.high_watermark)
+        st.epochs.end_offset_for(epoch, st.log_end)
     }
 }

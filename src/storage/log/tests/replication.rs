@@ -103,7 +103,7 @@ fn a_new_leader_epoch_stamps_later_batches_and_ends_the_one_before_also_after_re
         assert_eq!(stamped_epochs(&log, 0).await, [0, 3]);
         assert_eq!(log.end_offset_for_epoch(0), Some((0, 2)));
         assert_eq!(log.end_offset_for_epoch(2), Some((0, 2)), "epochs 1 and 2 had no batch: epoch 0's end");
-        assert_eq!(log.end_offset_for_epoch(3), Some((3, 4)), "the current epoch ends at the high watermark");
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 4)), "the current epoch ends at the log end");
         assert_eq!(log.end_offset_for_epoch(4), None);
         log.set_leader_epoch(2).unwrap();
         assert_eq!(log.leader_epoch(), 3, "an older epoch is ignored");
