@@ -3,12 +3,14 @@
 //! The TOML file uses Kafka's broker config names as keys (`"num.partitions" = 6`), so a Kafka
 //! operator's knowledge carries over. Flags win over the file.
 
+pub mod cluster;
 pub mod listeners;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use listeners::{Endpoint, Listener, ListenerConfig, ListenerError, SecurityProtocol};
 
 /// Errors met while loading configuration.
@@ -67,6 +69,9 @@ pub struct BrokerConfig {
     pub cores: usize,
     /// This broker's node id.
     pub node_id: i32,
+    /// The cluster settings (`process.roles`, `controller.quorum.voters`, ...), checked at
+    /// start-up by [`ClusterConfig::check`].
+    pub cluster: ClusterConfig,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of an auto-created topic.
@@ -179,6 +184,7 @@ impl BrokerConfig {
             data_dir: PathBuf::from("./data"),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             node_id: 0,
+            cluster: ClusterConfig::default(),
             auto_create_topics: true,
             num_partitions: 1,
             socket_request_max_bytes: 104_857_600,
@@ -266,6 +272,13 @@ impl BrokerConfig {
             "data_dir" | "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "cores" => self.cores = num(key, value)?,
             "node.id" | "broker.id" => self.node_id = num(key, value)?,
+            "process.roles" => self.cluster.set_roles(value).map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?,
+            "controller.quorum.voters" => {
+                self.cluster.set_voters(value).map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?
+            }
+            "controller.quorum.bootstrap.servers" => self.cluster.bootstrap_servers = ClusterConfig::list(value),
+            "controller.listener.names" => self.cluster.controller_listener_names = ClusterConfig::list(value),
+            "default.replication.factor" => self.cluster.default_replication_factor = num(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics = boolean(key, value)?,
             "num.partitions" => self.num_partitions = num(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(key, value)?,

@@ -25,6 +25,9 @@ pub enum ServerError {
     /// Data directory problem.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The cluster settings ask for what this build does not serve.
+    #[error("{0}")]
+    Cluster(#[from] crate::config::ClusterConfigError),
     /// The metadata cannot be loaded or the start-up changes cannot be made durable.
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
@@ -83,6 +86,7 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
+    config.cluster.check(config.node_id)?;
     let listeners: Arc<[Arc<Listener>]> = config.listeners.resolve()?.into_iter().map(Arc::new).collect();
     for listener in listeners.iter() {
         ensure_address_free(listener.bind).map_err(|error| ServerError::AddressInUse {

@@ -4,7 +4,7 @@ use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::str_bytes;
+use super::{replication_factor, str_bytes};
 use crate::codes::ErrorCode;
 use crate::metadata::{MetadataError, MetadataMutation};
 use crate::protocol::RequestContext;
@@ -40,7 +40,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
     for t in req.topics {
         let name = t.name.0.to_string();
         let rf = t.replication_factor;
-        let brokers = router.shard.metadata.load().brokers.len().max(1);
         let configs = t
             .configs
             .iter()
@@ -53,14 +52,16 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
             _ if t.num_partitions == -1 => (router.shard.config.num_partitions, 1),
             _ => (t.num_partitions, 1),
         };
-        let result = match assignment {
+        let checked = match assignment {
             Err(e) => Err(e),
             Ok(Some(_)) if t.num_partitions != -1 || rf != -1 => Err(MetadataError::InvalidRequest {
                 reason: "a manual partition assignment was given, but numPartitions or replicationFactor was not -1".into(),
             }),
-            Ok(None) if rf != -1 && (rf < 1 || rf as usize > brokers) => {
-                Err(MetadataError::InvalidReplicationFactor { factor: rf, brokers })
-            }
+            Ok(Some(assignment)) => Ok(Some(assignment)),
+            Ok(None) => replication_factor(router, rf).map(|_| None),
+        };
+        let result = match checked {
+            Err(e) => Err(e),
             Ok(assignment) => {
                 let m = MetadataMutation::CreateTopic { name: name.clone(), partitions, configs, validate_only: req.validate_only, assignment };
                 router.mutate(m).await

@@ -60,6 +60,17 @@ pub fn broker_endpoints<'a>(
     })
 }
 
+/// The replication factor of a new topic: the requested one, or `default.replication.factor`
+/// for -1. Refused, as in Kafka, when fewer brokers are registered.
+pub fn replication_factor(router: &Router, requested: i16) -> Result<i16, MetadataError> {
+    let factor = if requested == -1 { router.shard.config.cluster.default_replication_factor } else { requested };
+    let brokers = router.shard.metadata.load().brokers.len().max(1);
+    if factor < 1 || factor as usize > brokers {
+        return Err(MetadataError::InvalidReplicationFactor { factor, brokers });
+    }
+    Ok(factor)
+}
+
 /// Finds a topic, creating it with `num.partitions` when auto-creation is on and `allow`.
 /// Returns the Kafka error code when it neither exists nor can be created.
 pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result<Arc<TopicMeta>, ErrorCode> {
@@ -71,6 +82,10 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
     }
     if !(allow && router.shard.config.auto_create_topics) {
         return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if let Err(e) = replication_factor(router, -1) {
+        tracing::warn!(topic = name, error = %e, "topic not auto-created");
+        return Err(ErrorCode::from(&e));
     }
     let result = router
         .mutate(MetadataMutation::CreateTopic {
