@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
-use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -24,6 +23,9 @@ use openraft::raft::{
 use openraft::storage::{
     EntryResponder, IOFlushed, LogState, RaftLogReader, RaftLogStorage, RaftSnapshotBuilder,
     RaftStateMachine,
+};
+use openraft::type_config::alias::{
+    EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
 };
 use openraft::{BasicNode, Config, EntryPayload, OptionalSend, ServerState};
 
@@ -51,7 +53,12 @@ impl RaftLogReader<TestConfig> for Rc<MemLog> {
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryOf<TestConfig>>, io::Error> {
-        Ok(self.entries.borrow().range(range).map(|(_, entry)| entry.clone()).collect())
+        Ok(self
+            .entries
+            .borrow()
+            .range(range)
+            .map(|(_, entry)| entry.clone())
+            .collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<TestConfig>>, io::Error> {
@@ -64,8 +71,16 @@ impl RaftLogStorage<TestConfig> for Rc<MemLog> {
 
     async fn get_log_state(&mut self) -> Result<LogState<TestConfig>, io::Error> {
         let last_purged = *self.last_purged.borrow();
-        let last = self.entries.borrow().values().next_back().map(|entry| entry.log_id);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        let last = self
+            .entries
+            .borrow()
+            .values()
+            .next_back()
+            .map(|entry| entry.log_id);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -89,7 +104,11 @@ impl RaftLogStorage<TestConfig> for Rc<MemLog> {
         Ok(*self.committed.borrow())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TestConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TestConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = EntryOf<TestConfig>> + OptionalSend,
     {
@@ -135,7 +154,10 @@ impl RaftSnapshotBuilder<TestConfig> for Rc<MemStateMachine> {
             last_log_id: *self.last_applied.borrow(),
             last_membership: self.membership.borrow().clone(),
         };
-        Ok(SnapshotOf::<TestConfig, Vec<String>> { meta, snapshot: self.applied.borrow().clone() })
+        Ok(SnapshotOf::<TestConfig, Vec<String>> {
+            meta,
+            snapshot: self.applied.borrow().clone(),
+        })
     }
 }
 
@@ -146,7 +168,10 @@ impl RaftStateMachine<TestConfig> for Rc<MemStateMachine> {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<TestConfig>>, StoredMembershipOf<TestConfig>), io::Error> {
-        Ok((*self.last_applied.borrow(), self.membership.borrow().clone()))
+        Ok((
+            *self.last_applied.borrow(),
+            self.membership.borrow().clone(),
+        ))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -260,18 +285,29 @@ fn a_single_voter_elects_itself_and_applies_a_client_write() {
             .await
             .unwrap();
 
-            raft.initialize(BTreeMap::from([(1u64, BasicNode::default())])).await.unwrap();
+            raft.initialize(BTreeMap::from([(1u64, BasicNode::default())]))
+                .await
+                .unwrap();
             raft.wait(Some(Duration::from_secs(5)))
                 .state(ServerState::Leader, "node 1 leads its one-node cluster")
                 .await
                 .unwrap();
 
-            let written = raft.client_write("create topic orders".to_owned()).await.unwrap();
+            let written = raft
+                .client_write("create topic orders".to_owned())
+                .await
+                .unwrap();
             assert_eq!(written.data, 1, "the reply comes from the state machine");
-            assert_eq!(*state_machine.applied.borrow(), vec!["create topic orders".to_owned()]);
+            assert_eq!(
+                *state_machine.applied.borrow(),
+                vec!["create topic orders".to_owned()]
+            );
             assert_eq!(*state_machine.last_applied.borrow(), Some(written.log_id));
             assert!(log.entries.borrow().contains_key(&written.log_id.index()));
-            assert!(log.vote.borrow().is_some(), "the election's vote was persisted");
+            assert!(
+                log.vote.borrow().is_some(),
+                "the election's vote was persisted"
+            );
 
             raft.shutdown().await.unwrap();
         })

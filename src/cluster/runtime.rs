@@ -51,7 +51,9 @@ pub struct GlommioRuntime {
 
 impl std::fmt::Debug for GlommioRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlommioRuntime").field("executor_id", &self.executor.id()).finish()
+        f.debug_struct("GlommioRuntime")
+            .field("executor_id", &self.executor.id())
+            .finish()
     }
 }
 
@@ -110,7 +112,10 @@ pub struct GlommioSleep {
 
 impl GlommioSleep {
     fn until(deadline: Instant) -> Self {
-        Self { deadline, timer: None }
+        Self {
+            deadline,
+            timer: None,
+        }
     }
 
     fn after(duration: Duration) -> Self {
@@ -196,7 +201,9 @@ impl AsyncRuntime for GlommioRuntime {
         let task = AssertUnwindSafe(future)
             .catch_unwind()
             .map(|result| result.map_err(|payload| JoinError::Panicked(panic_message(&*payload))));
-        GlommioJoinHandle { inner: glommio::spawn_local(task).detach() }
+        GlommioJoinHandle {
+            inner: glommio::spawn_local(task).detach(),
+        }
     }
 
     fn sleep(duration: Duration) -> Self::Sleep {
@@ -211,14 +218,20 @@ impl AsyncRuntime for GlommioRuntime {
         duration: Duration,
         future: F,
     ) -> Self::Timeout<R, F> {
-        GlommioTimeout { future, sleep: GlommioSleep::after(duration) }
+        GlommioTimeout {
+            future,
+            sleep: GlommioSleep::after(duration),
+        }
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
         deadline: Self::Instant,
         future: F,
     ) -> Self::Timeout<R, F> {
-        GlommioTimeout { future, sleep: GlommioSleep::until(deadline) }
+        GlommioTimeout {
+            future,
+            sleep: GlommioSleep::until(deadline),
+        }
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {
@@ -356,7 +369,9 @@ impl watch::Watch for GlommioWatch {
 
 impl<T: OptionalSend + OptionalSync> watch::WatchSender<GlommioWatch, T> for GlommioWatchSender<T> {
     fn send(&self, value: T) -> Result<(), watch::SendError<T>> {
-        self.0.send(value).map_err(|error| watch::SendError(error.0))
+        self.0
+            .send(value)
+            .map_err(|error| watch::SendError(error.0))
     }
 
     fn send_if_modified<F>(&self, modify: F) -> bool

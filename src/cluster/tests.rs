@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use openraft_rt::testing::Suite;
 use openraft_rt::{
-    AsyncRuntime, Mpsc, MpscReceiver, MpscSender, MpscWeakSender, Oneshot, OneshotSender, SendError,
-    TryRecvError, Watch, WatchReceiver, WatchSender,
+    AsyncRuntime, Mpsc, MpscReceiver, MpscSender, MpscWeakSender, Oneshot, OneshotSender,
+    SendError, TryRecvError, Watch, WatchReceiver, WatchSender,
 };
 
 use super::runtime::{GlommioRuntime, JoinError, TimeoutElapsed};
@@ -22,7 +22,11 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    glommio::LocalExecutorBuilder::default().spawn(test).unwrap().join().unwrap();
+    glommio::LocalExecutorBuilder::default()
+        .spawn(test)
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 #[test]
@@ -79,7 +83,10 @@ fn an_aborted_task_joins_with_cancelled_and_stops_running() {
         assert!(matches!(joined, Err(JoinError::Cancelled)), "{joined:?}");
         assert!(!Rt::is_panic(&joined.unwrap_err()));
         Rt::sleep(Duration::from_millis(60)).await;
-        assert!(!finished.get(), "an aborted task must not run to completion");
+        assert!(
+            !finished.get(),
+            "an aborted task must not run to completion"
+        );
     });
 }
 
@@ -102,10 +109,14 @@ fn a_panicking_task_reports_a_panic_and_the_executor_carries_on() {
 fn a_timeout_fires_at_its_deadline_and_not_before() {
     on_glommio(|| async {
         let start = Instant::now();
-        let outcome = Rt::timeout(Duration::from_millis(20), Rt::sleep(Duration::from_secs(5))).await;
+        let outcome =
+            Rt::timeout(Duration::from_millis(20), Rt::sleep(Duration::from_secs(5))).await;
         let waited = start.elapsed();
         assert_eq!(outcome, Err(TimeoutElapsed));
-        assert!(waited >= Duration::from_millis(20), "fired early: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(20),
+            "fired early: {waited:?}"
+        );
         assert!(waited < Duration::from_secs(2), "fired late: {waited:?}");
 
         let deadline = Instant::now() + Duration::from_millis(20);
@@ -177,9 +188,16 @@ fn mpsc_delivers_in_order_under_backpressure_and_reports_closed_peers() {
         assert!(weak.upgrade().is_some());
         drop(receiver);
         let refused = sender.send("lost".to_owned()).await;
-        assert_eq!(refused, Err(SendError("lost".to_owned())), "the value comes back");
+        assert_eq!(
+            refused,
+            Err(SendError("lost".to_owned())),
+            "the value comes back"
+        );
         drop(sender);
-        assert!(weak.upgrade().is_none(), "a weak sender does not keep the channel open");
+        assert!(
+            weak.upgrade().is_none(),
+            "a weak sender does not keep the channel open"
+        );
     });
 }
 
