@@ -5,11 +5,13 @@
 //! [`router`] (the transport between cores) → [`storage`] (Kafka's log format). Beside them:
 //! [`group`] (consumer group coordinators), [`metadata`] (typed records and their state
 //! machine), [`session`] (a connection's principal and listener), [`codes`] and [`error`]
-//! (Kafka's error codes, and the one mapping from every subsystem's errors to them);
+//! (Kafka's error codes, and the one mapping from every subsystem's errors to them); [`cluster`]
+//! (the Raft metadata quorum on openraft);
 //! [`server`] starts the shards.
 
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod error;

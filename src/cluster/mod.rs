@@ -1,0 +1,14 @@
+//! The cluster: the Raft metadata quorum (openraft) and, later, replication between brokers.
+//!
+//! openraft is runtime-agnostic through its `AsyncRuntime` trait; [`runtime::GlommioRuntime`]
+//! runs it on the shard's own glommio executor. openraft is built with its `single-threaded`
+//! feature, so a `Raft` handle and everything it spawns are `!Send` and live on one shard, like
+//! the rest of the per-shard state.
+
+pub mod runtime;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod raft_tests;
