@@ -185,6 +185,13 @@ pub enum ListenerError {
         /// What the resolver said.
         reason: String,
     },
+    /// The listener would advertise 0.0.0.0, which no client can connect to. Kafka refuses it
+    /// too ("advertised.listeners cannot use the nonroutable meta-address 0.0.0.0").
+    #[error("listener {listener}: advertised.listeners cannot use the nonroutable meta-address 0.0.0.0; advertise a routable host")]
+    NonRoutableAdvertised {
+        /// The listener.
+        listener: String,
+    },
 }
 
 impl ListenerConfig {
@@ -229,6 +236,9 @@ impl ListenerConfig {
         let (mut advertised, mut unnamed) = (Vec::new(), None);
         for entry in entries(value) {
             match parse_entry(entry)? {
+                (Some(name), _, _) if advertised.iter().any(|a: &Endpoint| a.listener == name) => {
+                    return Err(format!("advertised listener {name} appears twice"));
+                }
                 (Some(name), host, port) => advertised.push(Endpoint { listener: name, host, port }),
                 (None, _, _) if unnamed.is_some() => return Err("only one entry may go without NAME://".into()),
                 (None, host, port) => unnamed = Some((host, port)),
@@ -266,12 +276,16 @@ impl ListenerConfig {
             }
             let named = self.advertised.iter().find(|a| &a.listener == name).map(|a| (a.host.clone(), a.port));
             let unnamed = self.advertised_unnamed.clone().filter(|_| i == 0);
-            // As Kafka: a listener without an advertised entry advertises its own address.
+            // As Kafka: a listener without an advertised entry advertises its own address, and
+            // one bound to every interface by an empty host advertises the machine's name.
             let own = || {
-                let host = if endpoint.host.is_empty() { bind.ip().to_string() } else { endpoint.host.clone() };
+                let host = if endpoint.host.is_empty() { machine_host_name(bind) } else { endpoint.host.clone() };
                 (host, endpoint.port)
             };
             let (advertised_host, advertised_port) = named.or(unnamed).unwrap_or_else(own);
+            if advertised_host == "0.0.0.0" {
+                return Err(ListenerError::NonRoutableAdvertised { listener: name.clone() });
+            }
             resolved.push(Listener { name: name.clone(), security_protocol: protocol, bind, advertised_host, advertised_port });
         }
         if let Some(stray) = self.advertised.iter().find(|a| !resolved.iter().any(|l| l.name == a.listener)) {
@@ -279,6 +293,16 @@ impl ListenerConfig {
         }
         Ok(resolved)
     }
+}
+
+/// This machine's host name (gethostname), what Kafka advertises for a listener with an empty
+/// host; the bind address when there is none.
+fn machine_host_name(bind: SocketAddr) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 { buf.split(|b| *b == 0).next().map(|n| String::from_utf8_lossy(n).into_owned()) } else { None };
+    name.filter(|n| !n.is_empty()).unwrap_or_else(|| bind.ip().to_string())
 }
 
 /// The non-empty, trimmed entries of a comma list.
@@ -392,6 +416,16 @@ mod tests {
     fn hosts_empty_ipv6_and_named() {
         let resolved = table("PLAINTEXT://:9092").resolve().unwrap();
         assert_eq!(resolved[0].bind, "0.0.0.0:9092".parse().unwrap(), "an empty host is every interface");
+        assert_eq!(resolved[0].advertised_host, machine_host_name(resolved[0].bind), "and advertises the machine's name");
+        assert_ne!(resolved[0].advertised_host, "0.0.0.0");
+        // 0.0.0.0 written out, or advertised, is refused as Kafka refuses it.
+        let mut cfg = table("PLAINTEXT://0.0.0.0:9092");
+        assert_eq!(cfg.resolve().unwrap_err(), ListenerError::NonRoutableAdvertised { listener: "PLAINTEXT".into() });
+        cfg.set_advertised("PLAINTEXT://broker.example:9092").unwrap();
+        assert_eq!(cfg.resolve().unwrap()[0].advertised_host, "broker.example");
+        cfg.set_advertised("PLAINTEXT://0.0.0.0:9092").unwrap();
+        assert!(matches!(cfg.resolve(), Err(ListenerError::NonRoutableAdvertised { .. })));
+        assert!(cfg.set_advertised("PLAINTEXT://a:1,PLAINTEXT://b:2").unwrap_err().contains("twice"));
         let resolved = table("PLAINTEXT://[::1]:9092").resolve().unwrap();
         assert_eq!(resolved[0].bind, "[::1]:9092".parse().unwrap());
         assert_eq!(resolved[0].advertised_host, "::1");
@@ -456,7 +490,7 @@ mod tests {
     fn the_table_must_be_consistent() {
         let mut cfg = table("PLAINTEXT://127.0.0.1:9092,plaintext://127.0.0.1:9093");
         assert_eq!(cfg.resolve().unwrap_err(), ListenerError::DuplicateName { listener: "PLAINTEXT".into() });
-        cfg.set_listeners("PLAINTEXT://0.0.0.0:9092,INTERNAL://127.0.0.1:9092").unwrap();
+        cfg.set_listeners("PLAINTEXT://:9092,INTERNAL://127.0.0.1:9092").unwrap();
         cfg.set_protocol_map("PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT").unwrap();
         assert!(matches!(cfg.resolve().unwrap_err(), ListenerError::SharedPort { listener, other, .. } if listener == "INTERNAL" && other == "PLAINTEXT"));
         cfg.set_listeners("PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.2:9092").unwrap();

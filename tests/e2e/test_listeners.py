@@ -152,6 +152,8 @@ def test_clients_on_each_listener_see_it_and_produce_and_consume(broker_factory)
      "listener SECURE: security protocol SASL_SSL is not supported"),
     (lambda a, c: f"PLAINTEXT://127.0.0.1:{a},INTERNAL://127.0.0.1:{c}", None,
      "listener INTERNAL: no security protocol for this name in listener.security.protocol.map"),
+    (lambda a, c: f"PLAINTEXT://0.0.0.0:{a}", None,
+     "listener PLAINTEXT: advertised.listeners cannot use the nonroutable meta-address 0.0.0.0"),
 ])
 def test_a_listener_that_cannot_be_served_stops_the_start(broker_factory, listeners_of, protocol_map, named):
     other = free_port()
