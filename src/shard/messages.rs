@@ -254,58 +254,36 @@ fn mismatched(got: &ShardResponse) -> ErrorCode {
     ErrorCode::UNKNOWN_SERVER_ERROR
 }
 
-impl ShardResponse {
+/// Each `into_…` takes a response apart: what its kind carries, or the code that stands for all
+/// of its parts when the request did not run (or, a bug, was answered with another kind).
+macro_rules! response_parts {
+    ($($(#[$doc:meta])* $name:ident: $variant:ident($carried:ty);)*) => {
+        impl ShardResponse {
+            $(
+                $(#[$doc])*
+                pub fn $name(self) -> Result<$carried, ErrorCode> {
+                    match self {
+                        ShardResponse::$variant(r) => Ok(r),
+                        ShardResponse::Failed(code) => Err(code),
+                        other => Err(mismatched(&other)),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+response_parts! {
     /// The produce results, or the code that stands for all of them.
-    pub fn into_produce(self) -> Result<Vec<ProducePartResult>, ErrorCode> {
-        match self {
-            ShardResponse::Produce(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
-
+    into_produce: Produce(Vec<ProducePartResult>);
     /// The fetch results, or the code that stands for all of them.
-    pub fn into_fetch(self) -> Result<Vec<FetchPartResult>, ErrorCode> {
-        match self {
-            ShardResponse::Fetch(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
-
+    into_fetch: Fetch(Vec<FetchPartResult>);
     /// The offset answers, or the code that stands for all of them.
-    pub fn into_offsets(self) -> Result<Vec<OffsetAnswer>, ErrorCode> {
-        match self {
-            ShardResponse::Offsets(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
-
+    into_offsets: Offsets(Vec<OffsetAnswer>);
     /// The log sizes, or the code that stands for all of them.
-    pub fn into_log_sizes(self) -> Result<Vec<LogSize>, ErrorCode> {
-        match self {
-            ShardResponse::LogSizes(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
-
+    into_log_sizes: LogSizes(Vec<LogSize>);
     /// The group reply, or the code that stands for it.
-    pub fn into_group(self) -> Result<GroupReply, ErrorCode> {
-        match self {
-            ShardResponse::Group(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
-
+    into_group: Group(GroupReply);
     /// The mutation's result, or the code that stands for it.
-    pub fn into_mutated(self) -> Result<MutationResult, ErrorCode> {
-        match self {
-            ShardResponse::Mutated(r) => Ok(r),
-            ShardResponse::Failed(code) => Err(code),
-            other => Err(mismatched(&other)),
-        }
-    }
+    into_mutated: Mutated(MutationResult);
 }
