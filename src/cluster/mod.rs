@@ -6,6 +6,7 @@
 //! the rest of the per-shard state.
 
 pub mod runtime;
+pub mod types;
 
 #[cfg(test)]
 mod tests;

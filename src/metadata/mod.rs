@@ -41,7 +41,7 @@ pub use records::{
 pub use store::{MetadataBootstrap, MetadataStore};
 
 /// Metadata of one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionMeta {
     /// The shard that owns the partition's log.
     pub owner: ShardId,
@@ -58,7 +58,7 @@ pub struct PartitionMeta {
 }
 
 /// Metadata of one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicMeta {
     /// Topic name.
     pub name: String,

@@ -16,8 +16,8 @@ use crate::config::{TopicConfig, validate_topic_config};
 /// Producer ids are reserved in blocks, so the log gets one record per block, not per id.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// A metadata mutation, always executed on shard 0.
-#[derive(Debug, Clone)]
+/// A metadata mutation, always executed on shard 0 (of the active controller, in a cluster).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum MetadataMutation {
     /// Create a topic.
     CreateTopic {
