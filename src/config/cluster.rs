@@ -2,10 +2,12 @@
 //! `controller.quorum.bootstrap.servers`, `controller.listener.names` and
 //! `default.replication.factor`.
 //!
-//! Ringlog serves one node today: a combined broker and controller that is the whole quorum.
-//! A configuration that asks for more (other voters, a remote controller, a controller-only
-//! node) is refused at start-up with one line that says so, instead of starting a node that
-//! would silently run alone and let clients believe their writes are replicated.
+//! Ringlog serves combined nodes (`process.roles=broker,controller`): one node that is its own
+//! quorum (the default), or a cluster whose every node is a voter of `controller.quorum.voters`.
+//! A configuration that asks for more (a broker with a remote quorum, a controller-only node, a
+//! quorum known only by bootstrap servers) is refused at start-up with one line that says so,
+//! instead of starting a node that would silently run alone and let clients believe their writes
+//! are replicated.
 
 /// `process.roles`: what this node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,19 @@ pub struct ClusterConfig {
     pub controller_listener_names: Vec<String>,
     /// `default.replication.factor`: the replicas of a topic created without one.
     pub default_replication_factor: i16,
+    /// `broker.heartbeat.interval.ms`: how often a broker tells the active controller it lives.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `unclean.leader.election.enable`: Ringlog never elects a replica outside the ISR, so
+    /// `true` is accepted with a warning and has no effect.
+    pub unclean_leader_election_enable: bool,
+    /// `inter.broker.listener.name`: the listener followers fetch from; unset, the first.
+    pub inter_broker_listener_name: Option<String>,
+    /// `offsets.topic.replication.factor` (Kafka's default 3); a single node uses 1.
+    pub offsets_topic_replication_factor: i16,
 }
 
 impl Default for ClusterConfig {
@@ -50,6 +65,12 @@ impl Default for ClusterConfig {
             bootstrap_servers: Vec::new(),
             controller_listener_names: Vec::new(),
             default_replication_factor: 1,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
+            replica_lag_time_max_ms: 30_000,
+            unclean_leader_election_enable: false,
+            inter_broker_listener_name: None,
+            offsets_topic_replication_factor: 3,
         }
     }
 }
@@ -67,8 +88,8 @@ pub enum ClusterConfigError {
     /// `process.roles=broker`: the controller would be elsewhere.
     #[error("process.roles=broker: a broker with a remote controller quorum is not served yet; use process.roles=broker,controller")]
     RemoteController,
-    /// Voters or bootstrap servers other than this node.
-    #[error("{key} names other nodes ({others}): multi-node clusters are not served yet, and this node would run alone")]
+    /// Bootstrap servers without voters (KIP-853's dynamic quorum).
+    #[error("{key} names other nodes ({others}): a quorum known only by bootstrap servers is not served yet; name its voters in controller.quorum.voters")]
     OtherNodes {
         /// The config key.
         key: &'static str,
@@ -126,7 +147,22 @@ impl ClusterConfig {
         value.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_string).collect()
     }
 
-    /// The start-up check: only a combined node that is the whole quorum is served.
+    /// Whether this node runs with other voters (a multi-node cluster).
+    pub fn is_multi_node(&self, node_id: i32) -> bool {
+        self.voters.iter().any(|v| v.id != node_id)
+    }
+
+    /// This node's entry in `controller.quorum.voters`.
+    pub fn own_voter(&self, node_id: i32) -> Option<&QuorumVoter> {
+        self.voters.iter().find(|v| v.id == node_id)
+    }
+
+    /// `offsets.topic.replication.factor` as applied: a single node holds the only copy.
+    pub fn offsets_replication_factor(&self, node_id: i32) -> i16 {
+        if self.is_multi_node(node_id) { self.offsets_topic_replication_factor.max(1) } else { 1 }
+    }
+
+    /// The start-up check: combined nodes only, each among the voters when voters are named.
     pub fn check(&self, node_id: i32) -> Result<(), ClusterConfigError> {
         if !self.roles.broker {
             return Err(ClusterConfigError::ControllerOnly { roles: "controller".into() });
@@ -138,11 +174,7 @@ impl ClusterConfig {
         if !self.voters.is_empty() && !self.voters.iter().any(|v| v.id == node_id) {
             return Err(ClusterConfigError::NotAVoter { node_id, voters: ids(&self.voters) });
         }
-        let others: Vec<QuorumVoter> = self.voters.iter().filter(|v| v.id != node_id).cloned().collect();
-        if !others.is_empty() {
-            return Err(ClusterConfigError::OtherNodes { key: "controller.quorum.voters", others: ids(&others) });
-        }
-        if !self.bootstrap_servers.is_empty() {
+        if !self.bootstrap_servers.is_empty() && self.voters.is_empty() {
             // A bootstrap list names the quorum by address only: with no voters of its own, this
             // node cannot tell itself apart, so any list is a quorum it would not join.
             return Err(ClusterConfigError::OtherNodes {
@@ -167,11 +199,16 @@ mod tests {
         assert_eq!(c.check(1), Ok(()), "a quorum of this node alone");
         assert_eq!(c.check(2), Err(ClusterConfigError::NotAVoter { node_id: 2, voters: "1".into() }));
 
+        assert!(!c.is_multi_node(1));
+        assert_eq!(c.offsets_replication_factor(1), 1, "one node holds the only copy");
+
         c.set_voters("1@a:9093,2@b:9093,3@[::1]:9093").unwrap();
         assert_eq!(c.voters[2], QuorumVoter { id: 3, host: "::1".into(), port: 9093 });
-        let err = c.check(1).unwrap_err();
-        assert_eq!(err, ClusterConfigError::OtherNodes { key: "controller.quorum.voters", others: "2,3".into() });
-        assert!(err.to_string().contains("multi-node clusters are not served yet"), "{err}");
+        assert_eq!(c.check(1), Ok(()), "a combined node among three voters");
+        assert!(c.is_multi_node(1));
+        assert_eq!(c.own_voter(2).map(|v| v.host.as_str()), Some("b"));
+        assert_eq!(c.offsets_replication_factor(1), 3, "Kafka's default");
+        assert_eq!(c.check(4), Err(ClusterConfigError::NotAVoter { node_id: 4, voters: "1,2,3".into() }));
 
         let mut c = ClusterConfig::default();
         c.set_roles("broker").unwrap();
@@ -181,6 +218,9 @@ mod tests {
 
         let mut c = ClusterConfig { bootstrap_servers: ClusterConfig::list("a:9093, b:9093"), ..Default::default() };
         assert!(matches!(c.check(1), Err(ClusterConfigError::OtherNodes { key: "controller.quorum.bootstrap.servers", .. })));
+        c.set_voters("1@a:9093").unwrap();
+        assert_eq!(c.check(1), Ok(()), "with voters named, bootstrap servers are only a hint");
+        c.voters.clear();
         c.bootstrap_servers.clear();
         assert_eq!(c.check(1), Ok(()));
     }

@@ -12,14 +12,19 @@ impl Shard {
         parts
             .into_iter()
             .map(|part| {
-                let Some(log) = self.log(&part.tp) else {
-                    return FetchPartResult::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+                let log = match self.led_log(&part.tp) {
+                    Ok(log) => log,
+                    Err(code) => return FetchPartResult::failed(code),
                 };
                 if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
                     return FetchPartResult::failed(ErrorCode::from(&e));
                 }
                 let wake = listen.then(|| log.data_event().listen());
-                match log.locate(part.offset, part.max_bytes) {
+                let located = match part.replica {
+                    Some(_) => log.locate_for_replica(part.offset, part.max_bytes),
+                    None => log.locate(part.offset, part.max_bytes),
+                };
+                match located {
                     Ok(r) => FetchPartResult {
                         error_code: ErrorCode::NONE,
                         high_watermark: r.high_watermark,

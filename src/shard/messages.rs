@@ -61,6 +61,8 @@ pub struct FetchPart {
     pub max_bytes: usize,
     /// The leader epoch the client believes current, or -1 (KIP-320).
     pub current_leader_epoch: i32,
+    /// The follower broker fetching (Fetch's replica id), `None` for a consumer.
+    pub replica: Option<i32>,
 }
 
 /// The outcome of one [`FetchPart`].

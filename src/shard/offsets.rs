@@ -17,7 +17,10 @@ impl Shard {
     }
 
     async fn list_offset(&self, tp: &TopicPartition, part: ListOffsetsPart) -> OffsetAnswer {
-        let Some(log) = self.log(tp) else { return OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) };
+        let log = match self.led_log(tp) {
+            Ok(log) => log,
+            Err(code) => return OffsetAnswer::failed(code),
+        };
         if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
             return OffsetAnswer::failed(ErrorCode::from(&e));
         }
@@ -40,9 +43,9 @@ impl Shard {
     pub(super) fn epoch_end_offsets(&self, parts: Vec<(TopicPartition, EpochQuery)>) -> Vec<OffsetAnswer> {
         parts
             .into_iter()
-            .map(|(tp, q)| match self.log(&tp) {
-                None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(log) => match log.check_leader_epoch(q.current_leader_epoch) {
+            .map(|(tp, q)| match self.led_log(&tp) {
+                Err(code) => OffsetAnswer::failed(code),
+                Ok(log) => match log.check_leader_epoch(q.current_leader_epoch) {
                     Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
                     Ok(()) => match log.end_offset_for_epoch(q.leader_epoch) {
                         Some((epoch, end)) => OffsetAnswer::found(end, -1, epoch),
@@ -57,9 +60,9 @@ impl Shard {
     pub(super) async fn delete_records(&self, parts: Vec<(TopicPartition, i64)>) -> Vec<OffsetAnswer> {
         let mut out = Vec::with_capacity(parts.len());
         for (tp, before) in parts {
-            out.push(match self.log(&tp) {
-                None => OffsetAnswer::failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(log) => match log.delete_records_before(before).await {
+            out.push(match self.led_log(&tp) {
+                Err(code) => OffsetAnswer::failed(code),
+                Ok(log) => match log.delete_records_before(before).await {
                     Ok(low) => OffsetAnswer::found(low, -1, -1),
                     Err(e) => OffsetAnswer::failed(ErrorCode::from(&e)),
                 },

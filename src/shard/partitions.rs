@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::codes::ErrorCode;
 use super::Shard;
 use crate::config::TopicConfig;
 use crate::metadata::TopicMeta;
@@ -14,6 +15,18 @@ impl Shard {
     /// The log of a partition this core owns.
     pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
         self.logs.borrow().get(tp).cloned()
+    }
+
+    /// The log of a partition this broker leads: UNKNOWN_TOPIC_OR_PARTITION when this core holds
+    /// no replica of it, NOT_LEADER_OR_FOLLOWER when the metadata names another leader (or none).
+    /// Produce, consumer fetches and offset queries go to the leader only, as in Kafka.
+    pub fn led_log(&self, tp: &TopicPartition) -> Result<Rc<PartitionLog>, ErrorCode> {
+        let log = self.log(tp).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let leader = self.metadata.load().partition(&tp.topic, tp.partition).map(|p| p.leader);
+        match leader {
+            Some(leader) if leader != self.config.node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            _ => Ok(log),
+        }
     }
 
     /// Every log this core owns.

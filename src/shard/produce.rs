@@ -12,17 +12,21 @@ use crate::types::ShardId;
 impl Shard {
     /// Appends `parts` to the logs this core owns; one result per part, in order.
     pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
-        // acks=all needs min.insync.replicas in sync (Kafka checks before the append).
-        let snapshot = (acks == -1).then(|| self.metadata.load());
+        let snapshot = self.metadata.load();
         let mut pending = Vec::with_capacity(parts.len());
         for part in parts {
-            let Some(log) = self.log(&part.tp) else {
-                pending.push((Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)), 0, None));
-                continue;
+            let log = match self.led_log(&part.tp) {
+                Ok(log) => log,
+                Err(code) => {
+                    pending.push((Err((code, None)), -1, None));
+                    continue;
+                }
             };
             let start = log.offsets().log_start;
-            if let Some(snapshot) = &snapshot {
-                let in_sync = snapshot.partition(&part.tp.topic, part.tp.partition).map_or(0, |p| p.isr.len());
+            let meta = snapshot.partition(&part.tp.topic, part.tp.partition);
+            // acks=all needs min.insync.replicas in sync (Kafka checks before the append).
+            if acks == -1 {
+                let in_sync = meta.map_or(0, |p| p.isr.len());
                 let needed = log.min_insync_replicas();
                 if in_sync < needed {
                     let message = format!("{in_sync} in-sync replica(s), fewer than min.insync.replicas {needed}");

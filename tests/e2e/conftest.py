@@ -115,6 +115,7 @@ class Broker:
         advertised_port: Optional[int] = None,
         extra_args: Optional[List[str]] = None,
         listen_flags: bool = True,
+        listeners: Optional[str] = None,
     ):
         if not RINGLOG_BIN.exists():
             pytest.fail(f"ringlog binary not found at {RINGLOG_BIN} (build with cargo build --release or set RINGLOG_BIN)")
@@ -132,6 +133,8 @@ class Broker:
         self.extra_args = list(extra_args or [])
         # Without the flags, the listener comes from the `listeners` config (advertised follows it).
         self.listen_flags = listen_flags
+        # With listen_flags off: the whole `listeners` value (a cluster node adds its CONTROLLER).
+        self.listeners = listeners or f"PLAINTEXT://127.0.0.1:{self.port}"
         if config is not None:
             self.config_path = self.workdir / "ringlog.toml"
             self.config_path.write_text(render_config(config))
@@ -152,7 +155,7 @@ class Broker:
         if self.listen_flags:
             listen = ["--listen", f"127.0.0.1:{self.port}", "--advertised-listener", f"127.0.0.1:{self.advertised_port}"]
         else:
-            listen = ["--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
+            listen = ["--override", f"listeners={self.listeners}"]
         cmd = [
             str(RINGLOG_BIN), "serve", *listen,
             "--data-dir", str(self.data_dir),
@@ -595,3 +598,25 @@ def assert_clients_work(broker: Broker, n: int = 20) -> None:
     assert results == [None] * n, f"health delivery errors: {results}"
     got = consume_all(broker, topic, [0], timeout=60)[0]
     assert [(o, v) for o, _k, v in got] == [(i, b"health-%d" % i) for i in range(n)]
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, request):
+    """cluster_factory(size=3, config=None) -> a started Cluster (tests/e2e/cluster.py). All are cleaned up."""
+    from cluster import Cluster
+
+    clusters = []
+
+    def make(size: int = 3, start: bool = True, **kwargs):
+        c = Cluster(tmp_path / f"cluster{len(clusters)}", size=size, **kwargs)
+        clusters.append(c)
+        request.node._ringlog_brokers = [b for cl in clusters for b in cl.brokers]
+        if start:
+            c.start()
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in clusters:
+            c.cleanup()

@@ -721,3 +721,66 @@ def parse_delete_groups_v1(data: bytes):
         out[gid] = r.i16()
     _done(r, "DeleteGroups v1")
     return corr, out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a partition's segment files directly (a replica's log, compared across brokers)
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def segment_records(data: bytes) -> List[Tuple[int, int, Optional[bytes], Optional[bytes]]]:
+    """(offset, leader epoch, key, value) of every record in a segment file's uncompressed v2
+    batches, stopping at the zero padding or torn tail a direct-I/O log may end with."""
+    out = []
+    pos = 0
+    while pos + 12 <= len(data):
+        base_offset, length = struct.unpack_from(">qi", data, pos)
+        if length <= 0 or pos + 12 + length > len(data):
+            break
+        batch = data[pos + 12: pos + 12 + length]
+        epoch, magic = struct.unpack_from(">ib", batch, 0)
+        attributes = struct.unpack_from(">h", batch, 9)[0]
+        assert magic == 2 and attributes & 0x07 == 0, "segment_records reads uncompressed v2 batches only"
+        count = struct.unpack_from(">i", batch, 45)[0]
+        rpos = 49
+        for _ in range(count):
+            _, rpos = _read_varint(batch, rpos)  # record length
+            rpos += 1  # attributes
+            _, rpos = _read_varint(batch, rpos)  # timestamp delta
+            delta, rpos = _read_varint(batch, rpos)
+            klen, rpos = _read_varint(batch, rpos)
+            key = None if klen < 0 else bytes(batch[rpos:rpos + klen])
+            rpos += max(klen, 0)
+            vlen, rpos = _read_varint(batch, rpos)
+            value = None if vlen < 0 else bytes(batch[rpos:rpos + vlen])
+            rpos += max(vlen, 0)
+            headers, rpos = _read_varint(batch, rpos)
+            for _ in range(headers):
+                hk, rpos = _read_varint(batch, rpos)
+                rpos += hk
+                hv, rpos = _read_varint(batch, rpos)
+                rpos += max(hv, 0)
+            out.append((base_offset + delta, epoch, key, value))
+        pos += 12 + length
+    return out
+
+
+def partition_log_records(partition_dir) -> List[Tuple[int, int, Optional[bytes], Optional[bytes]]]:
+    """Every record of a partition directory's segments, in offset order."""
+    from pathlib import Path
+
+    records = []
+    for seg in sorted(Path(partition_dir).glob("*.log")):
+        records.extend(segment_records(seg.read_bytes()))
+    return records

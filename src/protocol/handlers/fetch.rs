@@ -98,6 +98,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let snapshot = router.shard.metadata.load_full();
     let mut topics: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
     let mut wanted = Vec::new();
+    // A follower broker names itself (KIP-903 moved the id into ReplicaState in v15).
+    let replica_id = if ctx.version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let replica = (replica_id >= 0).then_some(replica_id);
     for t in &req.topics {
         let meta = if ctx.version >= 13 {
             snapshot.topic_by_id(t.topic_id).cloned()
@@ -118,6 +121,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                             offset: p.fetch_offset,
                             max_bytes: (p.partition_max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
                             current_leader_epoch: p.current_leader_epoch,
+                            replica,
                         },
                     )),
                     _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),

@@ -170,14 +170,16 @@ impl LogState {
     /// A batch appended without a journal entry hides later batches until its write, but never
     /// what was already visible. The high watermark follows when `hw_follows_visible_end`;
     /// returns whether it moved.
+    /// Moves the visible end (and, unreplicated, the high watermark with it); true when it moved,
+    /// which wakes parked fetches: consumers for the high watermark, followers for the new data.
     fn advance_visible_end(&mut self, visible_on_append: bool) -> bool {
         let servable = if visible_on_append || self.written_end >= self.unjournaled_end { self.log_end } else { self.written_end };
+        let moved = servable > self.visible_end;
         self.visible_end = self.visible_end.max(servable);
         if self.hw_follows_visible_end && self.visible_end > self.high_watermark {
             self.high_watermark = self.visible_end;
-            return true;
         }
-        false
+        moved
     }
 
     /// Whether `flush.ms` (Kafka's "never" is `i64::MAX`) has passed since the last fdatasync.
@@ -380,7 +382,8 @@ impl PartitionLog {
         let moved = {
             let mut st = self.state.borrow_mut();
             st.hw_follows_visible_end = !replicated;
-            st.advance_visible_end(self.visible_on_append)
+            let hw = st.high_watermark;
+            st.advance_visible_end(self.visible_on_append) || st.high_watermark > hw
         };
         if moved {
             self.data_event.notify(usize::MAX);

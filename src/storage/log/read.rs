@@ -14,17 +14,27 @@ impl PartitionLog {
     /// one batch), never past the high watermark: in the batch cache, or as a [`DiskRange`] for
     /// the connection's shard to read without copying.
     pub fn locate(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome<Located>, StorageError> {
+        self.locate_below(offset, max_bytes, |st| st.high_watermark)
+    }
+
+    /// [`PartitionLog::locate`] for a follower replica's fetch: up to the locally visible end,
+    /// past the high watermark (the follower's copy is what moves the high watermark on).
+    pub fn locate_for_replica(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome<Located>, StorageError> {
+        self.locate_below(offset, max_bytes, |st| st.visible_end)
+    }
+
+    fn locate_below(&self, offset: i64, max_bytes: usize, end: fn(&super::LogState) -> i64) -> Result<ReadOutcome<Located>, StorageError> {
         let st = self.state.borrow();
-        let (hw, start) = (st.high_watermark, st.log_start_offset);
-        if offset < start || offset > hw {
-            return Err(StorageError::OffsetOutOfRange { offset, start, end: hw });
+        let (hw, start, end) = (st.high_watermark, st.log_start_offset, end(&st));
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start };
-        if offset == hw {
+        if offset == end {
             self.tailed_at.set(Some(std::time::Instant::now()));
             return Ok(outcome(Located::default()));
         }
-        if let Some(records) = self.cache.read(self.uid, offset, max_bytes, hw) {
+        if let Some(records) = self.cache.read(self.uid, offset, max_bytes, end) {
             return Ok(outcome(Located::Cached(records)));
         }
         // The segment holding `offset`, or the next one when it lies past a segment's end.

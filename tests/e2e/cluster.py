@@ -1,0 +1,98 @@
+"""A multi-broker Ringlog cluster for end-to-end tests: N real `ringlog` processes on this machine,
+each a combined broker and controller (`process.roles=broker,controller`) and a voter of one
+`controller.quorum.voters`, with its own Kafka port, controller port, admin port and data dir.
+
+Timeouts are shortened from Kafka's defaults (heartbeat 2 s, session 9 s, replica lag 30 s) so a
+failover happens within a test's patience; the code paths are the same.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from confluent_kafka.admin import AdminClient
+
+from conftest import Broker, free_port, wait_until
+
+FAST_FAILOVER = {
+    "broker.heartbeat.interval.ms": 200,
+    "broker.session.timeout.ms": 2000,
+    "replica.lag.time.max.ms": 3000,
+}
+
+
+class Cluster:
+    """N combined nodes, ids 1..N. `start()` starts them all and waits for one active controller."""
+
+    def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None, cores: int = 1):
+        self.brokers: List[Broker] = []
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+        for i, (kafka_port, controller_port) in enumerate(ports):
+            node_config = {
+                "node.id": i + 1,
+                "process.roles": "broker,controller",
+                "controller.quorum.voters": voters,
+                "controller.listener.names": "CONTROLLER",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name": "PLAINTEXT",
+                **FAST_FAILOVER,
+                **(config or {}),
+            }
+            b = Broker(workdir / f"node{i + 1}", cores=cores, config=node_config, listen_flags=False)
+            b.port = kafka_port
+            b.advertised_port = kafka_port
+            b.listeners = f"PLAINTEXT://127.0.0.1:{kafka_port},CONTROLLER://127.0.0.1:{controller_port}"
+            b.node_id = i + 1
+            b.controller_port = controller_port
+            self.brokers.append(b)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers if b.running())
+
+    def broker(self, node_id: int) -> Broker:
+        return self.brokers[node_id - 1]
+
+    def start(self, timeout: float = 60.0) -> "Cluster":
+        # All at once: a node waits for a quorum before it is ready.
+        for b in self.brokers:
+            b.starts += 1
+            with open(b.log_path, "ab") as logf:
+                import subprocess
+
+                b.proc = subprocess.Popen(b.command(), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                          env=b.env, cwd=str(b.workdir))
+        for b in self.brokers:
+            b.wait_ready(timeout)
+        self.wait_for_brokers(len(self.brokers), timeout)
+        return self
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap})
+
+    def live_brokers(self) -> List[int]:
+        """Broker ids the cluster's metadata lists (fenced brokers are left out, as in Kafka)."""
+        md = self.admin().list_topics(timeout=10)
+        return sorted(md.brokers.keys())
+
+    def wait_for_brokers(self, count: int, timeout: float = 30.0):
+        def enough():
+            try:
+                return len(self.live_brokers()) >= count
+            except Exception:
+                return False
+        wait_until(enough, timeout, interval=0.2, what=f"{count} live brokers in the metadata")
+
+    def partition_state(self, topic: str) -> Dict[int, dict]:
+        """{partition: {leader, replicas, isrs}} as Metadata reports it."""
+        md = self.admin().list_topics(topic=topic, timeout=10)
+        t = md.topics[topic]
+        return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
+                for p, pm in t.partitions.items()}
+
+    def cleanup(self):
+        for b in self.brokers:
+            b.cleanup()
