@@ -1,0 +1,1 @@
+//! Unit tests: fencing, elections, AlterPartition and replica placement.

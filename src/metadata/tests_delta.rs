@@ -1,0 +1,1 @@
+//! Unit tests: the per-broker delta.
