@@ -450,3 +450,21 @@ fn a_manual_replica_assignment_is_checked_and_kept() {
     }
     assert!(!boot.handle().load().topics.contains_key("refused"));
 }
+
+#[test]
+fn a_single_node_stays_unfenced_across_restarts() {
+    let dir = TempDir::new("single-unfenced");
+    let register = || MetadataMutation::RegisterBroker(BrokerRegistration { broker_id: 7, incarnation_id: Uuid::new_v4(), endpoints: Vec::new(), rack: None });
+    {
+        let mut boot = MetadataBootstrap::load(&dir.0, 2, 7).unwrap();
+        boot.apply(create("t", 2), &no_defaults()).unwrap();
+        boot.apply(register(), &no_defaults()).unwrap();
+        assert!(boot.handle().load().is_unfenced(7));
+    }
+    let mut boot = MetadataBootstrap::load(&dir.0, 2, 7).unwrap();
+    assert!(boot.handle().load().is_unfenced(7), "replayed: the registration and its unfence");
+    boot.apply(register(), &no_defaults()).unwrap();
+    let s = boot.handle().load_full();
+    assert!(s.is_unfenced(7));
+    assert!(s.topics["t"].partitions.iter().all(|p| (p.leader, p.leader_epoch, p.isr.as_slice()) == (7, 0, &[7][..])), "a restart moves nothing");
+}
