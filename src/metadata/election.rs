@@ -13,7 +13,7 @@
 use uuid::Uuid;
 
 use super::image::partition_record;
-use super::records::{BrokerFenceRecord, MetadataRecord, PartitionRecord};
+use super::records::{BrokerFenceRecord, MetadataRecord};
 use super::{ClusterSnapshot, MetadataError, PartitionMeta, TopicMeta};
 
 /// No leader: the partition is offline.
@@ -166,12 +166,4 @@ pub fn alter_partition(
     }
     let record = change(topic, index, p, req.new_isr.clone(), p.leader);
     Ok((topic.name.clone(), record))
-}
-
-/// The partition state a record sets, for readers of a plan (tests, logs).
-pub fn as_partition(record: &MetadataRecord) -> Option<&PartitionRecord> {
-    match record {
-        MetadataRecord::Partition(p) => Some(p),
-        _ => None,
-    }
 }
