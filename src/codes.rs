@@ -83,6 +83,9 @@ kafka_codes! {
     UNRELEASED_INSTANCE_ID => UnreleasedInstanceId,
     UNSUPPORTED_ASSIGNOR => UnsupportedAssignor,
     STALE_MEMBER_EPOCH => StaleMemberEpoch,
+    INVALID_UPDATE_VERSION => InvalidUpdateVersion,
+    BROKER_ID_NOT_REGISTERED => BrokerIdNotRegistered,
+    INELIGIBLE_REPLICA => IneligibleReplica,
 }
 
 impl ErrorCode {

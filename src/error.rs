@@ -91,6 +91,13 @@ impl From<&MetadataError> for ErrorCode {
             MetadataError::InvalidRecord { .. } | MetadataError::ControllerUnavailable => ErrorCode::UNKNOWN_SERVER_ERROR,
             MetadataError::NotController => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             MetadataError::Io(_) | MetadataError::LogFailed | MetadataError::Corrupt { .. } => ErrorCode::KAFKA_STORAGE_ERROR,
+            // The controller's partition decisions (AlterPartition, fencing): Kafka's codes.
+            MetadataError::UnknownPartition { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            MetadataError::UnknownBroker { .. } => ErrorCode::BROKER_ID_NOT_REGISTERED,
+            MetadataError::FencedLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
+            MetadataError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            MetadataError::InvalidUpdateVersion { .. } => ErrorCode::INVALID_UPDATE_VERSION,
+            MetadataError::IneligibleReplica { .. } => ErrorCode::INELIGIBLE_REPLICA,
         }
     }
 }
@@ -223,6 +230,12 @@ mod tests {
             (E::Io(std::io::Error::other("disk")), 56),
             (E::LogFailed, 56),
             (E::Corrupt { path: "m".into(), reason: name() }, 56),
+            (E::UnknownPartition { topic: name(), partition: 9 }, 3),
+            (E::UnknownBroker { broker_id: 4 }, 102),
+            (E::FencedLeaderEpoch { current: 2, requested: 1 }, 74),
+            (E::NotLeader { broker_id: 2, leader: 1 }, 6),
+            (E::InvalidUpdateVersion { current: 2, requested: 1 }, 95),
+            (E::IneligibleReplica { broker_id: 3, reason: name() }, 107),
         ];
         for (err, wire) in &cases {
             // The exhaustive match below fails to compile when a variant is added without a case here.
@@ -241,10 +254,16 @@ mod tests {
                 | E::ControllerUnavailable
                 | E::Io(_)
                 | E::LogFailed
-                | E::Corrupt { .. } => {}
+                | E::Corrupt { .. }
+                | E::UnknownPartition { .. }
+                | E::UnknownBroker { .. }
+                | E::FencedLeaderEpoch { .. }
+                | E::NotLeader { .. }
+                | E::InvalidUpdateVersion { .. }
+                | E::IneligibleReplica { .. } => {}
             }
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
-        assert_eq!(cases.len(), 15, "one case per MetadataError variant");
+        assert_eq!(cases.len(), 21, "one case per MetadataError variant");
     }
 }

@@ -170,6 +170,8 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
             configs,
             validate_only: false,
             assignment: None,
+            // offsets.topic.replication.factor is not a setting yet: the broker default.
+            replication_factor: -1,
         },
         &config.topic_defaults,
     )?;

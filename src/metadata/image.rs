@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::records::{
-    ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
+    BrokerFenceRecord, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
     TopicRecord,
 };
 use super::{ClusterSnapshot, MetadataError, PartitionMeta, TopicMeta};
@@ -106,7 +106,19 @@ pub fn apply_in_place(s: &mut ClusterSnapshot, record: &MetadataRecord) -> Resul
             s.next_producer_id_block = *next_producer_id_block;
         }
         MetadataRecord::RegisterBroker(registration) => {
+            // A new incarnation has not caught up yet: fenced until its controller says so.
             s.brokers.insert(registration.broker_id, registration.clone());
+            s.fenced.insert(registration.broker_id);
+        }
+        MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id, fenced }) => {
+            if !s.brokers.contains_key(broker_id) {
+                return Err(MetadataError::UnknownBroker { broker_id: *broker_id });
+            }
+            if *fenced {
+                s.fenced.insert(*broker_id);
+            } else {
+                s.fenced.remove(broker_id);
+            }
         }
     }
     Ok(())
@@ -117,11 +129,17 @@ fn invalid(reason: String) -> MetadataError {
 }
 
 /// The snapshot as records: applied in order to an empty snapshot of the same cluster id, they
-/// give `snapshot` back. Brokers first, then each topic with its partitions and configs, then
+/// give `snapshot` back. A registration applies as fenced, so each unfenced broker's registration
+/// is followed by its unfence record. Brokers first, then each topic with its partitions and configs, then
 /// broker configs and the producer-id block.
 pub fn to_records(snapshot: &ClusterSnapshot) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
-    out.extend(snapshot.brokers.values().cloned().map(MetadataRecord::RegisterBroker));
+    for registration in snapshot.brokers.values() {
+        out.push(MetadataRecord::RegisterBroker(registration.clone()));
+        if snapshot.is_unfenced(registration.broker_id) {
+            out.push(MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id: registration.broker_id, fenced: false }));
+        }
+    }
     for t in snapshot.topics.values() {
         out.push(MetadataRecord::Topic(TopicRecord { name: t.name.clone(), topic_id: t.id }));
         out.extend(t.partitions.iter().enumerate().map(|(i, p)| MetadataRecord::Partition(partition_record(t, i, p))));

@@ -14,17 +14,24 @@
 //! Start-up ([`MetadataBootstrap`]) loads the last checkpoint, replays the log after it, and runs
 //! the start-up mutations synchronously before the executors start.
 
+pub mod delta;
+pub mod election;
 pub mod image;
 pub mod log;
 pub mod mutation;
+pub mod placement;
 pub mod records;
 pub mod store;
 
 mod legacy;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cluster;
+#[cfg(test)]
+mod tests_delta;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,9 +40,10 @@ use uuid::Uuid;
 
 use crate::types::ShardId;
 
+pub use delta::{PartitionChange, partition_changes};
 pub use mutation::{MetadataMutation, MutationOutcome, MutationResult};
 pub use records::{
-    BrokerEndpoint, BrokerRegistration, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord,
+    BrokerEndpoint, BrokerFenceRecord, BrokerRegistration, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord,
     RemoveTopicRecord, TopicRecord,
 };
 pub use store::{MetadataBootstrap, MetadataStore};
@@ -81,6 +89,9 @@ pub struct ClusterSnapshot {
     pub next_producer_id_block: i64,
     /// Registered brokers by id (the latest registration of each).
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// The registered brokers that are fenced: a new registration is, until it is unfenced
+    /// (KRaft's rule; on a single node the registration unfences at once).
+    pub fenced: BTreeSet<i32>,
     /// Dynamic broker config overrides, by broker id.
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Topic names by id, kept by [`image::apply`] beside `topics`.
@@ -106,6 +117,21 @@ impl ClusterSnapshot {
     /// The owner shard of a partition.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<ShardId> {
         self.partition(topic, partition).map(|p| p.owner)
+    }
+
+    /// Whether `broker_id` is registered and not fenced: it may lead and be in an ISR.
+    pub fn is_unfenced(&self, broker_id: i32) -> bool {
+        self.brokers.contains_key(&broker_id) && !self.fenced.contains(&broker_id)
+    }
+
+    /// The registered, unfenced brokers, by id.
+    pub fn unfenced_brokers(&self) -> Vec<i32> {
+        self.brokers.keys().copied().filter(|id| !self.fenced.contains(id)).collect()
+    }
+
+    /// Partitions over all topics (the rotating start of replica placement).
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|t| t.partitions.len()).sum()
     }
 
     /// Partitions per shard, over all topics.
@@ -175,6 +201,53 @@ pub enum MetadataError {
     #[error("{reason}")]
     InvalidRequest {
         /// What is wrong with it.
+        reason: String,
+    },
+    /// No partition of that index in the topic.
+    #[error("topic {topic} has no partition {partition}")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+    },
+    /// No registered broker of that id.
+    #[error("broker {broker_id} is not registered")]
+    UnknownBroker {
+        /// The broker id.
+        broker_id: i32,
+    },
+    /// An AlterPartition from a leader epoch that is not the partition's current one.
+    #[error("leader epoch {requested} is not the partition's current epoch {current}")]
+    FencedLeaderEpoch {
+        /// The partition's leader epoch.
+        current: i32,
+        /// The epoch the request carried.
+        requested: i32,
+    },
+    /// An AlterPartition from a broker that does not lead the partition.
+    #[error("broker {broker_id} is not the leader of the partition (leader {leader})")]
+    NotLeader {
+        /// The sender.
+        broker_id: i32,
+        /// The partition's leader (-1: none).
+        leader: i32,
+    },
+    /// An AlterPartition against a partition state that has changed since (Kafka's
+    /// INVALID_UPDATE_VERSION).
+    #[error("partition epoch {requested} is not the partition's current epoch {current}")]
+    InvalidUpdateVersion {
+        /// The partition's epoch.
+        current: i32,
+        /// The epoch the request carried.
+        requested: i32,
+    },
+    /// A proposed ISR names a broker that is fenced or holds no replica (Kafka's INELIGIBLE_REPLICA).
+    #[error("broker {broker_id} may not be in the ISR: {reason}")]
+    IneligibleReplica {
+        /// The ineligible broker.
+        broker_id: i32,
+        /// Why.
         reason: String,
     },
     /// A config key or value is refused.

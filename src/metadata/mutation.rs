@@ -6,8 +6,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::election::{
+    AlterPartitionRequest, NO_LEADER, alter_partition, fence_broker, fence_partition_changes, unfence_broker,
+    unfence_partition_changes,
+};
+use super::placement::{is_active, place_more_partitions, place_new_topic};
 use super::records::{
-    BrokerRegistration, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
+    BrokerFenceRecord, BrokerRegistration, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
     TopicRecord,
 };
 use super::{ClusterSnapshot, MetadataError, TopicMeta, place, valid_topic_name};
@@ -32,6 +37,9 @@ pub enum MetadataMutation {
         /// The replicas of each partition, as the client assigned them (partition `i` is entry
         /// `i`); `None`: the broker places `partitions` partitions itself.
         assignment: Option<Vec<Vec<i32>>>,
+        /// Replicas per partition when placed by the broker; -1: `default.replication.factor`
+        /// (as [`PlanContext::default_replication_factor`] has it). Unused with an assignment.
+        replication_factor: i16,
     },
     /// Delete a topic.
     DeleteTopic {
@@ -46,6 +54,9 @@ pub enum MetadataMutation {
         count: i32,
         /// Check only.
         validate_only: bool,
+        /// Replicas per new partition; -1: as many as the topic's first partition has (Kafka's
+        /// CreatePartitions gives new partitions the topic's replication factor).
+        replication_factor: i16,
     },
     /// Replace (`incremental = false`) or patch a topic's config overrides. `None` deletes a key.
     AlterConfigs {
@@ -60,8 +71,38 @@ pub enum MetadataMutation {
     },
     /// Reserve a producer id.
     AllocateProducerId,
-    /// Register (or re-register) a broker.
+    /// Register (or re-register) a broker. It is fenced until unfenced (KRaft), except on a
+    /// single node ([`PlanContext::single_node`]), where registering also unfences, so a lone
+    /// broker serves at once as it always has. Re-registering an unfenced broker of a cluster
+    /// fences it and takes it out of ISRs as [`MetadataMutation::FenceBroker`] does (KIP-966's
+    /// unclean-shutdown rule: a new incarnation may have lost unflushed records).
     RegisterBroker(BrokerRegistration),
+    /// The active controller saw no heartbeat from the broker for `broker.session.timeout.ms`.
+    FenceBroker {
+        /// The broker.
+        broker_id: i32,
+    },
+    /// The broker has caught up with the metadata log: it may lead and join ISRs again.
+    UnfenceBroker {
+        /// The broker.
+        broker_id: i32,
+    },
+    /// Kafka's AlterPartition, from a partition's leader: a new ISR. The outcome's topic is the
+    /// topic after the change; its partition `partition` is the new state.
+    AlterPartition {
+        /// The topic's id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The sender, which must lead the partition.
+        leader_id: i32,
+        /// The leader epoch the sender leads in.
+        leader_epoch: i32,
+        /// The partition epoch the sender last saw.
+        partition_epoch: i32,
+        /// The proposed ISR: must hold the leader, and only unfenced replicas.
+        new_isr: Vec<i32>,
+    },
 }
 
 /// What a mutation that succeeded changed.
@@ -87,6 +128,19 @@ pub struct PlanContext<'a> {
     pub defaults: &'a BTreeMap<String, String>,
     /// Whether the current producer-id block still has ids to hand out.
     pub producer_ids_left: bool,
+    /// Voters of the controller quorum (`controller.quorum.voters`; 1 with none configured).
+    pub voters: usize,
+    /// `default.replication.factor`, for a CreateTopic that asks for -1.
+    pub default_replication_factor: i16,
+}
+
+impl PlanContext<'_> {
+    /// Whether this is a single-node cluster: one voter (this node) and no broker registered
+    /// but this one. There, this broker is every partition's only replica, and it is never
+    /// fenced (no other node could lead or unfence it).
+    pub fn single_node(&self, current: &ClusterSnapshot) -> bool {
+        self.voters <= 1 && current.brokers.keys().all(|id| *id == self.node_id)
+    }
 }
 
 /// Which topic the outcome reports.
@@ -123,7 +177,7 @@ impl Plan {
 /// the JSON store made them, so clients see the same error for the same request).
 pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_>) -> Result<Plan, MetadataError> {
     match m {
-        MetadataMutation::CreateTopic { name, partitions, configs, validate_only, assignment } => {
+        MetadataMutation::CreateTopic { name, partitions, configs, validate_only, assignment, replication_factor } => {
             if !valid_topic_name(&name) {
                 return Err(MetadataError::InvalidTopic { name });
             }
@@ -138,7 +192,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
                 None if partitions <= 0 => {
                     return Err(MetadataError::InvalidPartitions { reason: "partition count must be positive".into() });
                 }
-                None => vec![vec![ctx.node_id]; partitions as usize],
+                None => place_new_topic(current, ctx, partitions as usize, replication_factor)?,
             };
             for (k, v) in &configs {
                 validate_topic_config(k, v).map_err(|reason| MetadataError::InvalidConfig { reason })?;
@@ -154,7 +208,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             let records = vec![MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: topic.id })];
             Ok(Plan::new(records, Report::Topic(Arc::clone(topic)), false))
         }
-        MetadataMutation::CreatePartitions { name, count, validate_only } => {
+        MetadataMutation::CreatePartitions { name, count, validate_only, replication_factor } => {
             let topic = current.topics.get(&name).ok_or_else(|| MetadataError::UnknownTopic { name: name.clone() })?;
             let have = topic.partitions.len();
             if count <= 0 || count as usize <= have {
@@ -162,7 +216,8 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
                     reason: format!("topic has {have} partitions; the new count must be larger"),
                 });
             }
-            let records = partition_records(current, ctx, topic.id, have, vec![vec![ctx.node_id]; count as usize - have]).collect();
+            let replicas = place_more_partitions(current, ctx, topic, count as usize - have, replication_factor)?;
+            let records = partition_records(current, ctx, topic.id, have, replicas).collect();
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
         MetadataMutation::AlterConfigs { name, changes, incremental, validate_only } => {
@@ -207,16 +262,38 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             };
             Ok(Plan { records, report: Report::Nothing, validate_only: false, allocates_producer_id: true })
         }
-        MetadataMutation::RegisterBroker(registration) => {
-            Ok(Plan::new(vec![MetadataRecord::RegisterBroker(registration)], Report::Nothing, false))
+        MetadataMutation::RegisterBroker(registration) => Ok(Plan::new(register_broker(current, ctx, registration), Report::Nothing, false)),
+        MetadataMutation::FenceBroker { broker_id } => Ok(Plan::new(fence_broker(current, broker_id)?, Report::Nothing, false)),
+        MetadataMutation::UnfenceBroker { broker_id } => Ok(Plan::new(unfence_broker(current, broker_id)?, Report::Nothing, false)),
+        MetadataMutation::AlterPartition { topic_id, partition, leader_id, leader_epoch, partition_epoch, new_isr } => {
+            let request = AlterPartitionRequest { topic_id, partition, leader_id, leader_epoch, partition_epoch, new_isr };
+            let (name, record) = alter_partition(current, &request)?;
+            Ok(Plan::new(record.into_iter().collect(), Report::TopicAfter(name), false))
         }
     }
 }
 
-/// Records for `count` new partitions of a topic, from index `first`, placed on the least-loaded
-/// shards. On one node this broker is every partition's only replica, in-sync and leader.
-/// The records of new partitions `first..` of a topic, one per entry of `replicas`: every
-/// replica in sync, the first one leader (Kafka's preferred leader), each placed on a shard.
+/// The records of a registration: the broker is fenced by it, unless this is a single node,
+/// where it is unfenced in the same frame. A live (unfenced) broker that registers again leaves
+/// the ISRs it was in and its leaderships first.
+fn register_broker(current: &ClusterSnapshot, ctx: &PlanContext<'_>, registration: BrokerRegistration) -> Vec<MetadataRecord> {
+    let broker_id = registration.broker_id;
+    let single_node = ctx.single_node(current) && broker_id == ctx.node_id;
+    let mut records = Vec::new();
+    if !single_node && current.is_unfenced(broker_id) {
+        records.extend(fence_partition_changes(current, broker_id));
+    }
+    records.push(MetadataRecord::RegisterBroker(registration));
+    if single_node {
+        records.push(MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id, fenced: false }));
+        records.extend(unfence_partition_changes(current, broker_id));
+    }
+    records
+}
+
+/// The records of new partitions `first..` of a topic, one per entry of `replicas`, each placed
+/// on the least-loaded shard: the active (unfenced) replicas in sync, the first of them leader
+/// (Kafka's preferred leader). Planning has checked that each partition has one.
 fn partition_records(
     current: &ClusterSnapshot,
     ctx: &PlanContext<'_>,
@@ -225,12 +302,16 @@ fn partition_records(
     replicas: Vec<Vec<i32>>,
 ) -> impl Iterator<Item = MetadataRecord> {
     let owners = place(&current.load_per_shard(ctx.shards), replicas.len());
+    let mut active: Vec<i32> = replicas.iter().flatten().copied().filter(|r| is_active(current, ctx, *r)).collect();
+    active.sort_unstable();
+    active.dedup();
     owners.into_iter().zip(replicas).enumerate().map(move |(i, (owner_shard, replicas))| {
+        let isr: Vec<i32> = replicas.iter().copied().filter(|r| active.contains(r)).collect();
         MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition: (first + i) as i32,
-            isr: replicas.clone(),
-            leader: replicas.first().copied().unwrap_or(ctx.node_id),
+            leader: isr.first().copied().unwrap_or(NO_LEADER),
+            isr,
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
@@ -240,7 +321,7 @@ fn partition_records(
 }
 
 /// Kafka's checks of a manual replica assignment: at least one partition, and each partition's
-/// replicas non-empty, distinct and registered brokers.
+/// replicas non-empty, distinct and registered brokers, at least one of them unfenced (KRaft).
 fn check_assignment(current: &ClusterSnapshot, ctx: &PlanContext<'_>, assignment: &[Vec<i32>]) -> Result<(), MetadataError> {
     let invalid = |reason: String| Err(MetadataError::InvalidReplicaAssignment { reason });
     if assignment.is_empty() {
@@ -258,6 +339,9 @@ fn check_assignment(current: &ClusterSnapshot, ctx: &PlanContext<'_>, assignment
             if !registered(*id) {
                 return invalid(format!("the manual partition assignment of partition {partition} names broker {id}, but no such broker is registered"));
             }
+        }
+        if !replicas.iter().any(|id| is_active(current, ctx, *id)) {
+            return invalid(format!("all brokers of the manual partition assignment of partition {partition} are fenced"));
         }
     }
     Ok(())

@@ -28,8 +28,11 @@ pub enum MetadataRecord {
     RemoveTopic(RemoveTopicRecord),
     /// A block of producer ids is reserved.
     ProducerIds(ProducerIdsRecord),
-    /// A broker registers (at each start, with a new incarnation id).
+    /// A broker registers (at each start, with a new incarnation id). It is fenced until a
+    /// [`BrokerFenceRecord`] unfences it, as in KRaft.
     RegisterBroker(BrokerRegistration),
+    /// A registered broker is fenced or unfenced (KRaft's `BrokerRegistrationChangeRecord` role).
+    BrokerFence(BrokerFenceRecord),
 }
 
 /// KRaft's `TopicRecord`.
@@ -130,4 +133,14 @@ pub struct BrokerEndpoint {
     pub port: u16,
     /// Security protocol name (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`).
     pub security_protocol: String,
+}
+
+/// KRaft's `BrokerRegistrationChangeRecord`, in the part Ringlog uses: a fenced broker leads
+/// nothing and is never elected or added to an ISR; an unfenced one may be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerFenceRecord {
+    /// Broker id (`node.id`); must be registered.
+    pub broker_id: i32,
+    /// Fenced after this record.
+    pub fenced: bool,
 }

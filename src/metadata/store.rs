@@ -69,6 +69,10 @@ impl Core {
             node_id: self.node_id,
             defaults,
             producer_ids_left: !self.producer_ids.is_empty(),
+            // This store serves a single node (its own quorum); the cluster's controller plans
+            // with its own context (voters and `default.replication.factor` from the config).
+            voters: 1,
+            default_replication_factor: 1,
         };
         let plan = plan(&current, m, &ctx)?;
         let next = apply_all(&current, &plan.records)?;

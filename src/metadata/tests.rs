@@ -33,7 +33,7 @@ impl Drop for TempDir {
 }
 
 fn create(name: &str, partitions: i32) -> MetadataMutation {
-    MetadataMutation::CreateTopic { name: name.into(), partitions, configs: BTreeMap::new(), validate_only: false, assignment: None }
+    MetadataMutation::CreateTopic { name: name.into(), partitions, configs: BTreeMap::new(), validate_only: false, assignment: None, replication_factor: -1 }
 }
 
 fn no_defaults() -> BTreeMap<String, String> {
@@ -152,7 +152,7 @@ fn snapshot_round_trips_through_records() {
     let mut boot = MetadataBootstrap::load(&dir.0, 3, 7).unwrap();
     boot.apply(create("a", 4), &no_defaults()).unwrap();
     let configs = [("retention.ms".to_string(), "10".to_string())].into();
-    boot.apply(MetadataMutation::CreateTopic { name: "b".into(), partitions: 2, configs, validate_only: false, assignment: None }, &no_defaults())
+    boot.apply(MetadataMutation::CreateTopic { name: "b".into(), partitions: 2, configs, validate_only: false, assignment: None, replication_factor: -1 }, &no_defaults())
         .unwrap();
     boot.apply(MetadataMutation::AllocateProducerId, &no_defaults()).unwrap();
     let snapshot = boot.handle().load_full();
@@ -168,20 +168,20 @@ fn mutations_keep_the_json_store_error_order() {
     assert!(matches!(boot.apply(create("bad/name", 1), &d), Err(MetadataError::InvalidTopic { .. })));
     assert!(matches!(boot.apply(create("t", 0), &d), Err(MetadataError::InvalidPartitions { .. })));
     let bad_cfg = [("retention.ms".to_string(), "soon".to_string())].into();
-    let r = boot.apply(MetadataMutation::CreateTopic { name: "t".into(), partitions: 1, configs: bad_cfg, validate_only: false, assignment: None }, &d);
+    let r = boot.apply(MetadataMutation::CreateTopic { name: "t".into(), partitions: 1, configs: bad_cfg, validate_only: false, assignment: None, replication_factor: -1 }, &d);
     assert!(matches!(r, Err(MetadataError::InvalidConfig { .. })), "{r:?}");
     let t = boot.apply(create("t", 4), &d).unwrap().topic.unwrap();
     assert_eq!(t.partitions.len(), 4);
     assert!(t.partitions.iter().all(|p| p.replicas == [7] && p.isr == [7] && p.leader == 7));
     assert!(matches!(boot.apply(create("t", 4), &d), Err(MetadataError::TopicAlreadyExists { .. })));
-    let grow = |count| MetadataMutation::CreatePartitions { name: "t".into(), count, validate_only: false };
+    let grow = |count| MetadataMutation::CreatePartitions { name: "t".into(), count, validate_only: false, replication_factor: -1 };
     assert!(matches!(boot.apply(grow(4), &d), Err(MetadataError::InvalidPartitions { .. })));
     assert_eq!(boot.apply(grow(6), &d).unwrap().topic.unwrap().partitions.len(), 6);
     let missing = MetadataMutation::DeleteTopic { name: "nope".into() };
     assert!(matches!(boot.apply(missing, &d), Err(MetadataError::UnknownTopic { .. })));
     // Validate-only changes nothing, and writes nothing.
     let before = std::fs::metadata(dir.log()).unwrap().len();
-    let dry = MetadataMutation::CreateTopic { name: "dry".into(), partitions: 3, configs: BTreeMap::new(), validate_only: true, assignment: None };
+    let dry = MetadataMutation::CreateTopic { name: "dry".into(), partitions: 3, configs: BTreeMap::new(), validate_only: true, assignment: None, replication_factor: -1 };
     assert_eq!(boot.apply(dry, &d).unwrap().topic.unwrap().partitions.len(), 3);
     assert!(!boot.handle().load().topics.contains_key("dry"));
     assert_eq!(std::fs::metadata(dir.log()).unwrap().len(), before);
@@ -429,6 +429,7 @@ fn a_manual_replica_assignment_is_checked_and_kept() {
         configs: BTreeMap::new(),
         validate_only: false,
         assignment: Some(assignment),
+        replication_factor: -1,
     };
     // Two partitions, as many as the assignment names, whatever `partitions` says.
     let topic = boot.apply(assigned("manual", vec![vec![7], vec![7]]), &no_defaults()).unwrap().topic.unwrap();
@@ -448,4 +449,22 @@ fn a_manual_replica_assignment_is_checked_and_kept() {
         }
     }
     assert!(!boot.handle().load().topics.contains_key("refused"));
+}
+
+#[test]
+fn a_single_node_stays_unfenced_across_restarts() {
+    let dir = TempDir::new("single-unfenced");
+    let register = || MetadataMutation::RegisterBroker(BrokerRegistration { broker_id: 7, incarnation_id: Uuid::new_v4(), endpoints: Vec::new(), rack: None });
+    {
+        let mut boot = MetadataBootstrap::load(&dir.0, 2, 7).unwrap();
+        boot.apply(create("t", 2), &no_defaults()).unwrap();
+        boot.apply(register(), &no_defaults()).unwrap();
+        assert!(boot.handle().load().is_unfenced(7));
+    }
+    let mut boot = MetadataBootstrap::load(&dir.0, 2, 7).unwrap();
+    assert!(boot.handle().load().is_unfenced(7), "replayed: the registration and its unfence");
+    boot.apply(register(), &no_defaults()).unwrap();
+    let s = boot.handle().load_full();
+    assert!(s.is_unfenced(7));
+    assert!(s.topics["t"].partitions.iter().all(|p| (p.leader, p.leader_epoch, p.isr.as_slice()) == (7, 0, &[7][..])), "a restart moves nothing");
 }

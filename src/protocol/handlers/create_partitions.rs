@@ -18,7 +18,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> C
         let name = t.name.0.to_string();
         let r = ctx
             .router
-            .mutate(MetadataMutation::CreatePartitions { name: name.clone(), count: t.count, validate_only: req.validate_only })
+            .mutate(MetadataMutation::CreatePartitions {
+                name: name.clone(),
+                count: t.count,
+                validate_only: req.validate_only,
+                // New partitions get the topic's replication factor, as in Kafka.
+                replication_factor: -1,
+            })
             .await;
         let error_code = r.as_ref().err().map_or(ErrorCode::NONE, ErrorCode::from);
         tracing::info!(topic = %name, count = t.count, error_code = error_code.code(), "create partitions");

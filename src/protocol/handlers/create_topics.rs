@@ -47,7 +47,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
             .collect();
         // -1 means the broker default (KIP-464); a manual assignment says both itself.
         let assignment = manual_assignment(&t.assignments);
-        let (partitions, replication) = match &assignment {
+        let (partitions, mut replication) = match &assignment {
             Ok(Some(a)) => (a.len() as i32, a.first().map_or(0, |r| r.len() as i16)),
             _ if t.num_partitions == -1 => (router.shard.config.num_partitions, 1),
             _ => (t.num_partitions, 1),
@@ -57,13 +57,23 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
             Ok(Some(_)) if t.num_partitions != -1 || rf != -1 => Err(MetadataError::InvalidRequest {
                 reason: "a manual partition assignment was given, but numPartitions or replicationFactor was not -1".into(),
             }),
-            Ok(Some(assignment)) => Ok(Some(assignment)),
-            Ok(None) => replication_factor(router, rf).map(|_| None),
+            Ok(Some(assignment)) => Ok((Some(assignment), -1)),
+            Ok(None) => replication_factor(router, rf).map(|factor| (None, factor)),
         };
         let result = match checked {
             Err(e) => Err(e),
-            Ok(assignment) => {
-                let m = MetadataMutation::CreateTopic { name: name.clone(), partitions, configs, validate_only: req.validate_only, assignment };
+            Ok((assignment, replication_factor)) => {
+                if assignment.is_none() {
+                    replication = replication_factor;
+                }
+                let m = MetadataMutation::CreateTopic {
+                    name: name.clone(),
+                    partitions,
+                    configs,
+                    validate_only: req.validate_only,
+                    assignment,
+                    replication_factor,
+                };
                 router.mutate(m).await
             }
         };

@@ -83,10 +83,13 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
     if !(allow && router.shard.config.auto_create_topics) {
         return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    if let Err(e) = replication_factor(router, -1) {
-        tracing::warn!(topic = name, error = %e, "topic not auto-created");
-        return Err(ErrorCode::from(&e));
-    }
+    let factor = match replication_factor(router, -1) {
+        Ok(factor) => factor,
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "topic not auto-created");
+            return Err(ErrorCode::from(&e));
+        }
+    };
     let result = router
         .mutate(MetadataMutation::CreateTopic {
             name: name.to_string(),
@@ -94,6 +97,7 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
             configs: BTreeMap::new(),
             validate_only: false,
             assignment: None,
+            replication_factor: factor,
         })
         .await;
     match result {
