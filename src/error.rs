@@ -98,6 +98,8 @@ impl From<&MetadataError> for ErrorCode {
             MetadataError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             MetadataError::InvalidUpdateVersion { .. } => ErrorCode::INVALID_UPDATE_VERSION,
             MetadataError::IneligibleReplica { .. } => ErrorCode::INELIGIBLE_REPLICA,
+            // Mapped on the controller that refused it; carried over the wire as the number.
+            MetadataError::Remote { code, .. } => ErrorCode::from_code(*code),
         }
     }
 }
@@ -236,6 +238,7 @@ mod tests {
             (E::NotLeader { broker_id: 2, leader: 1 }, 6),
             (E::InvalidUpdateVersion { current: 2, requested: 1 }, 95),
             (E::IneligibleReplica { broker_id: 3, reason: name() }, 107),
+            (E::Remote { code: 36, message: name() }, 36),
         ];
         for (err, wire) in &cases {
             // The exhaustive match below fails to compile when a variant is added without a case here.
@@ -260,10 +263,11 @@ mod tests {
                 | E::FencedLeaderEpoch { .. }
                 | E::NotLeader { .. }
                 | E::InvalidUpdateVersion { .. }
-                | E::IneligibleReplica { .. } => {}
+                | E::IneligibleReplica { .. }
+                | E::Remote { .. } => {}
             }
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
-        assert_eq!(cases.len(), 21, "one case per MetadataError variant");
+        assert_eq!(cases.len(), 22, "one case per MetadataError variant");
     }
 }

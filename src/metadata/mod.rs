@@ -250,6 +250,14 @@ pub enum MetadataError {
         /// Why.
         reason: String,
     },
+    /// The active controller (another node) refused the mutation: its Kafka code and message.
+    #[error("{message}")]
+    Remote {
+        /// Kafka's error code, as the controller mapped its own error.
+        code: i16,
+        /// The controller's message.
+        message: String,
+    },
     /// A config key or value is refused.
     #[error("{reason}")]
     InvalidConfig {

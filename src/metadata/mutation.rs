@@ -168,6 +168,29 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What to answer once the records are applied (`next` is the snapshot after them; for a
+    /// validate-only plan, what it would be). A producer id comes from `producer_ids`, the rest
+    /// of the writer's reserved block, refilled from the block the records just reserved.
+    pub fn outcome(self, current: &ClusterSnapshot, next: &ClusterSnapshot, producer_ids: &mut std::ops::Range<i64>) -> MutationOutcome {
+        let topic = match self.report {
+            Report::TopicAfter(name) => next.topics.get(&name).cloned(),
+            Report::Topic(t) => Some(t),
+            Report::Nothing => None,
+        };
+        if self.validate_only {
+            return MutationOutcome { topic, producer_id: None };
+        }
+        let producer_id = self.allocates_producer_id.then(|| {
+            if producer_ids.is_empty() {
+                *producer_ids = current.next_producer_id_block..next.next_producer_id_block;
+            }
+            let id = producer_ids.start;
+            producer_ids.start += 1;
+            id
+        });
+        MutationOutcome { topic, producer_id }
+    }
+
     fn new(records: Vec<MetadataRecord>, report: Report, validate_only: bool) -> Self {
         Plan { records, report, validate_only, allocates_producer_id: false }
     }

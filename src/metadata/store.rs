@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::image::apply_all;
 use super::log::{self, CHECKPOINT_FILE, CHECKPOINT_TMP_FILE, LOG_FILE};
-use super::mutation::{MetadataMutation, MutationOutcome, Plan, PlanContext, Report, plan};
+use super::mutation::{MetadataMutation, MutationOutcome, Plan, PlanContext, plan};
 use super::{ClusterSnapshot, MetadataError, SnapshotHandle, legacy};
 
 /// A checkpoint is written after this many records since the last one.
@@ -86,28 +86,14 @@ impl Core {
     /// The frame of `appended` bytes is durable (or there was none): publish and answer.
     fn commit(&mut self, staged: Staged, appended: Option<usize>) -> MutationOutcome {
         let Staged { plan, current, next } = staged;
-        let topic = match plan.report {
-            Report::TopicAfter(name) => next.topics.get(&name).cloned(),
-            Report::Topic(t) => Some(t),
-            Report::Nothing => None,
-        };
-        if plan.validate_only {
-            return MutationOutcome { topic, producer_id: None };
-        }
-        let producer_id = plan.allocates_producer_id.then(|| {
-            if self.producer_ids.is_empty() {
-                self.producer_ids = current.next_producer_id_block..next.next_producer_id_block;
-            }
-            let id = self.producer_ids.start;
-            self.producer_ids.start += 1;
-            id
-        });
+        let records = plan.records.len() as u64;
+        let outcome = plan.outcome(&current, &next, &mut self.producer_ids);
         if let Some(len) = appended {
             self.log_len += len as u64;
-            self.next_offset += plan.records.len() as u64;
+            self.next_offset += records;
             self.handle.store(Arc::new(next));
         }
-        MutationOutcome { topic, producer_id }
+        outcome
     }
 
     fn checkpoint_due(&self) -> bool {

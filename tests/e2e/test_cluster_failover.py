@@ -146,10 +146,13 @@ def controller_of(cluster):
 
 
 def test_min_insync_replicas_with_two_brokers_down_refuses_acks_all(cluster_factory):
-    cluster = cluster_factory(size=3)
+    # Five voters, so the quorum outlives two dead brokers and can shrink the ISR (with three
+    # voters, two down leave no quorum: the ISR cannot change and acks=all times out instead).
+    cluster = cluster_factory(size=5)
     create_topic(cluster, "guarded", partitions=1, config={"min.insync.replicas": "2"})
-    leader = cluster.partition_state("guarded")[0]["leader"]
-    others = [b for b in cluster.brokers if b.node_id != leader]
+    state = cluster.partition_state("guarded")[0]
+    leader = state["leader"]
+    others = [cluster.broker(r) for r in state["replicas"] if r != leader]
     for b in others:
         b.kill()
     wait_until(lambda: cluster.partition_state("guarded")[0]["isrs"] == [leader], 20, what="the ISR shrinks to the leader")

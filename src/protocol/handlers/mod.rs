@@ -54,7 +54,8 @@ pub fn broker_endpoints<'a>(
     snapshot: &'a ClusterSnapshot,
     listener: &'a str,
 ) -> impl Iterator<Item = (i32, &'a BrokerEndpoint, Option<&'a String>)> + 'a {
-    snapshot.brokers.values().filter_map(move |b| {
+    // Fenced brokers are left out, as Kafka leaves them out: clients must not be sent there.
+    snapshot.brokers.values().filter(|b| !snapshot.fenced.contains(&b.broker_id)).filter_map(move |b| {
         let endpoint = b.endpoints.iter().find(|e| e.listener == listener)?;
         Some((b.broker_id, endpoint, b.rack.as_ref()))
     })
@@ -64,7 +65,7 @@ pub fn broker_endpoints<'a>(
 /// for -1. Refused, as in Kafka, when fewer brokers are registered.
 pub fn replication_factor(router: &Router, requested: i16) -> Result<i16, MetadataError> {
     let factor = if requested == -1 { router.shard.config.cluster.default_replication_factor } else { requested };
-    let brokers = router.shard.metadata.load().brokers.len().max(1);
+    let brokers = router.shard.metadata.load().unfenced_brokers().len().max(1);
     if factor < 1 || factor as usize > brokers {
         return Err(MetadataError::InvalidReplicationFactor { factor, brokers });
     }
