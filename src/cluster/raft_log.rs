@@ -126,6 +126,11 @@ impl RaftLogStore {
             .buffered_open(dir.join(LOG_FILE))
             .await
             .map_err(io::Error::from)?;
+        // A log file (or directory) created just now must still be there after a crash.
+        sync_dir(dir).await?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).await?;
+        }
         tracing::info!(dir = %dir.display(), entries = state.entries.len(), bytes = state.end.0,
             purged = ?state.purged.map(|l| l.index()), committed = ?state.committed.map(|l| l.index()),
             "raft log opened");
