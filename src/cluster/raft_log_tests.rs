@@ -194,6 +194,32 @@ fn purge_drops_entries_rewrites_the_file_and_is_remembered() {
 }
 
 #[test]
+fn a_crash_between_the_purged_id_and_the_rewrite_leaves_dead_frames_that_are_skipped() {
+    on_executor(|| async {
+        let dir = temp_dir("purge-crash");
+        let whole_log = {
+            let mut store = RaftLogStore::open(&dir).await.unwrap();
+            append(&mut store, (0..6).map(|i| topic_entry(1, i, "t")).collect()).await;
+            let whole_log = std::fs::read(dir.join(LOG_FILE)).unwrap();
+            store.purge(log_id(1, 2)).await.unwrap();
+            whole_log
+        };
+        // The purged id is durable, the rewrite is not: the old file is back.
+        std::fs::write(dir.join(LOG_FILE), &whole_log).unwrap();
+        {
+            let mut store = RaftLogStore::open(&dir).await.unwrap();
+            assert_eq!(indexes(&mut store).await, vec![3, 4, 5]);
+            assert_eq!(store.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(1, 2)));
+            store.truncate_after(Some(log_id(1, 3))).await.unwrap();
+            append(&mut store, vec![topic_entry(2, 4, "t")]).await;
+        }
+        let mut store = RaftLogStore::open(&dir).await.unwrap();
+        assert_eq!(indexes(&mut store).await, vec![3, 4]);
+        assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(2, 4)));
+    });
+}
+
+#[test]
 fn a_torn_tail_is_cut_and_the_entries_before_it_survive() {
     on_executor(|| async {
         let dir = temp_dir("torn");

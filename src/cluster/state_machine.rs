@@ -14,6 +14,9 @@
 //! re-applies the log entries after it up to the saved committed id
 //! (`RaftLogStorage::save_committed`), so the applied state is right after a restart.
 //!
+//! The checkpoint's `end_offset` is the Raft index after the last applied entry (the snapshot's
+//! meta says the same as a log id); decoding ignores it.
+//!
 //! A command whose records do not apply (a bug: the leader validates before it writes) leaves
 //! the snapshot as it was and is answered with `rejected`, on every node alike.
 
@@ -80,7 +83,9 @@ impl Debug for MetadataStateMachine {
 impl MetadataStateMachine {
     /// Opens the state machine in `dir`: when `<dir>/snapshot` exists it is decoded, published
     /// into `handle` (the observer is called) and its position becomes the applied one.
-    /// Otherwise `handle` keeps what it holds and nothing is applied yet.
+    /// Otherwise `handle` keeps what it holds and nothing is applied yet: openraft then applies
+    /// the log from its start on top of it, so it must hold an empty snapshot of the cluster,
+    /// not the metadata of a single-node store.
     pub async fn open(dir: &Path, handle: SnapshotHandle, observer: AppliedObserver) -> io::Result<MetadataStateMachine> {
         std::fs::create_dir_all(dir)?;
         let mut state = Applied { last_applied: None, membership: Default::default(), current: None };
