@@ -5,7 +5,9 @@
 //! feature, so a `Raft` handle and everything it spawns are `!Send` and live on one shard, like
 //! the rest of the per-shard state.
 
+pub mod raft_log;
 pub mod runtime;
+pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
@@ -13,3 +15,9 @@ mod tests;
 
 #[cfg(test)]
 mod raft_tests;
+
+#[cfg(test)]
+mod raft_log_tests;
+
+#[cfg(test)]
+mod quorum_tests;

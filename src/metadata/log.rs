@@ -146,8 +146,15 @@ pub(super) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, MetadataEr
 pub fn read_checkpoint(dir: &Path) -> Result<Option<(ClusterSnapshot, u64)>, MetadataError> {
     let path = dir.join(CHECKPOINT_FILE);
     let Some(bytes) = read_if_present(&path)? else { return Ok(None) };
+    decode_checkpoint(&bytes, &path).map(Some)
+}
+
+/// Decodes [`encode_checkpoint`]'s bytes (a checkpoint file, or a Raft snapshot that came over
+/// the network): the snapshot and its `end_offset`. `path` names the source in errors.
+pub fn decode_checkpoint(bytes: &[u8], path: &Path) -> Result<(ClusterSnapshot, u64), MetadataError> {
+    let path = path.to_path_buf();
     let corrupt = |reason: String| MetadataError::Corrupt { path: path.clone(), reason };
-    let found = scan(&bytes);
+    let found = scan(bytes);
     let (Some(&(_, payload)), None, 1) = (found.frames.first(), &found.stopped, found.frames.len()) else {
         return Err(corrupt(format!("expected one whole frame ({})", found.stopped.as_deref().unwrap_or("extra bytes"))));
     };
@@ -159,7 +166,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Option<(ClusterSnapshot, u64)>, Met
     for record in &ckpt.records {
         apply_in_place(&mut snapshot, record).map_err(|e| corrupt(e.to_string()))?;
     }
-    Ok(Some((snapshot, ckpt.end_offset)))
+    Ok((snapshot, ckpt.end_offset))
 }
 
 /// Writes a checkpoint with std I/O (start-up only): temp file, fdatasync, rename, directory sync.

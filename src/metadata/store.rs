@@ -280,7 +280,7 @@ impl MetadataStore {
 }
 
 /// Writes all of `bytes` at `pos` (a buffered write may be short).
-async fn write_all_at(file: &BufferedFile, bytes: &[u8], pos: u64) -> std::io::Result<()> {
+pub(crate) async fn write_all_at(file: &BufferedFile, bytes: &[u8], pos: u64) -> std::io::Result<()> {
     let mut done = 0;
     while done < bytes.len() {
         let n = file.write_at(bytes[done..].to_vec(), pos + done as u64).await?;
