@@ -26,6 +26,11 @@ impl From<&StorageError> for ErrorCode {
             StorageError::UnknownLeaderEpoch { .. } => ErrorCode::UNKNOWN_LEADER_EPOCH,
             StorageError::FencedLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
             StorageError::Closed => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            // Follower appends (issue 17): the fetcher's position and the leader's batches
+            // disagree. Kafka's fetcher answers OFFSET_OUT_OF_RANGE by asking the leader for its
+            // offsets again and truncating, which is what this needs; the code is retriable and
+            // never reaches a client.
+            StorageError::OffsetMismatch { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
         }
     }
 }
@@ -115,6 +120,7 @@ mod tests {
             (StorageError::UnknownLeaderEpoch { requested: 2, current: 1 }, 75),
             (StorageError::FencedLeaderEpoch { requested: 0, current: 1 }, 74),
             (StorageError::Closed, 6),
+            (StorageError::OffsetMismatch { expected: 4, got: 7 }, 1),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `storage`.
         let ordinal = |e: &StorageError| match e {
@@ -129,8 +135,9 @@ mod tests {
             StorageError::Closed => 8,
             StorageError::UnknownLeaderEpoch { .. } => 9,
             StorageError::FencedLeaderEpoch { .. } => 10,
+            StorageError::OffsetMismatch { .. } => 11,
         };
-        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 11);
+        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 12);
         for (e, code) in &storage {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
         }

@@ -44,14 +44,16 @@ impl BatchCache {
             return;
         }
         let len = batch.len();
-        self.partitions.borrow_mut().entry(partition).or_default().insert(base_offset, batch);
+        // A batch at an offset already cached (appended again after a truncation) replaces it.
+        let replaced = self.partitions.borrow_mut().entry(partition).or_default().insert(base_offset, batch);
         self.fifo.borrow_mut().push_back((partition, base_offset, len));
-        self.used.set(self.used.get() + len);
+        self.used.set(self.used.get() + len - replaced.map_or(0, |b| b.len()));
         while self.used.get() > self.limit {
-            let Some((p, off, l)) = self.fifo.borrow_mut().pop_front() else { break };
+            let Some((p, off, _)) = self.fifo.borrow_mut().pop_front() else { break };
+            // The fifo may name a batch since replaced: what is freed is what the map held.
             let removed = self.partitions.borrow_mut().get_mut(&p).and_then(|m| m.remove(&off));
-            if removed.is_some() {
-                self.used.set(self.used.get() - l);
+            if let Some(b) = removed {
+                self.used.set(self.used.get() - b.len());
             }
         }
     }
@@ -97,6 +99,14 @@ impl BatchCache {
     pub fn drop_partition(&self, partition: u64) {
         if let Some(map) = self.partitions.borrow_mut().remove(&partition) {
             let freed: usize = map.values().map(|b| b.len()).sum();
+            self.used.set(self.used.get() - freed);
+        }
+    }
+
+    /// Drops a partition's batches at and above `offset` (a follower's truncation).
+    pub fn drop_from(&self, partition: u64, offset: i64) {
+        if let Some(map) = self.partitions.borrow_mut().get_mut(&partition) {
+            let freed: usize = map.split_off(&offset).values().map(|b| b.len()).sum();
             self.used.set(self.used.get() - freed);
         }
     }

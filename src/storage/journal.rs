@@ -86,6 +86,13 @@ impl JournalPartition {
         self.written_end.set(self.written_end.get().max(end));
     }
 
+    /// Records that the log was truncated to `end` (a follower's KIP-101 truncation): its writes
+    /// reach no further now, so entries appended again below the old written end stay live
+    /// until written.
+    pub fn truncated(&self, end: i64) {
+        self.written_end.set(self.written_end.get().min(end));
+    }
+
     /// Frees the partition's entries without marking them removed: its log failed a write and
     /// takes no more, and a replay at the next start may still write them.
     pub fn abandon(&self) {
@@ -99,6 +106,8 @@ struct LiveEntry {
     seq: u64,
     end_offset: i64,
     partition: Rc<JournalPartition>,
+    /// Marked removed by a truncation: freed whatever its partition's written end.
+    removed: bool,
 }
 
 /// Where the next entry goes, and what is live.
@@ -205,7 +214,7 @@ impl AppendJournal {
         // killed process's earlier stores are all in the shared pages.
         compiler_fence(Ordering::Release);
         map[pos + SEQ_AT..][..8].copy_from_slice(&seq.to_le_bytes());
-        ring.live.push_back(LiveEntry { pos, seq, end_offset, partition: Rc::clone(partition) });
+        ring.live.push_back(LiveEntry { pos, seq, end_offset, partition: Rc::clone(partition), removed: false });
         ring.head = pos + need;
         ring.next_seq += 1;
         ShardMetrics::add(&self.metrics.journal_batches, 1);
@@ -215,7 +224,7 @@ impl AppendJournal {
     /// Frees the entries at the tail whose batches are written (or whose partition is gone).
     fn reclaim(ring: &mut Ring, map: &mut [u8]) {
         let mut freed = false;
-        while ring.live.front().is_some_and(|e| e.partition.gone.get() || e.partition.written_end.get() >= e.end_offset) {
+        while ring.live.front().is_some_and(|e| e.removed || e.partition.gone.get() || e.partition.written_end.get() >= e.end_offset) {
             ring.live.pop_front();
             freed = true;
         }
@@ -267,6 +276,20 @@ impl AppendJournal {
         for e in ring.live.iter().filter(|e| Rc::ptr_eq(&e.partition, partition)) {
             let flags = u16_at(&map, e.pos + FLAGS_AT) | REMOVED;
             map[e.pos + FLAGS_AT..][..2].copy_from_slice(&flags.to_le_bytes());
+        }
+    }
+
+    /// Marks `partition`'s live entries that end past `offset` removed: a truncation cut them
+    /// from the log, and a replay after a crash must not append them again (they would follow
+    /// the truncated log end exactly). Also lowers the partition's written end to `offset`.
+    pub fn forget_from(&self, partition: &Rc<JournalPartition>, offset: i64) {
+        partition.truncated(offset);
+        let mut ring = self.ring.borrow_mut();
+        let mut map = self.map.borrow_mut();
+        for e in ring.live.iter_mut().filter(|e| Rc::ptr_eq(&e.partition, partition) && e.end_offset > offset) {
+            let flags = u16_at(&map, e.pos + FLAGS_AT) | REMOVED;
+            map[e.pos + FLAGS_AT..][..2].copy_from_slice(&flags.to_le_bytes());
+            e.removed = true;
         }
     }
 
