@@ -140,4 +140,22 @@ mod tests {
         cache.insert(1, 3, stamp(&make_batch(&[b"d"], 0, -1, -1), 3, 0, None));
         assert!(cache.read(1, 0, 1 << 20, 10).is_none(), "oldest batch evicted");
     }
+
+    #[test]
+    fn a_truncation_drops_the_tail_and_a_batch_appended_again_replaces_its_bytes() {
+        let batch = |o: i64, v: &[u8]| stamp(&make_batch(&[v], 0, -1, -1), o, 0, None);
+        let cache = BatchCache::new(1 << 20, Arc::new(ShardMetrics::new()));
+        for o in 0..4 {
+            cache.insert(1, o, batch(o, b"old"));
+        }
+        let one = batch(0, b"old").len();
+        cache.drop_from(1, 2);
+        assert_eq!(cache.used.get(), 2 * one);
+        assert_eq!(cache.read(1, 0, 1 << 20, 10).unwrap().len(), 2, "offsets 2 and 3 are gone");
+        cache.insert(1, 2, batch(2, b"new-longer"));
+        cache.insert(1, 2, batch(2, b"newer"));
+        assert_eq!(cache.used.get(), 2 * one + batch(2, b"newer").len(), "a replaced batch's bytes are not counted twice");
+        let read = cache.read(1, 2, 1 << 20, 10).unwrap();
+        assert_eq!(read[0].to_bytes(), batch(2, b"newer").to_bytes());
+    }
 }

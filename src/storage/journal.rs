@@ -505,6 +505,34 @@ mod tests {
     }
 
     #[test]
+    fn a_truncation_removes_the_cut_entries_and_keeps_batches_appended_again_live() {
+        let dir = temp_dir("truncate");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let j = AppendJournal::create(&dir, &data, 0, RING_START + MIN_BYTES, Arc::new(ShardMetrics::new())).unwrap();
+        let p = JournalPartition::new(&TopicPartition::new("t", 0), 0);
+        for i in 0..4 {
+            assert!(j.record(&p, &batch_at(i, b"old"), i + 1));
+        }
+        let offsets = |j: &AppendJournal| -> Vec<(i64, Vec<u8>)> {
+            read_entries(&std::fs::read(&j.path).unwrap())
+                .iter()
+                .map(|e| (BatchHeader::parse(e.batch).unwrap().base_offset, e.batch[e.batch.len() - 4..e.batch.len() - 1].to_vec()))
+                .collect()
+        };
+        // Written up to 4, then cut at 2: a replay must not bring 2 and 3 back.
+        p.written(4);
+        j.forget_from(&p, 2);
+        assert_eq!(offsets(&j), vec![(0, b"old".to_vec()), (1, b"old".to_vec())]);
+        // Offset 2 appended again: not written yet, so it stays live past the next reclaim.
+        assert!(j.record(&p, &batch_at(2, b"new"), 3));
+        let q = JournalPartition::new(&TopicPartition::new("t", 1), 0);
+        assert!(j.record(&q, &batch_at(0, b"qqq"), 1));
+        assert_eq!(offsets(&j), vec![(2, b"new".to_vec()), (0, b"qqq".to_vec())], "written and removed entries freed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn replay_appends_what_the_log_lacks_and_deletes_the_journal() {
         let dir = temp_dir("replay");
         let data = dir.join("data");
