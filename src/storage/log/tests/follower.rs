@@ -131,7 +131,7 @@ fn truncation_in_the_active_segment_cuts_batches_epochs_and_high_watermark_and_a
         assert!(log.read(3, 100).await.unwrap().records.is_empty(), "nothing at the cut");
         assert!(log.read(4, 100).await.is_err(), "past the end");
         // A cut inside a batch takes the whole batch.
-        append_follower(&log, &Bytes::from(leader_batch(3, 5, 3, "three", 9_000, -1, -1))).await;
+        append_follower(&log, &leader_batch(3, 5, 3, "three", 9_000, -1, -1)).await;
         log.truncate_to(4).await.unwrap();
         assert_eq!(log.offsets().log_end, 3, "the batch 3..6 that holds 4 is cut whole");
         // At or past the log end, nothing changes.
