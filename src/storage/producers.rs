@@ -118,11 +118,6 @@ impl ProducerStates {
         }
         emptied
     }
-
-    /// Whether `producer_id` has state (tests and truncation).
-    pub fn knows(&self, producer_id: i64) -> bool {
-        self.producers.contains_key(&producer_id)
-    }
 }
 
 /// Version of the snapshot layout [`ProducerStates::write_snapshot`] writes.
