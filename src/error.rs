@@ -5,6 +5,7 @@
 //! UNKNOWN_SERVER_ERROR. Trait impls are global: a subsystem converts with `ErrorCode::from(&e)`
 //! without importing this module (which imports them all, so none of them may import it).
 
+use crate::cluster::isr::AckError;
 use crate::codes::ErrorCode;
 use crate::router::RouterError;
 use crate::group::GroupError;
@@ -26,6 +27,24 @@ impl From<&StorageError> for ErrorCode {
             StorageError::UnknownLeaderEpoch { .. } => ErrorCode::UNKNOWN_LEADER_EPOCH,
             StorageError::FencedLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
             StorageError::Closed => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            // Follower appends (issue 17): the fetcher's position and the leader's batches
+            // disagree. Kafka's fetcher answers OFFSET_OUT_OF_RANGE by asking the leader for its
+            // offsets again and truncating, which is what this needs; the code is retriable and
+            // never reaches a client.
+            StorageError::OffsetMismatch { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        }
+    }
+}
+
+// Replication (ISR) errors ----------------------------------------------------------------------
+// Issue 17: an `acks=all` produce on a replicated partition (`cluster::isr`).
+
+impl From<&AckError> for ErrorCode {
+    fn from(e: &AckError) -> Self {
+        match e {
+            AckError::NotEnoughReplicas { .. } => ErrorCode::NOT_ENOUGH_REPLICAS,
+            AckError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            AckError::NotLeaderOrFollower => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         }
     }
 }
@@ -124,6 +143,7 @@ mod tests {
             (StorageError::UnknownLeaderEpoch { requested: 2, current: 1 }, 75),
             (StorageError::FencedLeaderEpoch { requested: 0, current: 1 }, 74),
             (StorageError::Closed, 6),
+            (StorageError::OffsetMismatch { expected: 4, got: 7 }, 1),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `storage`.
         let ordinal = |e: &StorageError| match e {
@@ -138,8 +158,9 @@ mod tests {
             StorageError::Closed => 8,
             StorageError::UnknownLeaderEpoch { .. } => 9,
             StorageError::FencedLeaderEpoch { .. } => 10,
+            StorageError::OffsetMismatch { .. } => 11,
         };
-        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 11);
+        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 12);
         for (e, code) in &storage {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
         }
@@ -269,5 +290,25 @@ mod tests {
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
         assert_eq!(cases.len(), 22, "one case per MetadataError variant");
+    }
+
+    /// Every replication (ISR) error, with the code a producer must see for it.
+    #[test]
+    fn replication_errors_map_to_kafka_codes() {
+        let cases = [
+            (AckError::NotEnoughReplicas { isr: 1, min_isr: 2 }, 19),
+            (AckError::NotEnoughReplicasAfterAppend { required: 5, isr: 1, min_isr: 2 }, 20),
+            (AckError::NotLeaderOrFollower, 6),
+        ];
+        // Exhaustive: a new variant does not compile until it is listed here and in `cases`.
+        let ordinal = |e: &AckError| match e {
+            AckError::NotEnoughReplicas { .. } => 0,
+            AckError::NotEnoughReplicasAfterAppend { .. } => 1,
+            AckError::NotLeaderOrFollower => 2,
+        };
+        assert_eq!(cases.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 3);
+        for (e, code) in &cases {
+            assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
     }
 }

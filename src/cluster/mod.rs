@@ -5,6 +5,7 @@
 //! feature, so a `Raft` handle and everything it spawns are `!Send` and live on one shard, like
 //! the rest of the per-shard state.
 
+pub mod isr;
 pub mod raft_log;
 pub mod runtime;
 pub mod state_machine;

@@ -195,6 +195,13 @@ impl StampedBatch {
         [&self.head, &self.body]
     }
 
+    /// A batch that already has its offsets (a follower's copy of its leader's batch): stored
+    /// exactly as it came, split like a stamped one without copying its body.
+    pub fn as_stored(batch: &Bytes) -> StampedBatch {
+        let at = HEADER_LEN.min(batch.len());
+        StampedBatch { head: batch.slice(..at), body: batch.slice(at..) }
+    }
+
     /// The batch in one buffer (a copy).
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len());

@@ -44,14 +44,16 @@ impl BatchCache {
             return;
         }
         let len = batch.len();
-        self.partitions.borrow_mut().entry(partition).or_default().insert(base_offset, batch);
+        // A batch at an offset already cached (appended again after a truncation) replaces it.
+        let replaced = self.partitions.borrow_mut().entry(partition).or_default().insert(base_offset, batch);
         self.fifo.borrow_mut().push_back((partition, base_offset, len));
-        self.used.set(self.used.get() + len);
+        self.used.set(self.used.get() + len - replaced.map_or(0, |b| b.len()));
         while self.used.get() > self.limit {
-            let Some((p, off, l)) = self.fifo.borrow_mut().pop_front() else { break };
+            let Some((p, off, _)) = self.fifo.borrow_mut().pop_front() else { break };
+            // The fifo may name a batch since replaced: what is freed is what the map held.
             let removed = self.partitions.borrow_mut().get_mut(&p).and_then(|m| m.remove(&off));
-            if removed.is_some() {
-                self.used.set(self.used.get() - l);
+            if let Some(b) = removed {
+                self.used.set(self.used.get() - b.len());
             }
         }
     }
@@ -101,6 +103,14 @@ impl BatchCache {
         }
     }
 
+    /// Drops a partition's batches at and above `offset` (a follower's truncation).
+    pub fn drop_from(&self, partition: u64, offset: i64) {
+        if let Some(map) = self.partitions.borrow_mut().get_mut(&partition) {
+            let freed: usize = map.split_off(&offset).values().map(|b| b.len()).sum();
+            self.used.set(self.used.get() - freed);
+        }
+    }
+
     /// Drops a partition's batches below `offset` (retention, DeleteRecords).
     pub fn drop_below(&self, partition: u64, offset: i64) {
         if let Some(map) = self.partitions.borrow_mut().get_mut(&partition) {
@@ -129,5 +139,23 @@ mod tests {
         assert!(cache.read(1, 3, 1 << 20, 10).is_none());
         cache.insert(1, 3, stamp(&make_batch(&[b"d"], 0, -1, -1), 3, 0, None));
         assert!(cache.read(1, 0, 1 << 20, 10).is_none(), "oldest batch evicted");
+    }
+
+    #[test]
+    fn a_truncation_drops_the_tail_and_a_batch_appended_again_replaces_its_bytes() {
+        let batch = |o: i64, v: &[u8]| stamp(&make_batch(&[v], 0, -1, -1), o, 0, None);
+        let cache = BatchCache::new(1 << 20, Arc::new(ShardMetrics::new()));
+        for o in 0..4 {
+            cache.insert(1, o, batch(o, b"old"));
+        }
+        let one = batch(0, b"old").len();
+        cache.drop_from(1, 2);
+        assert_eq!(cache.used.get(), 2 * one);
+        assert_eq!(cache.read(1, 0, 1 << 20, 10).unwrap().len(), 2, "offsets 2 and 3 are gone");
+        cache.insert(1, 2, batch(2, b"new-longer"));
+        cache.insert(1, 2, batch(2, b"newer"));
+        assert_eq!(cache.used.get(), 2 * one + batch(2, b"newer").len(), "a replaced batch's bytes are not counted twice");
+        let read = cache.read(1, 2, 1 << 20, 10).unwrap();
+        assert_eq!(read[0].to_bytes(), batch(2, b"newer").to_bytes());
     }
 }

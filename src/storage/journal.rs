@@ -86,6 +86,13 @@ impl JournalPartition {
         self.written_end.set(self.written_end.get().max(end));
     }
 
+    /// Records that the log was truncated to `end` (a follower's KIP-101 truncation): its writes
+    /// reach no further now, so entries appended again below the old written end stay live
+    /// until written.
+    pub fn truncated(&self, end: i64) {
+        self.written_end.set(self.written_end.get().min(end));
+    }
+
     /// Frees the partition's entries without marking them removed: its log failed a write and
     /// takes no more, and a replay at the next start may still write them.
     pub fn abandon(&self) {
@@ -99,6 +106,8 @@ struct LiveEntry {
     seq: u64,
     end_offset: i64,
     partition: Rc<JournalPartition>,
+    /// Marked removed by a truncation: freed whatever its partition's written end.
+    removed: bool,
 }
 
 /// Where the next entry goes, and what is live.
@@ -205,7 +214,7 @@ impl AppendJournal {
         // killed process's earlier stores are all in the shared pages.
         compiler_fence(Ordering::Release);
         map[pos + SEQ_AT..][..8].copy_from_slice(&seq.to_le_bytes());
-        ring.live.push_back(LiveEntry { pos, seq, end_offset, partition: Rc::clone(partition) });
+        ring.live.push_back(LiveEntry { pos, seq, end_offset, partition: Rc::clone(partition), removed: false });
         ring.head = pos + need;
         ring.next_seq += 1;
         ShardMetrics::add(&self.metrics.journal_batches, 1);
@@ -215,7 +224,7 @@ impl AppendJournal {
     /// Frees the entries at the tail whose batches are written (or whose partition is gone).
     fn reclaim(ring: &mut Ring, map: &mut [u8]) {
         let mut freed = false;
-        while ring.live.front().is_some_and(|e| e.partition.gone.get() || e.partition.written_end.get() >= e.end_offset) {
+        while ring.live.front().is_some_and(|e| e.removed || e.partition.gone.get() || e.partition.written_end.get() >= e.end_offset) {
             ring.live.pop_front();
             freed = true;
         }
@@ -267,6 +276,20 @@ impl AppendJournal {
         for e in ring.live.iter().filter(|e| Rc::ptr_eq(&e.partition, partition)) {
             let flags = u16_at(&map, e.pos + FLAGS_AT) | REMOVED;
             map[e.pos + FLAGS_AT..][..2].copy_from_slice(&flags.to_le_bytes());
+        }
+    }
+
+    /// Marks `partition`'s live entries that end past `offset` removed: a truncation cut them
+    /// from the log, and a replay after a crash must not append them again (they would follow
+    /// the truncated log end exactly). Also lowers the partition's written end to `offset`.
+    pub fn forget_from(&self, partition: &Rc<JournalPartition>, offset: i64) {
+        partition.truncated(offset);
+        let mut ring = self.ring.borrow_mut();
+        let mut map = self.map.borrow_mut();
+        for e in ring.live.iter_mut().filter(|e| Rc::ptr_eq(&e.partition, partition) && e.end_offset > offset) {
+            let flags = u16_at(&map, e.pos + FLAGS_AT) | REMOVED;
+            map[e.pos + FLAGS_AT..][..2].copy_from_slice(&flags.to_le_bytes());
+            e.removed = true;
         }
     }
 
@@ -478,6 +501,34 @@ mod tests {
         assert!(read_entries(&std::fs::read(&j.path).unwrap()).is_empty(), "removed entries are skipped");
         j.remove();
         assert!(!j.path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_truncation_removes_the_cut_entries_and_keeps_batches_appended_again_live() {
+        let dir = temp_dir("truncate");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let j = AppendJournal::create(&dir, &data, 0, RING_START + MIN_BYTES, Arc::new(ShardMetrics::new())).unwrap();
+        let p = JournalPartition::new(&TopicPartition::new("t", 0), 0);
+        for i in 0..4 {
+            assert!(j.record(&p, &batch_at(i, b"old"), i + 1));
+        }
+        let offsets = |j: &AppendJournal| -> Vec<(i64, Vec<u8>)> {
+            read_entries(&std::fs::read(&j.path).unwrap())
+                .iter()
+                .map(|e| (BatchHeader::parse(e.batch).unwrap().base_offset, e.batch[e.batch.len() - 4..e.batch.len() - 1].to_vec()))
+                .collect()
+        };
+        // Written up to 4, then cut at 2: a replay must not bring 2 and 3 back.
+        p.written(4);
+        j.forget_from(&p, 2);
+        assert_eq!(offsets(&j), vec![(0, b"old".to_vec()), (1, b"old".to_vec())]);
+        // Offset 2 appended again: not written yet, so it stays live past the next reclaim.
+        assert!(j.record(&p, &batch_at(2, b"new"), 3));
+        let q = JournalPartition::new(&TopicPartition::new("t", 1), 0);
+        assert!(j.record(&q, &batch_at(0, b"qqq"), 1));
+        assert_eq!(offsets(&j), vec![(2, b"new".to_vec()), (0, b"qqq".to_vec())], "written and removed entries freed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

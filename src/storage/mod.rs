@@ -84,6 +84,15 @@ pub enum StorageError {
     /// The partition was deleted or failed.
     #[error("partition is closed")]
     Closed,
+    /// A follower's fetched batches do not start at its log end, or leave a gap between them
+    /// (Kafka's `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`).
+    #[error("follower append expected offset {expected}, got a batch at {got}")]
+    OffsetMismatch {
+        /// The offset the next batch must start at.
+        expected: i64,
+        /// Where the batch started.
+        got: i64,
+    },
     /// Retention deleted the segment between the owner locating a fetch and this shard reading
     /// it: the offset is below the log start now.
     #[error("the segment holding offset {offset} was deleted by retention")]

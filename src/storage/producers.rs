@@ -101,6 +101,25 @@ impl ProducerStates {
     }
 }
 
+impl ProducerStates {
+    /// Forgets the batches at and above `offset` (a follower's truncation). A producer keeps
+    /// the batches it had below the cut; the ids of producers left with none are returned and
+    /// removed: the caller reads their older batches back from the log, or they are new there.
+    pub fn truncate_from(&mut self, offset: i64) -> Vec<i64> {
+        let mut emptied = Vec::new();
+        for (id, entry) in &mut self.producers {
+            entry.batches.retain(|b| b.base_offset < offset);
+            if entry.batches.is_empty() {
+                emptied.push(*id);
+            }
+        }
+        for id in &emptied {
+            self.producers.remove(id);
+        }
+        emptied
+    }
+}
+
 /// Version of the snapshot layout [`ProducerStates::write_snapshot`] writes.
 const SNAPSHOT_VERSION: u16 = 0;
 

@@ -86,6 +86,19 @@ impl Segment {
         self.size = pos + h.total_len() as u64;
     }
 
+    /// Forgets every batch from `offset` on, which starts at position `pos` (a batch boundary):
+    /// the in-memory end and index entries, for a follower's truncation. The caller cuts the file.
+    pub fn cut_at(&mut self, offset: i64, pos: u64) {
+        let rel = offset - self.base_offset;
+        self.index.retain(|&(_, p)| u64::from(p) < pos);
+        self.time_index.retain(|&(_, r)| i64::from(r) < rel);
+        self.max_timestamp = self.time_index.last().map_or(-1, |&(ts, _)| ts);
+        self.last_offset = offset - 1;
+        self.size = pos;
+        // As if the batches since the last entry were tracked again: entries keep their spacing.
+        self.bytes_since_index = self.index.last().map_or(u64::MAX, |&(_, p)| pos - u64::from(p));
+    }
+
     /// Positions of the indexed batch starts in `(after, up_to]`.
     pub fn batch_starts(&self, after: u64, up_to: u64) -> Vec<u64> {
         let first = self.index.partition_point(|(_, pos)| u64::from(*pos) <= after);

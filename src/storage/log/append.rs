@@ -1,11 +1,16 @@
 //! Appending: validation, idempotent sequence checks, offset assignment and queueing.
 
+use std::cell::RefMut;
+use std::rc::Rc;
+
 use bytes::Bytes;
 use futures::channel::oneshot;
 
-use super::{AppendOutcome, PartitionLog, Pending, TAILED_FOR, Waiter};
+use super::{AppendOutcome, LogState, PartitionLog, Pending, TAILED_FOR, Waiter};
+use crate::config::TopicConfig;
 use crate::storage::StorageError;
-use crate::storage::batch;
+use crate::storage::batch::{self, BatchHeader, StampedBatch};
+use crate::storage::journal::{AppendJournal, JournalPartition};
 use crate::storage::producers::SequenceCheck;
 use crate::types::now_ms;
 
@@ -41,7 +46,7 @@ impl PartitionLog {
             }
             headers.push(batch::validate(b)?);
         }
-        let mut st = self.state.borrow_mut();
+        let st = self.state.borrow_mut();
         if st.failed {
             return Err(StorageError::Closed);
         }
@@ -56,13 +61,39 @@ impl PartitionLog {
         let append_time = config.log_append_time.then_some(now);
         let base_offset = st.log_end;
         let leader_epoch = st.epochs.latest();
-        let mut messages = 0i64;
+        let mut next = base_offset;
+        let stamped = batches
+            .iter()
+            .zip(&headers)
+            .map(|(raw, h)| {
+                let mut h = *h;
+                h.base_offset = next;
+                next = h.last_offset() + 1;
+                (batch::stamp(raw, h.base_offset, leader_epoch, append_time), h)
+            })
+            .collect();
         let journal = self.journal.as_ref().filter(|_| self.tailed_at.get().is_some_and(|at| at.elapsed() < TAILED_FOR));
-        for (raw, h) in batches.iter().zip(&headers) {
-            let offset = st.log_end;
-            let stamped = batch::stamp(raw, offset, leader_epoch, append_time);
-            let mut h = *h;
-            h.base_offset = offset;
+        let done = self.enqueue(st, stamped, &config, journal, acks);
+        Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
+    }
+
+    /// Queues batches that carry their final offsets for the flusher: the roll decisions, the
+    /// log end, producer state, the batch cache and the append journal (`journal`, when the
+    /// batches go to it). Shared by [`PartitionLog::append`] and
+    /// [`PartitionLog::append_as_follower`], so both write, roll and sync the same way. `acks`
+    /// says what the returned receiver waits for: nothing (0), the write (1) or the fdatasync (-1).
+    pub(super) fn enqueue(
+        &self,
+        mut st: RefMut<'_, LogState>,
+        batches: Vec<(StampedBatch, BatchHeader)>,
+        config: &TopicConfig,
+        journal: Option<&(Rc<AppendJournal>, Rc<JournalPartition>)>,
+        acks: i16,
+    ) -> Option<oneshot::Receiver<Result<(), StorageError>>> {
+        let now = now_ms();
+        let mut messages = 0i64;
+        for (stamped, h) in batches {
+            let offset = h.base_offset;
             st.producers.record(&h);
             let len = stamped.len() as u64;
             let age = now - st.projected_created_ms;
@@ -98,6 +129,6 @@ impl PartitionLog {
         if hw_moved {
             self.data_event.notify(usize::MAX);
         }
-        Ok(AppendOutcome { base_offset, log_append_time: append_time.unwrap_or(-1), done })
+        done
     }
 }

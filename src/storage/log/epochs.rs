@@ -10,7 +10,8 @@ use crate::storage::StorageError;
 const CHECKPOINT: &str = "leader-epoch-checkpoint";
 const CHECKPOINT_VERSION: &str = "0";
 
-/// (epoch, start offset) pairs, ascending in both; never empty. The last is the current epoch.
+/// (epoch, start offset) pairs, ascending in both. The last is the current epoch. Empty only
+/// when a follower's truncation removed every entry (Kafka's cache may be empty too).
 pub(super) struct EpochCache {
     entries: Vec<(i32, i64)>,
 }
@@ -38,9 +39,31 @@ impl EpochCache {
         Ok(cache)
     }
 
-    /// The current leader epoch.
+    /// The current leader epoch; -1 (Kafka's undefined epoch) when no epoch is known.
     pub(super) fn latest(&self) -> i32 {
-        self.entries.last().map_or(0, |&(epoch, _)| epoch)
+        self.entries.last().map_or(-1, |&(epoch, _)| epoch)
+    }
+
+    /// Records the epoch of a batch a follower appends at `start`, as Kafka's
+    /// `LeaderEpochFileCache.assign` does: needed when the epoch differs from the latest or
+    /// starts before it, and then every entry at or after `epoch` or `start` goes first. So an
+    /// epoch recorded ahead of its batches (an older leader's batches still arriving) is
+    /// corrected by the batches themselves. Returns whether the cache changed.
+    pub(super) fn assign_from_batch(&mut self, epoch: i32, start: i64) -> bool {
+        if epoch < 0 || self.entries.last().is_some_and(|&(e, s)| e == epoch && s <= start) {
+            return false;
+        }
+        self.entries.retain(|&(e, s)| e < epoch && s < start);
+        self.entries.push((epoch, start));
+        true
+    }
+
+    /// Removes the epochs that start at or after `end` (Kafka's `truncateFromEnd`): a
+    /// truncation cut their batches. Returns whether any went.
+    pub(super) fn truncate_from_end(&mut self, end: i64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < end);
+        self.entries.len() != before
     }
 
     /// Records that `epoch` starts at `start`, when it is newer than the current one; returns

@@ -112,6 +112,12 @@ impl PartitionLog {
     pub(super) async fn flush_once(&self) {
         // The flusher task and `close` both flush: two at once would both write at the old end.
         let Ok(_one_at_a_time) = self.flush_lock.acquire_permit(1).await else { return };
+        self.flush_locked().await;
+    }
+
+    /// [`PartitionLog::flush_once`] for a caller that holds `flush_lock` (a truncation, which
+    /// must cut the files with no write in between).
+    pub(super) async fn flush_locked(&self) {
         let (items, waiters, queued_at) = {
             let mut st = self.state.borrow_mut();
             (std::mem::take(&mut st.pending), std::mem::take(&mut st.waiters), st.pending_since.take())
@@ -142,7 +148,7 @@ impl PartitionLog {
         }
     }
 
-    fn fail(&self, e: &StorageError) {
+    pub(super) fn fail(&self, e: &StorageError) {
         tracing::error!(partition = %self.tp, error = %e, "log write failed; partition taken offline");
         self.state.borrow_mut().failed = true;
         if let Some((_, p)) = &self.journal {

@@ -16,11 +16,13 @@
 //!
 //! This file holds the log's type, its state, `open` and `close`. Beside it: `append` (the
 //! append path and idempotence), `flush` (the flusher, syncer, segment writes and rolls),
-//! `recovery` (start-up), `read` (fetches and lookups) and `retention` (moving the log start).
+//! `recovery` (start-up), `read` (fetches and lookups), `retention` (moving the log start) and
+//! `follower` (a replica's appends of its leader's batches, and KIP-101 truncation).
 
 mod append;
 mod epochs;
 mod flush;
+mod follower;
 mod read;
 mod recovery;
 mod retention;

@@ -19,6 +19,7 @@ use crate::types::TopicPartition;
 use crate::storage::batch::testing::make_batch;
 use crate::storage::testing::run;
 
+mod follower;
 mod replication;
 
 fn config(segment_bytes: u64) -> TopicConfig {
