@@ -5,6 +5,7 @@
 //! feature, so a `Raft` handle and everything it spawns are `!Send` and live on one shard, like
 //! the rest of the per-shard state.
 
+pub mod rpc;
 pub mod runtime;
 pub mod types;
 
@@ -13,3 +14,6 @@ mod tests;
 
 #[cfg(test)]
 mod raft_tests;
+
+#[cfg(test)]
+mod rpc_tests;
