@@ -249,16 +249,36 @@ fn three_voters_elect_replicate_and_survive_the_loss_of_one_over_tcp() {
         statuses.iter().all(|status| status.applied == [first.clone(), second.clone()])
     });
 
-    // Its executor stops: the address is dead, and a call to it fails at once as Unreachable.
+    // Its executor stops. The listening socket goes with the executor's io_uring, whose teardown
+    // the kernel finishes a little later, so the address refuses connections soon, not at once.
     nodes[old].stop();
-    let dead = nodes[old].addr.to_string();
+    let stopped = nodes[old].addr.to_string();
+    let outcome = on_executor(move || async move {
+        let mut network = RaftNetwork::new(9, DEFAULT_CONNECT_TIMEOUT);
+        let mut peer = network.new_client(leader, &BasicNode::new(stopped)).await;
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let outcome = peer.vote(vote_request(99, 9), RPCOption::new(Duration::from_secs(1))).await.map(|_| ());
+            if matches!(outcome, Err(RPCError::Unreachable(_))) || Instant::now() > deadline {
+                return outcome;
+            }
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert!(matches!(outcome, Err(RPCError::Unreachable(_))), "{outcome:?}");
+
+    // A dead address (a port just closed) fails at once, as Unreachable to openraft and as a
+    // connect error to a broker.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let (outcome, took, app_outcome) = on_executor(move || async move {
         let mut network = RaftNetwork::new(9, DEFAULT_CONNECT_TIMEOUT);
         let mut peer = network.new_client(leader, &BasicNode::new(dead.clone())).await;
         let started = Instant::now();
         let outcome = peer.vote(vote_request(99, 9), RPCOption::new(Duration::from_secs(5))).await;
         let took = started.elapsed();
-        let app = RpcClient::new(dead, DEFAULT_CONNECT_TIMEOUT).call_app(AppRequest::Mutate(MetadataMutation::DeleteTopic { name: "t".into() }), Duration::from_secs(5)).await;
+        let app = RpcClient::new(dead, DEFAULT_CONNECT_TIMEOUT)
+            .call_app(AppRequest::Mutate(MetadataMutation::DeleteTopic { name: "t".into() }), Duration::from_secs(5))
+            .await;
         (outcome.map(|_| ()), took, app.map(|_| ()))
     });
     assert!(matches!(outcome, Err(RPCError::Unreachable(_))), "{outcome:?}");
