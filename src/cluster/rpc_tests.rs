@@ -22,6 +22,7 @@ use openraft_rt::watch::WatchReceiver;
 use tokio::sync::{mpsc, oneshot};
 
 use super::raft_tests::{MemConfig, MemLog, MemStateMachine};
+use super::rpc::frame::{Frame, FrameKind, read_frame, write_frame};
 use super::rpc::{AppHandler, DEFAULT_CONNECT_TIMEOUT, RaftEndpoint, RaftNetwork, RpcClient, RpcError, serve};
 use crate::metadata::{MetadataMutation, MetadataRecord, TopicRecord};
 use super::types::{AppRequest, AppResponse, BrokerHeartbeat, ControllerCommand, ControllerRaft, ControllerReply, HeartbeatReply, RaftRequest};
@@ -287,4 +288,53 @@ fn three_voters_elect_replicate_and_survive_the_loss_of_one_over_tcp() {
 
     // The survivors still agree after the dead node's address went away.
     assert_eq!(agreed_leader(&survivors), new_leader);
+}
+
+#[test]
+fn a_silent_peer_times_out_and_a_broken_connection_is_replaced_on_the_next_call() {
+    // Connected (the kernel's backlog accepts) but never answered: openraft sees a Timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let (outcome, took) = on_executor(move || async move {
+        let mut network = RaftNetwork::new(1, DEFAULT_CONNECT_TIMEOUT);
+        let mut peer = network.new_client(2, &BasicNode::new(silent_addr)).await;
+        let started = Instant::now();
+        let outcome = peer.vote(vote_request(3, 1), RPCOption::new(Duration::from_millis(300))).await;
+        (outcome.map(|_| ()), started.elapsed())
+    });
+    drop(silent);
+    match outcome {
+        Err(RPCError::Timeout(timeout)) => {
+            assert_eq!((timeout.id, timeout.target, timeout.timeout), (1, 2, Duration::from_millis(300)));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+
+    // A server that answers one request per connection and then hangs up: the call that finds the
+    // connection closed fails as an I/O error, and the call after it reconnects and succeeds.
+    let outcomes = on_executor(|| async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let _server = glommio::spawn_local(async move {
+            loop {
+                let mut stream = listener.accept().await.unwrap();
+                let request = read_frame(&mut stream).await.unwrap().unwrap();
+                let reply = AppResponse::NotController { leader: Some(request.request_id) };
+                let reply = Frame::encode(request.request_id, FrameKind::AppResponse, &reply).unwrap();
+                write_frame(&mut stream, &reply).await.unwrap();
+            }
+        });
+        let client = RpcClient::new(addr, DEFAULT_CONNECT_TIMEOUT);
+        let heartbeat = || AppRequest::Heartbeat(BrokerHeartbeat { broker_id: 1, incarnation_id: uuid::Uuid::nil(), applied_index: 0 });
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            outcomes.push(client.call_app(heartbeat(), Duration::from_secs(5)).await);
+        }
+        outcomes
+    });
+    assert!(matches!(outcomes[0], Ok(AppResponse::NotController { leader: Some(1) })), "{:?}", outcomes[0]);
+    assert!(matches!(outcomes[1], Err(RpcError::Io { .. })), "{:?}", outcomes[1]);
+    // Request ids keep counting across connections.
+    assert!(matches!(outcomes[2], Ok(AppResponse::NotController { leader: Some(3) })), "{:?}", outcomes[2]);
 }
