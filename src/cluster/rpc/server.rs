@@ -88,7 +88,8 @@ pub trait AppHandler {
 }
 
 /// Accepts controller connections on `listener` until the executor stops (or the task running
-/// this is dropped), serving each on a task of its own.
+/// this is dropped), serving each on a detached task of its own: dropping the accept loop stops
+/// new connections, while open ones are served until their peer hangs up or the executor stops.
 ///
 /// After `raft.shutdown()` requests may still arrive (openraft#1357): the Raft answers them with
 /// an error, which goes back to the caller as an error reply.
