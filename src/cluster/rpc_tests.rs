@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
-use openraft::error::RPCError;
+use openraft::error::{RPCError, ReplicationClosed};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::VoteRequest;
-use openraft::type_config::alias::{EntryOf, VoteOf};
+use openraft::type_config::alias::{EntryOf, SnapshotOf, VoteOf};
 use openraft::{BasicNode, Config, EntryPayload, ServerState};
 use openraft_rt::watch::WatchReceiver;
 use tokio::sync::{mpsc, oneshot};
@@ -231,6 +231,21 @@ fn three_voters_elect_replicate_and_survive_the_loss_of_one_over_tcp() {
     });
     assert!(matches!(heartbeat, AppResponse::Heartbeat(HeartbeatReply { fenced: true, unknown: false })), "{heartbeat:?}");
     assert!(matches!(mutate, AppResponse::NotController { leader: Some(2) }), "{mutate:?}");
+
+    // A full snapshot from a stale leader (term 0) crosses in one frame and is turned down with
+    // the receiver's newer vote; nothing is installed (the survivors' check below sees every write).
+    let node3 = nodes[2].addr.to_string();
+    let (sent, answered) = on_executor(move || async move {
+        let mut network = RaftNetwork::new(9, DEFAULT_CONNECT_TIMEOUT);
+        let mut peer = network.new_client(3, &BasicNode::new(node3)).await;
+        let stale = VoteOf::<ControllerRaft>::new_committed(0, 9);
+        let snapshot = SnapshotOf::<ControllerRaft, Vec<u8>> { meta: Default::default(), snapshot: b"[]".to_vec() };
+        let never_closed = std::future::pending::<ReplicationClosed>();
+        let answered = peer.full_snapshot(stale, snapshot, never_closed, RPCOption::new(Duration::from_secs(5))).await;
+        (stale, answered.map(|response| response.vote))
+    });
+    let answered = answered.unwrap();
+    assert!(answered > sent, "the receiver answers with its own, newer vote: {answered:?}");
 
     // The leader's Raft stops while its server still answers: peers get an error reply, no panic,
     // and the other two elect a new leader and go on writing.
