@@ -11,6 +11,7 @@ use crate::router::RouterError;
 use crate::group::GroupError;
 use crate::metadata::MetadataError;
 use crate::storage::StorageError;
+use crate::cluster::rpc::RpcError;
 
 // Storage errors -------------------------------------------------------------------------------
 
@@ -120,6 +121,58 @@ impl From<&MetadataError> for ErrorCode {
             // Mapped on the controller that refused it; carried over the wire as the number.
             MetadataError::Remote { code, .. } => ErrorCode::from_code(*code),
         }
+    }
+}
+
+// Controller RPC errors -----------------------------------------------------------------------
+// A broker's call to the active controller failed (cluster::rpc). What its client sees: a
+// controller that cannot be reached is NOT_CONTROLLER (retriable: clients refresh metadata and
+// retry, as they do while KRaft elects a controller); a deadline is REQUEST_TIMED_OUT; a reply
+// that makes no sense is a bug, UNKNOWN_SERVER_ERROR.
+
+impl From<&RpcError> for ErrorCode {
+    fn from(err: &RpcError) -> Self {
+        match err {
+            RpcError::Resolve { .. } | RpcError::Connect { .. } | RpcError::Io { .. } | RpcError::Remote { .. } => ErrorCode::NOT_CONTROLLER,
+            RpcError::Timeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
+            RpcError::Request { .. } | RpcError::BadReply { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod rpc_error_tests {
+    use super::*;
+    use crate::cluster::rpc::FrameError;
+
+    /// Every controller RPC error against Kafka's number for it (Errors.java).
+    #[test]
+    fn rpc_errors_map_to_kafka_codes() {
+        let addr = || "c1:9093".to_string();
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases: Vec<(RpcError, i16)> = vec![
+            (RpcError::Resolve { addr: addr(), source: io() }, 41),
+            (RpcError::Connect { addr: addr(), source: io() }, 41),
+            (RpcError::Timeout { addr: addr(), after: std::time::Duration::from_secs(1) }, 7),
+            (RpcError::Io { addr: addr(), source: io() }, 41),
+            (RpcError::Request { addr: addr(), source: FrameError::TooLarge { len: 1 << 30 } }, -1),
+            (RpcError::BadReply { addr: addr(), source: FrameError::UnknownKind(9) }, -1),
+            (RpcError::Remote { addr: addr(), message: "raft stopped".into() }, 41),
+        ];
+        for (err, wire) in &cases {
+            // The exhaustive match below fails to compile when a variant is added without a case here.
+            match err {
+                RpcError::Resolve { .. }
+                | RpcError::Connect { .. }
+                | RpcError::Timeout { .. }
+                | RpcError::Io { .. }
+                | RpcError::Request { .. }
+                | RpcError::BadReply { .. }
+                | RpcError::Remote { .. } => {}
+            }
+            assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
+        }
+        assert_eq!(cases.len(), 7, "one case per RpcError variant");
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod isr;
 pub mod raft_log;
+pub mod rpc;
 pub mod runtime;
 pub mod state_machine;
 pub mod types;
@@ -22,3 +23,6 @@ mod raft_log_tests;
 
 #[cfg(test)]
 mod quorum_tests;
+
+#[cfg(test)]
+mod rpc_tests;

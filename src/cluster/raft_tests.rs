@@ -4,6 +4,8 @@
 //!
 //! The log store and state machine are the smallest in-memory shapes of openraft's
 //! `raft-kv-memstore-single-threaded` example: `Rc<RefCell<..>>`, which `single-threaded` allows.
+//! They are generic over the type config ([`MemConfig`]) so the RPC tests run three
+//! `ControllerRaft` voters on the same store.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -27,7 +29,8 @@ use openraft::storage::{
 use openraft::type_config::alias::{
     EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
 };
-use openraft::{BasicNode, Config, EntryPayload, OptionalSend, ServerState};
+use openraft::entry::RaftEntry;
+use openraft::{BasicNode, Config, EntryPayload, OptionalSend, RaftTypeConfig, ServerState};
 
 use super::runtime::GlommioRuntime;
 
@@ -39,20 +42,67 @@ openraft::declare_raft_types!(
         AsyncRuntime = GlommioRuntime,
 );
 
-/// The in-memory Raft log: entries by index, the vote and the committed id.
-#[derive(Default)]
-struct MemLog {
-    entries: RefCell<BTreeMap<u64, EntryOf<TestConfig>>>,
-    vote: RefCell<Option<VoteOf<TestConfig>>>,
-    committed: RefCell<Option<LogIdOf<TestConfig>>>,
-    last_purged: RefCell<Option<LogIdOf<TestConfig>>>,
+/// What the in-memory store needs of a type config beyond openraft's traits: `TestConfig` here
+/// and `ControllerRaft` in the RPC tests share this one store.
+pub(super) trait MemConfig: RaftTypeConfig<NodeId = u64, Node = BasicNode> {
+    /// The command a normal entry carries (`None` for blank and membership entries).
+    fn command(entry: &EntryOf<Self>) -> Option<Self::D>;
+    /// The state machine's reply once `applied` commands have been applied.
+    fn reply(applied: u64) -> Self::R;
 }
 
-impl RaftLogReader<TestConfig> for Rc<MemLog> {
+impl MemConfig for TestConfig {
+    fn command(entry: &EntryOf<Self>) -> Option<String> {
+        match &entry.payload {
+            EntryPayload::Normal(command) => Some(command.clone()),
+            EntryPayload::Blank | EntryPayload::Membership(_) => None,
+        }
+    }
+
+    fn reply(applied: u64) -> u64 {
+        applied
+    }
+}
+
+/// The in-memory Raft log: entries by index, the vote and the committed id. A clone shares
+/// them (openraft takes the store by value; the test keeps a clone to look inside).
+pub(super) struct MemLog<C: RaftTypeConfig> {
+    pub(super) entries: Rc<RefCell<BTreeMap<u64, EntryOf<C>>>>,
+    pub(super) vote: Rc<RefCell<Option<VoteOf<C>>>>,
+    committed: Rc<RefCell<Option<LogIdOf<C>>>>,
+    last_purged: Rc<RefCell<Option<LogIdOf<C>>>>,
+}
+
+impl<C: RaftTypeConfig> Default for MemLog<C> {
+    fn default() -> Self {
+        MemLog {
+            entries: Rc::default(),
+            vote: Rc::default(),
+            committed: Rc::default(),
+            last_purged: Rc::default(),
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> Clone for MemLog<C> {
+    fn clone(&self) -> Self {
+        MemLog {
+            entries: Rc::clone(&self.entries),
+            vote: Rc::clone(&self.vote),
+            committed: Rc::clone(&self.committed),
+            last_purged: Rc::clone(&self.last_purged),
+        }
+    }
+}
+
+impl<C: MemConfig> RaftLogReader<C> for MemLog<C>
+where
+    EntryOf<C>: Clone,
+{
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<EntryOf<TestConfig>>, io::Error> {
+    ) -> Result<Vec<EntryOf<C>>, io::Error> {
         Ok(self
             .entries
             .borrow()
@@ -61,25 +111,28 @@ impl RaftLogReader<TestConfig> for Rc<MemLog> {
             .collect())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<VoteOf<TestConfig>>, io::Error> {
-        Ok(*self.vote.borrow())
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        Ok(self.vote.borrow().clone())
     }
 }
 
-impl RaftLogStorage<TestConfig> for Rc<MemLog> {
+impl<C: MemConfig> RaftLogStorage<C> for MemLog<C>
+where
+    EntryOf<C>: Clone,
+{
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TestConfig>, io::Error> {
-        let last_purged = *self.last_purged.borrow();
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let last_purged = self.last_purged.borrow().clone();
         let last = self
             .entries
             .borrow()
             .values()
             .next_back()
-            .map(|entry| entry.log_id);
+            .map(|entry| entry.log_id());
         Ok(LogState {
+            last_log_id: last.or_else(|| last_purged.clone()),
             last_purged_log_id: last_purged,
-            last_log_id: last.or(last_purged),
         })
     }
 
@@ -87,50 +140,40 @@ impl RaftLogStorage<TestConfig> for Rc<MemLog> {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &VoteOf<TestConfig>) -> Result<(), io::Error> {
-        *self.vote.borrow_mut() = Some(*vote);
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        *self.vote.borrow_mut() = Some(vote.clone());
         Ok(())
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogIdOf<TestConfig>>,
-    ) -> Result<(), io::Error> {
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         *self.committed.borrow_mut() = committed;
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogIdOf<TestConfig>>, io::Error> {
-        Ok(*self.committed.borrow())
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        Ok(self.committed.borrow().clone())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: IOFlushed<TestConfig>,
-    ) -> Result<(), io::Error>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = EntryOf<TestConfig>> + OptionalSend,
+        I: IntoIterator<Item = EntryOf<C>> + OptionalSend,
     {
         let mut log = self.entries.borrow_mut();
         for entry in entries {
-            log.insert(entry.log_id.index(), entry);
+            log.insert(entry.index(), entry);
         }
         // Memory is "durable" as soon as it is written.
         callback.io_completed(Ok(()));
         Ok(())
     }
 
-    async fn truncate_after(
-        &mut self,
-        last_log_id: Option<LogIdOf<TestConfig>>,
-    ) -> Result<(), io::Error> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let first_removed = last_log_id.map_or(0, |log_id| log_id.index() + 1);
         self.entries.borrow_mut().split_off(&first_removed);
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogIdOf<TestConfig>) -> Result<(), io::Error> {
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         let mut log = self.entries.borrow_mut();
         *log = log.split_off(&(log_id.index() + 1));
         *self.last_purged.borrow_mut() = Some(log_id);
@@ -138,58 +181,75 @@ impl RaftLogStorage<TestConfig> for Rc<MemLog> {
     }
 }
 
-/// The state machine: every applied command, in order, and the applied position.
-#[derive(Default)]
-struct MemStateMachine {
-    applied: RefCell<Vec<String>>,
-    last_applied: RefCell<Option<LogIdOf<TestConfig>>>,
-    membership: RefCell<StoredMembershipOf<TestConfig>>,
+/// The state machine: every applied command, in order, and the applied position. A snapshot is
+/// the commands as JSON bytes, the shape `ControllerRaft`'s network sends. A clone shares them.
+pub(super) struct MemStateMachine<C: RaftTypeConfig> {
+    pub(super) applied: Rc<RefCell<Vec<C::D>>>,
+    pub(super) last_applied: Rc<RefCell<Option<LogIdOf<C>>>>,
+    membership: Rc<RefCell<StoredMembershipOf<C>>>,
 }
 
-impl RaftSnapshotBuilder<TestConfig> for Rc<MemStateMachine> {
-    type SnapshotData = Vec<String>;
-
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TestConfig, Vec<String>>, io::Error> {
-        let meta = SnapshotMetaOf::<TestConfig> {
-            last_log_id: *self.last_applied.borrow(),
-            last_membership: self.membership.borrow().clone(),
-        };
-        Ok(SnapshotOf::<TestConfig, Vec<String>> {
-            meta,
-            snapshot: self.applied.borrow().clone(),
-        })
+impl<C: RaftTypeConfig> Default for MemStateMachine<C> {
+    fn default() -> Self {
+        MemStateMachine {
+            applied: Rc::default(),
+            last_applied: Rc::default(),
+            membership: Rc::default(),
+        }
     }
 }
 
-impl RaftStateMachine<TestConfig> for Rc<MemStateMachine> {
-    type SnapshotData = Vec<String>;
+impl<C: RaftTypeConfig> Clone for MemStateMachine<C> {
+    fn clone(&self) -> Self {
+        MemStateMachine {
+            applied: Rc::clone(&self.applied),
+            last_applied: Rc::clone(&self.last_applied),
+            membership: Rc::clone(&self.membership),
+        }
+    }
+}
+
+impl<C: MemConfig> RaftSnapshotBuilder<C> for MemStateMachine<C> {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Vec<u8>>, io::Error> {
+        let meta = SnapshotMetaOf::<C> {
+            last_log_id: self.last_applied.borrow().clone(),
+            last_membership: self.membership.borrow().clone(),
+        };
+        let snapshot = serde_json::to_vec(&*self.applied.borrow()).map_err(io::Error::other)?;
+        Ok(SnapshotOf::<C, Vec<u8>> { meta, snapshot })
+    }
+}
+
+impl<C: MemConfig> RaftStateMachine<C> for MemStateMachine<C> {
+    type SnapshotData = Vec<u8>;
     type SnapshotBuilder = Self;
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogIdOf<TestConfig>>, StoredMembershipOf<TestConfig>), io::Error> {
+    ) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
         Ok((
-            *self.last_applied.borrow(),
+            self.last_applied.borrow().clone(),
             self.membership.borrow().clone(),
         ))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: Stream<Item = Result<EntryResponder<TestConfig>, io::Error>> + Unpin + OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            *self.last_applied.borrow_mut() = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(command) => self.applied.borrow_mut().push(command),
-                EntryPayload::Membership(membership) => {
-                    *self.membership.borrow_mut() =
-                        StoredMembershipOf::<TestConfig>::new(Some(entry.log_id), membership);
-                }
+            *self.last_applied.borrow_mut() = Some(entry.log_id());
+            if let Some(command) = C::command(&entry) {
+                self.applied.borrow_mut().push(command);
+            }
+            if let Some(membership) = entry.get_membership() {
+                *self.membership.borrow_mut() =
+                    StoredMembershipOf::<C>::new(Some(entry.log_id()), membership);
             }
             if let Some(responder) = responder {
-                responder.send(self.applied.borrow().len() as u64);
+                responder.send(C::reply(self.applied.borrow().len() as u64));
             }
         }
         Ok(())
@@ -201,18 +261,16 @@ impl RaftStateMachine<TestConfig> for Rc<MemStateMachine> {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMetaOf<TestConfig>,
-        snapshot: Vec<String>,
+        meta: &SnapshotMetaOf<C>,
+        snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
-        *self.applied.borrow_mut() = snapshot;
-        *self.last_applied.borrow_mut() = meta.last_log_id;
+        *self.applied.borrow_mut() = serde_json::from_slice(&snapshot).map_err(io::Error::other)?;
+        *self.last_applied.borrow_mut() = meta.last_log_id.clone();
         *self.membership.borrow_mut() = meta.last_membership.clone();
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<TestConfig, Vec<String>>>, io::Error> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Vec<u8>>>, io::Error> {
         Ok(None)
     }
 }
@@ -233,7 +291,7 @@ impl RaftNetworkFactory<TestConfig> for NoPeers {
 }
 
 impl RaftNetworkV2<TestConfig> for NoPeers {
-    type SnapshotData = Vec<String>;
+    type SnapshotData = Vec<u8>;
 
     async fn append_entries(
         &mut self,
@@ -254,7 +312,7 @@ impl RaftNetworkV2<TestConfig> for NoPeers {
     async fn full_snapshot(
         &mut self,
         _vote: VoteOf<TestConfig>,
-        _snapshot: SnapshotOf<TestConfig, Vec<String>>,
+        _snapshot: SnapshotOf<TestConfig, Vec<u8>>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TestConfig>, StreamingError<TestConfig>> {
@@ -273,8 +331,8 @@ fn a_single_voter_elects_itself_and_applies_a_client_write() {
                 ..Default::default()
             };
             let config = Arc::new(config.validate().unwrap());
-            let log = Rc::new(MemLog::default());
-            let state_machine = Rc::new(MemStateMachine::default());
+            let log = MemLog::<TestConfig>::default();
+            let state_machine = MemStateMachine::<TestConfig>::default();
             let raft = openraft::Raft::<TestConfig, _>::new(
                 1,
                 config,

@@ -49,6 +49,10 @@ pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<ControllerRaft>),
     /// A candidate asks for a vote.
     Vote(VoteRequest<ControllerRaft>),
+    /// A node that lost its leader asks whether it would win an election, before it bumps its
+    /// term (Raft's pre-vote, answered with [`RaftResponse::Vote`]): a node cut off from the
+    /// quorum then cannot depose a healthy leader when it comes back.
+    PreVote(VoteRequest<ControllerRaft>),
     /// The leader sends a whole snapshot (a metadata checkpoint's bytes) to a lagging node.
     Snapshot {
         /// The leader's vote.
@@ -65,7 +69,7 @@ pub enum RaftRequest {
 pub enum RaftResponse {
     /// To AppendEntries.
     AppendEntries(AppendEntriesResponse<ControllerRaft>),
-    /// To Vote.
+    /// To Vote and PreVote.
     Vote(VoteResponse<ControllerRaft>),
     /// To Snapshot.
     Snapshot(SnapshotResponse<ControllerRaft>),
