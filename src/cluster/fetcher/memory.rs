@@ -75,7 +75,8 @@ impl MemoryLog {
     }
 
     fn cut(&self, offset: i64) {
-        self.batches.borrow_mut().retain(|(h, _)| h.base_offset < offset);
+        // As Kafka's segments do, the batch holding `offset` goes too.
+        self.batches.borrow_mut().retain(|(h, _)| h.last_offset() < offset);
         self.epochs.borrow_mut().retain(|&(_, start)| start < offset);
         self.high_watermark.set(self.high_watermark.get().min(offset));
         self.truncations.borrow_mut().push(offset);
@@ -119,7 +120,6 @@ impl FollowerLog for MemoryLog {
     }
 
     fn truncate_to(&self, offset: i64) -> LocalBoxFuture<'_, Result<(), StorageError>> {
-        // Whole batches only: a batch is kept when it starts below the offset, as Kafka does.
         self.cut(offset);
         Box::pin(async { Ok(()) })
     }
