@@ -13,9 +13,9 @@ use kafka_protocol::messages::{ApiKey, MetadataRequest, ProduceRequest, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use ringlog::cluster::client::{BrokerPool, versions};
 use ringlog::cluster::fetcher::memory::MemoryLog;
-use ringlog::cluster::fetcher::{FetchTarget, FetcherExit, FollowerLog, ReplicaFetcher, StopSignal};
+use ringlog::cluster::fetcher::{FetchTarget, FetcherExit, FetcherState, FollowerLog, ReplicaFetcher, StopSignal};
 use ringlog::codes::ErrorCode;
-use ringlog::storage::batch::{BatchHeader, build, records};
+use ringlog::storage::batch::{BatchHeader, build, records, stamp};
 
 #[allow(dead_code)]
 mod common;
@@ -150,6 +150,66 @@ fn fetcher_replicates_a_real_brokers_partition() {
             let exit = task.await;
             assert!(matches!(exit, FetcherExit::Stopped), "{exit:?}");
             assert!(asked.elapsed() < Duration::from_millis(400), "stop interrupts the long poll");
+        })
+        .expect("executor")
+        .join()
+        .expect("test thread");
+    drop(broker);
+}
+
+#[test]
+fn fetcher_truncates_a_divergent_tail_then_follows() {
+    let broker = common::Broker::start_fresh("replica-fetcher-truncate", "\"num.partitions\" = 1\n");
+    let addr = broker.bootstrap();
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let pool = BrokerPool::new(9);
+            let (topic_id, leader_epoch) = create_topic(&pool, &addr).await;
+            let epoch = leader_epoch.max(0);
+            // The leader has [0, 3) and [3, 5). The follower has the same, then [5, 9) that the
+            // leader never committed (an old leader's tail, written in the same epoch).
+            let mut follower = Vec::new();
+            for (first, n) in [(0, 3), (3, 2)] {
+                let base = produce(&pool, &addr, batch_of(first, n)).await;
+                follower.push(stamp(&batch_of(first, n), base, epoch, None).to_bytes());
+            }
+            follower.push(stamp(&batch_of(100, 4), 5, epoch, None).to_bytes());
+            let log = Rc::new(MemoryLog::with_batches(&follower).expect("follower log"));
+            assert_eq!(log.log_end(), 9);
+
+            let stop = StopSignal::new();
+            let target = FetchTarget {
+                topic: TOPIC.into(),
+                topic_id,
+                partition: 0,
+                leader_id: LEADER_ID,
+                leader_addr: addr.clone(),
+                leader_epoch,
+                node_id: 9,
+            };
+            let fetcher = ReplicaFetcher::new(target, log.clone(), Rc::clone(&pool), Rc::clone(&stop));
+            let progress = fetcher.progress();
+            let task = glommio::spawn_local(fetcher.run());
+            // Truncation first (the leader's end is still 5), then the leader's next batch lands
+            // at 5, where the follower's ghost tail was.
+            let deadline = Instant::now() + TIMEOUT;
+            while progress.state() != FetcherState::Fetching {
+                assert!(Instant::now() < deadline, "fetcher is {:?}", progress.state());
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(log.log_end(), 5);
+            assert_eq!(produce(&pool, &addr, batch_of(5, 2)).await, 5);
+            while progress.high_watermark() < 7 {
+                assert!(Instant::now() < deadline, "fetcher at {} hw {}", progress.fetched_to(), progress.high_watermark());
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            stop.stop();
+            assert!(matches!(task.await, FetcherExit::Stopped));
+
+            assert_eq!(log.truncations(), [5], "cut to the leader's end of the epoch");
+            assert_eq!(log.batch_offsets(), [(0, 2), (3, 4), (5, 6)]);
+            let expected: Vec<String> = (0..7).map(|i| format!("value-{i}")).collect();
+            assert_eq!(values(&log.batches()), expected, "the ghost records are gone");
         })
         .expect("executor")
         .join()
