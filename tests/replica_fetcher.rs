@@ -15,7 +15,7 @@ use ringlog::cluster::client::{BrokerPool, versions};
 use ringlog::cluster::fetcher::memory::MemoryLog;
 use ringlog::cluster::fetcher::{FetchTarget, FetcherExit, FetcherState, FollowerLog, ReplicaFetcher, StopSignal};
 use ringlog::codes::ErrorCode;
-use ringlog::storage::batch::{BatchHeader, build, records, stamp};
+use ringlog::storage::batch::{BatchHeader, RecordRef, build, records, stamp};
 
 #[allow(dead_code)]
 mod common;
@@ -27,7 +27,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A batch of the values `first..first + n`, as a producer sends it.
 fn batch_of(first: usize, n: usize) -> Bytes {
     let values: Vec<Vec<u8>> = (first..first + n).map(|i| format!("value-{i}").into_bytes()).collect();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    let recs: Vec<RecordRef<'_>> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
     build(&recs, 1_700_000_000_000, -1, -1)
 }
 

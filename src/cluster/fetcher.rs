@@ -18,6 +18,7 @@
 
 mod decide;
 pub mod memory;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ use super::client::{BrokerPool, ClientError, PooledClient, REQUEST_TIMEOUT, vers
 use crate::codes::ErrorCode;
 use crate::storage::StorageError;
 
+pub use stop::StopSignal;
 pub use decide::{
     BadFetch, Backoff, FetchedBatches, OutOfRangeAction, TruncationPoint, out_of_range_action, truncation_point,
     whole_batches,
@@ -81,54 +83,6 @@ pub trait FollowerLog {
     /// Removes the whole log and starts it empty at `offset` (Kafka's `truncateFullyAndStartAt`),
     /// for a follower that fell behind the leader's log start.
     fn reset_to(&self, offset: i64) -> LocalBoxFuture<'_, Result<(), StorageError>>;
-}
-
-/// Tells a fetcher to stop; every wait of the fetcher also waits on it.
-#[derive(Default)]
-pub struct StopSignal {
-    stopped: Cell<bool>,
-    event: event_listener::Event,
-}
-
-impl StopSignal {
-    /// A signal not yet given.
-    pub fn new() -> Rc<StopSignal> {
-        Rc::new(StopSignal::default())
-    }
-
-    /// Stops every fetcher that holds this signal.
-    pub fn stop(&self) {
-        self.stopped.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    /// Whether [`StopSignal::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.get()
-    }
-
-    /// Resolves once the signal is given.
-    pub async fn stopped(&self) {
-        while !self.is_stopped() {
-            let listener = self.event.listen();
-            // Checked again after listening, so a stop between the two is not missed.
-            if self.is_stopped() {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Sleeps for `delay`; false when the signal came first.
-    pub async fn sleep(&self, delay: Duration) -> bool {
-        let sleep = glommio::timer::sleep(delay).fuse();
-        let stopped = self.stopped().fuse();
-        futures::pin_mut!(sleep, stopped);
-        futures::select! {
-            _ = sleep => !self.is_stopped(),
-            _ = stopped => false,
-        }
-    }
 }
 
 /// The partition a fetcher follows and the leader it follows it from, as the metadata said
