@@ -140,9 +140,25 @@ pub struct FetcherProgress {
     fetched_to: Cell<i64>,
     high_watermark: Cell<i64>,
     state: Cell<FetcherState>,
+    leader_hint: Cell<Option<LeaderHint>>,
+}
+
+/// KIP-951's current-leader hint: who the old leader says leads now, and in which epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The new leader's node id.
+    pub leader_id: i32,
+    /// Its leader epoch.
+    pub leader_epoch: i32,
 }
 
 impl FetcherProgress {
+    /// The leader the last refused fetch named (KIP-951), for whoever restarts the fetcher
+    /// before the metadata catches up.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        self.leader_hint.get()
+    }
+
     /// The local log end after the fetcher's last append (or truncation).
     pub fn fetched_to(&self) -> i64 {
         self.fetched_to.get()
@@ -203,6 +219,7 @@ impl ReplicaFetcher {
             fetched_to: Cell::new(log.log_end()),
             high_watermark: Cell::new(log.high_watermark()),
             state: Cell::new(FetcherState::Truncating),
+            leader_hint: Cell::new(None),
         });
         ReplicaFetcher { target, log, pool, stop, progress, conn: None }
     }
@@ -357,6 +374,9 @@ impl ReplicaFetcher {
         if code == ErrorCode::OFFSET_OUT_OF_RANGE {
             return self.out_of_range(fetch_offset).await;
         }
+        if code.is_err() {
+            self.note_leader_hint(data.current_leader.leader_id.0, data.current_leader.leader_epoch);
+        }
         leader_error(data.error_code)?;
         let records = data.records.unwrap_or_default();
         let batches = whole_batches(&records, fetch_offset).map_err(StepError::BadFetch)?;
@@ -373,6 +393,17 @@ impl ReplicaFetcher {
         tracing::debug!(topic = %self.target.topic, partition, fetch_offset, batches = batches.count, bytes = batches.records.len(),
             log_end, leader_hw = data.high_watermark, "fetched");
         Ok(())
+    }
+
+    /// Records a refused fetch's current-leader hint, with one line when it names another leader.
+    fn note_leader_hint(&self, leader_id: i32, leader_epoch: i32) {
+        let t = &self.target;
+        let hint = (leader_id >= 0 && (leader_id, leader_epoch) != (t.leader_id, t.leader_epoch))
+            .then_some(LeaderHint { leader_id, leader_epoch });
+        if hint.is_some() && self.progress.leader_hint.replace(hint) != hint {
+            tracing::info!(topic = %t.topic, partition = t.partition, old_leader = t.leader_id, old_epoch = t.leader_epoch,
+                leader = leader_id, leader_epoch, "leader changed");
+        }
     }
 
     fn fetch_request(&self, fetch_offset: i64) -> FetchRequest {

@@ -309,3 +309,44 @@ fn an_unreachable_leader_is_retried_until_stopped() {
         assert!(matches!(task.await, FetcherExit::Stopped));
     });
 }
+
+#[test]
+fn fetches_carry_the_replica_state_and_a_refusal_records_the_leader_hint() {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, PartitionData};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    run_local(|| async {
+        let target = target("");
+        let topic_id = target.topic_id;
+        let requests = Rc::new(RefCell::new(Vec::new()));
+        let seen_requests = Rc::clone(&requests);
+        let (addr, _) = scripted_broker(move |key, version, body| {
+            assert_eq!((key, version), (ApiKey::Fetch, crate::cluster::client::versions::FETCH));
+            seen_requests.borrow_mut().push(FetchRequest::decode(body, version).unwrap());
+            let part = PartitionData::default()
+                .with_partition_index(0)
+                .with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
+                .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(BrokerId(3)).with_leader_epoch(6));
+            let topic = FetchableTopicResponse::default().with_topic_id(topic_id).with_partitions(vec![part]);
+            Some(encoded(&FetchResponse::default().with_responses(vec![topic]), version))
+        });
+        let stop = StopSignal::new();
+        let fetcher = ReplicaFetcher::new(FetchTarget { leader_addr: addr, ..target }, Rc::new(MemoryLog::new()), BrokerPool::new(1), Rc::clone(&stop));
+        let progress = fetcher.progress();
+        let task = glommio::spawn_local(fetcher.run());
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        assert_eq!(progress.state(), FetcherState::LeaderRefused(ErrorCode::NOT_LEADER_OR_FOLLOWER));
+        assert_eq!(progress.leader_hint(), Some(LeaderHint { leader_id: 3, leader_epoch: 6 }));
+        // Refused fetches are retried after Kafka's 1 s back-off, not in a loop.
+        assert_eq!(requests.borrow().len(), 1);
+        stop.stop();
+        assert!(matches!(task.await, FetcherExit::Stopped));
+
+        let request = &requests.borrow()[0];
+        assert_eq!(request.replica_state.replica_id, BrokerId(1));
+        assert_eq!((request.max_wait_ms, request.min_bytes), (FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES));
+        let part = &request.topics[0].partitions[0];
+        assert_eq!(request.topics[0].topic_id, topic_id);
+        assert_eq!((part.partition, part.fetch_offset, part.current_leader_epoch), (0, 0, 5));
+        assert_eq!(part.partition_max_bytes, PARTITION_MAX_BYTES);
+    });
+}
