@@ -265,11 +265,7 @@ impl ReplicaFetcher {
                     LEADER_ERROR_BACKOFF
                 }
                 Err(StepError::Client(e)) => {
-                    if self.progress.state() != FetcherState::ConnectionLost {
-                        tracing::warn!(topic = %self.target.topic, partition = self.target.partition,
-                            leader = self.target.leader_id, error = %e, "connection to leader lost");
-                    }
-                    self.set_state(FetcherState::ConnectionLost);
+                    self.set_state_because(FetcherState::ConnectionLost, &e.to_string());
                     // The leader may have changed its log while we were away: truncate again.
                     truncated = false;
                     backoff.next_delay()
@@ -286,10 +282,16 @@ impl ReplicaFetcher {
 
     /// Logs a state change, once.
     fn set_state(&self, state: FetcherState) {
+        self.set_state_because(state, "");
+    }
+
+    /// Logs a state change, once, with what caused it.
+    fn set_state_because(&self, state: FetcherState, why: &str) {
         let old = self.progress.state.replace(state);
         if old != state {
-            tracing::info!(topic = %self.target.topic, partition = self.target.partition, from = ?old, to = ?state,
-                log_end = self.log.log_end(), "replica fetcher state");
+            let t = &self.target;
+            tracing::info!(topic = %t.topic, partition = t.partition, leader = t.leader_id, from = ?old, to = ?state,
+                log_end = self.log.log_end(), why, "replica fetcher state");
         }
     }
 

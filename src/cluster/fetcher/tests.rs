@@ -350,3 +350,52 @@ fn fetches_carry_the_replica_state_and_a_refusal_records_the_leader_hint() {
         assert_eq!(part.partition_max_bytes, PARTITION_MAX_BYTES);
     });
 }
+
+#[test]
+fn out_of_range_behind_the_leaders_start_resets_the_log_there() {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+    use kafka_protocol::messages::{FetchResponse, ListOffsetsRequest, ListOffsetsResponse};
+    run_local(|| async {
+        let target = target("");
+        let topic_id = target.topic_id;
+        // The leader's log is [50, 80): deleted below 50 while the follower was away.
+        let (addr, seen) = scripted_broker(move |key, version, body| match key {
+            ApiKey::Fetch => {
+                let part = PartitionData::default().with_partition_index(0).with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.code());
+                let topic = FetchableTopicResponse::default().with_topic_id(topic_id).with_partitions(vec![part]);
+                Some(encoded(&FetchResponse::default().with_responses(vec![topic]), version))
+            }
+            ApiKey::ListOffsets => {
+                let request = ListOffsetsRequest::decode(body, version).unwrap();
+                assert_eq!(request.replica_id, BrokerId(1));
+                let offset = match request.topics[0].partitions[0].timestamp {
+                    -2 => 50,
+                    -1 => 80,
+                    other => panic!("timestamp {other}"),
+                };
+                let part = ListOffsetsPartitionResponse::default().with_partition_index(0).with_offset(offset);
+                let topic = ListOffsetsTopicResponse::default().with_name(TopicName(StrBytes::from_static_str("t"))).with_partitions(vec![part]);
+                Some(encoded(&ListOffsetsResponse::default().with_topics(vec![topic]), version))
+            }
+            other => panic!("unexpected {other:?}"),
+        });
+        // An empty follower at 0: no epochs to compare, so no OffsetForLeaderEpoch.
+        let log = Rc::new(MemoryLog::new());
+        let stop = StopSignal::new();
+        let fetcher = ReplicaFetcher::new(FetchTarget { leader_addr: addr, ..target }, log.clone(), BrokerPool::new(1), Rc::clone(&stop));
+        let progress = fetcher.progress();
+        let task = glommio::spawn_local(fetcher.run());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while progress.fetched_to() != 50 {
+            assert!(Instant::now() < deadline, "fetched to {}", progress.fetched_to());
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        stop.stop();
+        assert!(matches!(task.await, FetcherExit::Stopped));
+        assert_eq!(log.truncations()[0], 50, "started over at the leader's log start");
+        assert_eq!((log.log_end(), log.high_watermark()), (50, 50));
+        let keys: Vec<i16> = seen.borrow().iter().take(3).map(|h| h.request_api_key).collect();
+        assert_eq!(keys, [ApiKey::Fetch as i16, ApiKey::ListOffsets as i16, ApiKey::ListOffsets as i16]);
+    });
+}
