@@ -453,7 +453,9 @@ impl ReplicaFetcher {
                 self.progress.fetched_to.set(self.log.log_end());
                 Ok(())
             }
-            OutOfRangeAction::Retry => Ok(()),
+            // The leader's own answers disagree (a race with retention or a new leader): wait a
+            // back-off rather than ask again at once.
+            OutOfRangeAction::Retry => Err(StepError::Leader(ErrorCode::OFFSET_OUT_OF_RANGE)),
         }
     }
 
