@@ -40,7 +40,7 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 pub const MAX_IDLE_PER_BROKER: usize = 4;
 
 /// The API versions this client speaks: the highest the Ringlog broker serves
-/// (`protocol::handlers::*::VERSIONS`; a test there checks they stay in range).
+/// (`protocol::handlers::*::VERSIONS`; `tests/replica_fetcher.rs` checks they match).
 pub mod versions {
     /// Fetch v17: topic ids (v13+) and `ReplicaState` (v15+).
     pub const FETCH: i16 = 17;
