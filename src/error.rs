@@ -9,6 +9,7 @@ use crate::cluster::isr::AckError;
 use crate::codes::ErrorCode;
 use crate::router::RouterError;
 use crate::group::GroupError;
+use crate::cluster::client::ClientError;
 use crate::metadata::MetadataError;
 use crate::storage::StorageError;
 use crate::cluster::rpc::RpcError;
@@ -173,6 +174,23 @@ mod rpc_error_tests {
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
         assert_eq!(cases.len(), 7, "one case per RpcError variant");
+    }
+}
+
+// Inter-broker client errors (cluster::client) ---------------------------------------------------
+// What a broker answers when a call it made to another broker on a client's behalf failed:
+// network failures are Kafka's retriable NETWORK_EXCEPTION and REQUEST_TIMED_OUT.
+
+impl From<&ClientError> for ErrorCode {
+    fn from(err: &ClientError) -> Self {
+        match err {
+            ClientError::Connect { .. } | ClientError::Closed { .. } => {
+                ErrorCode::from(crate::codes::ResponseError::NetworkException)
+            }
+            ClientError::Timeout { .. } => ErrorCode::REQUEST_TIMED_OUT,
+            // Brokers that cannot parse each other's frames: a bug, not a retriable state.
+            ClientError::Codec { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+        }
     }
 }
 
@@ -362,6 +380,29 @@ mod tests {
         assert_eq!(cases.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 3);
         for (e, code) in &cases {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
+    }
+
+    /// Every inter-broker client error, with its code.
+    #[test]
+    fn client_errors_map_to_kafka_codes() {
+        use kafka_protocol::messages::ApiKey;
+        let cases = [
+            (ClientError::Connect { broker_id: 1, addr: "h:1".into(), reason: "refused".into() }, 13),
+            (ClientError::Closed { broker_id: 1, reason: "eof".into() }, 13),
+            (ClientError::Timeout { broker_id: 1, api: ApiKey::Fetch, after: std::time::Duration::from_secs(1) }, 7),
+            (ClientError::Codec { broker_id: 1, api: ApiKey::Fetch, version: 17, reason: "short".into() }, -1),
+        ];
+        // Exhaustive: a new variant does not compile until it is listed here.
+        let ordinal = |e: &ClientError| match e {
+            ClientError::Connect { .. } => 0,
+            ClientError::Closed { .. } => 1,
+            ClientError::Timeout { .. } => 2,
+            ClientError::Codec { .. } => 3,
+        };
+        for (i, (err, code)) in cases.iter().enumerate() {
+            assert_eq!(ordinal(err), i);
+            assert_eq!(ErrorCode::from(err).code(), *code, "{err}");
         }
     }
 }

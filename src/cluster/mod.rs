@@ -5,6 +5,8 @@
 //! feature, so a `Raft` handle and everything it spawns are `!Send` and live on one shard, like
 //! the rest of the per-shard state.
 
+pub mod client;
+pub mod fetcher;
 pub mod isr;
 pub mod raft_log;
 pub mod rpc;
