@@ -10,7 +10,12 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::{BrokerConfig, Listener, ListenerError};
-use crate::metadata::{BrokerEndpoint, BrokerRegistration, MetadataBootstrap, MetadataError, MetadataMutation, SnapshotHandle};
+use crate::cluster::controller::Controller;
+use crate::cluster::state_machine::AppliedObserver;
+use crate::metadata::{
+    BrokerEndpoint, BrokerRegistration, ClusterSnapshot, MetadataBootstrap, MetadataError, MetadataMutation, SnapshotHandle,
+};
+use crate::shard::control::{MetadataWriter, publish_metadata};
 use crate::metrics::Metrics;
 use crate::net::splice::SpliceRing;
 use crate::router::{Envelope, MESH_CAPACITY};
@@ -87,7 +92,16 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     config.cluster.check(config.node_id)?;
-    let listeners: Arc<[Arc<Listener>]> = config.listeners.resolve()?.into_iter().map(Arc::new).collect();
+    if config.cluster.unclean_leader_election_enable {
+        tracing::warn!("unclean.leader.election.enable=true is not honoured: Ringlog elects leaders from the ISR only");
+    }
+    // The controller listener carries the quorum's RPCs, not Kafka's protocol.
+    let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = config
+        .listeners
+        .resolve()?
+        .into_iter()
+        .partition(|l| config.cluster.controller_listener_names.contains(&l.name));
+    let listeners: Arc<[Arc<Listener>]> = listeners.into_iter().map(Arc::new).collect();
     for listener in listeners.iter() {
         ensure_address_free(listener.bind).map_err(|error| ServerError::AddressInUse {
             listener: listener.name.clone(),
@@ -101,11 +115,19 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         crate::storage::journal::replay(dir, &config.data_dir).map_err(|e| ServerError::Runtime(format!("append journal replay: {e}")))?;
     }
     let cores = config.cores.max(1);
-    let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
-    ensure_offsets_topic(&mut store, &config)?;
-    register_broker(&mut store, &config, &listeners)?;
-    let metadata = store.handle();
-    let store = Arc::new(Mutex::new(Some(store)));
+    let (metadata, store, cluster) = if config.cluster.is_multi_node(config.node_id) {
+        let bind = controller_bind(&config, &controller_listeners)?;
+        ensure_address_free(bind).map_err(|error| ServerError::AddressInUse { listener: "CONTROLLER".into(), addr: bind, error })?;
+        // The image starts empty: the quorum's snapshot and log rebuild it on shard 0.
+        let metadata: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(ClusterSnapshot::empty(cluster_id(&config))));
+        let start = ClusterStart { bind, registration: registration(&config, &listeners) };
+        (metadata, Arc::new(Mutex::new(None)), Some(start))
+    } else {
+        let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
+        ensure_offsets_topic(&mut store, &config)?;
+        register_broker(&mut store, &config, &listeners)?;
+        (store.handle(), Arc::new(Mutex::new(Some(store))), None)
+    };
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope<Shard>, _>::full(cores, MESH_CAPACITY);
     let metrics = Arc::new(Metrics::new(cores));
@@ -119,7 +141,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             let config = Arc::clone(&config);
             let listeners = Arc::clone(&listeners);
             move || async move {
-                if let Err(e) = shard_main(config, listeners, metadata, store, mesh, metrics).await {
+                if let Err(e) = shard_main(config, listeners, metadata, store, cluster, mesh, metrics).await {
                     tracing::error!(error = %e, "shard failed");
                     std::process::exit(1);
                 }
@@ -159,24 +181,63 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
     if store.handle().load().topics.contains_key(crate::group::OFFSETS_TOPIC) {
         return Ok(());
     }
-    let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
     let created = store.apply(
-        MetadataMutation::CreateTopic {
-            name: crate::group::OFFSETS_TOPIC.to_string(),
-            partitions: config.group.offsets_topic_partitions,
-            configs,
-            validate_only: false,
-            assignment: None,
-            // offsets.topic.replication.factor is not a setting yet: the broker default.
-            replication_factor: -1,
-        },
+        MetadataMutation::create_offsets_topic(config.group.offsets_topic_partitions, 1),
         &config.topic_defaults,
     )?;
     tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __consumer_offsets");
     Ok(())
+}
+
+/// What shard 0 of a cluster node needs to start its controller.
+#[derive(Clone)]
+struct ClusterStart {
+    /// Where the controller RPCs are served.
+    bind: std::net::SocketAddr,
+    /// This broker's registration (a new incarnation id).
+    registration: BrokerRegistration,
+}
+
+/// Where this node serves the quorum's RPCs: its controller listener when `listeners` has one,
+/// else its own entry of `controller.quorum.voters`.
+fn controller_bind(config: &BrokerConfig, controller_listeners: &[Listener]) -> Result<std::net::SocketAddr, ServerError> {
+    if let Some(l) = controller_listeners.first() {
+        return Ok(l.bind);
+    }
+    let voter = config.cluster.own_voter(config.node_id).ok_or_else(|| ServerError::Runtime("this node is not a voter".into()))?;
+    let address = format!("{}:{}", voter.host, voter.port);
+    std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ServerError::Runtime(format!("controller.quorum.voters: cannot resolve {address}")))
+}
+
+/// The cluster id every node of a quorum derives alike from its voters (Kafka's comes from
+/// `kafka-storage format`; Ringlog needs no format step).
+fn cluster_id(config: &BrokerConfig) -> String {
+    let voters: Vec<String> = config.cluster.voters.iter().map(|v| format!("{}@{}:{}", v.id, v.host, v.port)).collect();
+    let digest = crc32c::crc32c(voters.join(",").as_bytes());
+    let id = uuid::Uuid::from_u64_pair(u64::from(digest) << 32 | u64::from(crc32c::crc32c(b"ringlog")), u64::from(digest));
+    id.simple().to_string()[..22].to_string()
+}
+
+/// This broker's registration: one endpoint per listener (its advertised address), and a new
+/// incarnation id.
+fn registration(config: &BrokerConfig, listeners: &[Arc<Listener>]) -> BrokerRegistration {
+    BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: l.advertised_port,
+                security_protocol: l.security_protocol.name().into(),
+            })
+            .collect(),
+        rack: None,
+    }
 }
 
 /// Registers this broker as `node.id` with one endpoint per listener (its advertised address),
@@ -196,20 +257,7 @@ fn register_broker(store: &mut MetadataBootstrap, config: &BrokerConfig, listene
             ),
         });
     }
-    let registration = BrokerRegistration {
-        broker_id: config.node_id,
-        incarnation_id: uuid::Uuid::new_v4(),
-        endpoints: listeners
-            .iter()
-            .map(|l| BrokerEndpoint {
-                listener: l.name.clone(),
-                host: l.advertised_host.clone(),
-                port: l.advertised_port,
-                security_protocol: l.security_protocol.name().into(),
-            })
-            .collect(),
-        rack: None,
-    };
+    let registration = registration(config, listeners);
     let incarnation_id = registration.incarnation_id;
     let endpoints = listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
     store.apply(MetadataMutation::RegisterBroker(registration), &config.topic_defaults)?;
@@ -222,6 +270,7 @@ async fn shard_main(
     listeners: Arc<[Arc<Listener>]>,
     metadata: SnapshotHandle,
     store: Arc<Mutex<Option<MetadataBootstrap>>>,
+    cluster: Option<ClusterStart>,
     mesh: MeshBuilder<Envelope<Shard>, glommio::channels::channel_mesh::Full>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServerError> {
@@ -229,9 +278,22 @@ async fn shard_main(
     let (senders, receivers) = mesh.join().await.map_err(|_| ServerError::Runtime("mesh join failed".into()))?;
     let me = ShardId(senders.peer_id());
     let bootstrap = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
-    let store = match bootstrap {
-        Some(b) => Some(b.start().await?),
-        None => None,
+    let mut applied_changes = None;
+    let writer = match (bootstrap, &cluster) {
+        (Some(b), _) => Some(MetadataWriter::Local(b.start().await?)),
+        (None, Some(start)) if me.0 == 0 => {
+            let (tx, rx) = futures::channel::mpsc::unbounded();
+            applied_changes = Some(rx);
+            let observer: AppliedObserver = Rc::new(move |old, new, _index| {
+                let _ = tx.unbounded_send((Arc::clone(old), Arc::clone(new)));
+            });
+            let controller = Controller::start(Arc::clone(&config), Arc::clone(&metadata), start.bind, observer)
+                .await
+                .map_err(|e| ServerError::Runtime(e.to_string()))?;
+            glommio::spawn_local(Rc::clone(&controller).run_broker(start.registration.clone())).detach();
+            Some(MetadataWriter::Quorum(controller))
+        }
+        _ => None,
     };
     let shard_metrics = Arc::clone(&metrics.shards[me.0]);
     let splice = match config.cold_read_splice.then(SpliceRing::new) {
@@ -246,7 +308,7 @@ async fn shard_main(
         me,
         Arc::clone(&config),
         Arc::clone(&metadata),
-        store,
+        writer,
         Arc::clone(&shard_metrics),
         splice.is_some(),
     ));
@@ -254,6 +316,9 @@ async fn shard_main(
     let unanswering = config.fault_injection_unanswered_shard == Some(me.0);
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
+    if let Some(applied) = applied_changes {
+        glommio::spawn_local(publish_metadata(Rc::clone(&router), applied)).detach();
+    }
 
     // Every shard binds every listener (SO_REUSEPORT): the kernel spreads each one's clients.
     for listener in listeners.iter() {
@@ -282,6 +347,7 @@ async fn shard_main(
         glommio::timer::sleep(tick).await;
         ticks += 1;
         owner.groups.tick(&*owner).await;
+        owner.replication_tick(&router).await;
         if ticks.is_multiple_of(10) {
             owner.segment_files.expire_idle(SEGMENT_FILE_IDLE);
             for log in owner.all_logs() {

@@ -489,3 +489,39 @@ fn leader_error(code: i16) -> Result<(), StepError> {
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
+
+/// The follower's partition log as the fetcher uses it.
+impl FollowerLog for crate::storage::PartitionLog {
+    fn log_end(&self) -> i64 {
+        self.offsets().log_end
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.offsets().high_watermark
+    }
+
+    fn latest_epoch(&self) -> i32 {
+        self.leader_epoch()
+    }
+
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        crate::storage::PartitionLog::end_offset_for_epoch(self, epoch)
+    }
+
+    fn set_high_watermark(&self, hw: i64) {
+        crate::storage::PartitionLog::set_high_watermark(self, hw.min(self.offsets().log_end));
+    }
+
+    fn append_fetched(&self, records: &Bytes) -> LocalBoxFuture<'_, Result<(), StorageError>> {
+        let appended = self.append_as_follower(records);
+        Box::pin(async move { crate::storage::AppendOutcome::written(appended?.done).await })
+    }
+
+    fn truncate_to(&self, offset: i64) -> LocalBoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(crate::storage::PartitionLog::truncate_to(self, offset))
+    }
+
+    fn reset_to(&self, offset: i64) -> LocalBoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(crate::storage::PartitionLog::reset_to(self, offset))
+    }
+}

@@ -1,4 +1,5 @@
-//! The cluster: the Raft metadata quorum (openraft) and, later, replication between brokers.
+//! The cluster: the Raft metadata quorum (openraft), the controller on it, and replication
+//! between brokers (the follower's fetcher, the leader's ISR tracker).
 //!
 //! openraft is runtime-agnostic through its `AsyncRuntime` trait; [`runtime::GlommioRuntime`]
 //! runs it on the shard's own glommio executor. openraft is built with its `single-threaded`
@@ -6,6 +7,7 @@
 //! the rest of the per-shard state.
 
 pub mod client;
+pub mod controller;
 pub mod fetcher;
 pub mod isr;
 pub mod raft_log;

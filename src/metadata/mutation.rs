@@ -105,6 +105,24 @@ pub enum MetadataMutation {
     },
 }
 
+impl MetadataMutation {
+    /// Creates `__consumer_offsets` (compacted, 100 MiB segments, as Kafka creates it).
+    pub fn create_offsets_topic(partitions: i32, replication_factor: i16) -> MetadataMutation {
+        let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        MetadataMutation::CreateTopic {
+            name: crate::group::OFFSETS_TOPIC.to_string(),
+            partitions,
+            configs,
+            validate_only: false,
+            assignment: None,
+            replication_factor,
+        }
+    }
+}
+
 /// What a mutation that succeeded changed.
 #[derive(Debug, Clone, Default)]
 pub struct MutationOutcome {

@@ -1,21 +1,42 @@
 //! The control plane: metadata mutations run on shard 0, the single writer, which then tells
 //! every owner of the changed topic's partitions what follows (open, remove, reload configs).
 
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
 
 use super::messages::{ShardRequest, ShardResponse};
 use super::{Router, Shard};
-use crate::metadata::{MetadataError, MetadataMutation, MutationOutcome, MutationResult, TopicMeta};
+use crate::cluster::controller::Controller;
+use crate::metadata::{
+    ClusterSnapshot, MetadataError, MetadataMutation, MetadataStore, MutationOutcome, MutationResult, PartitionChange,
+    TopicMeta, partition_changes,
+};
 use crate::types::ShardId;
 
 /// The shard that runs metadata mutations.
 pub const CONTROLLER_SHARD: ShardId = ShardId(0);
 
+/// Who writes the metadata, on shard 0.
+pub enum MetadataWriter {
+    /// A single node: its own record log ([`MetadataStore`]).
+    Local(MetadataStore),
+    /// A cluster: the controller quorum (openraft); the active controller plans, every node
+    /// applies, and [`publish_metadata`] acts on what changed for this broker.
+    Quorum(Rc<Controller>),
+}
+
 impl Shard {
     /// Applies a metadata mutation (shard 0), then runs its follow-up on the topic's owners.
     pub(super) async fn mutate(&self, m: MetadataMutation, router: &Router) -> MutationResult {
-        let Some(store) = &self.store else {
-            return Err(MetadataError::NotController);
+        let store = match &self.writer {
+            Some(MetadataWriter::Local(store)) => store,
+            // What a committed change means here comes from the applied log (publish_metadata).
+            Some(MetadataWriter::Quorum(controller)) => return controller.mutate(m).await,
+            None => return Err(MetadataError::NotController),
         };
         let follow_up: Option<fn(Arc<TopicMeta>) -> ShardRequest> = match &m {
             MetadataMutation::CreateTopic { validate_only: false, .. }
@@ -51,6 +72,47 @@ impl Router {
             if let ShardResponse::Failed(code) = answer {
                 tracing::error!(topic = %topic.name, error = %code, "a shard did not apply a topic change");
             }
+        }
+    }
+}
+
+/// A metadata change as the controller applied it: the snapshot before and after.
+pub type AppliedChange = (Arc<ClusterSnapshot>, Arc<ClusterSnapshot>);
+
+/// Shard 0 of a cluster node: for each applied metadata change, in order, tells the owner
+/// shards what it means for this broker's replicas (open, lead, follow, remove, reconfigure).
+pub async fn publish_metadata(router: Rc<Router>, mut applied: UnboundedReceiver<AppliedChange>) {
+    let node_id = router.shard.config.node_id;
+    while let Some((old, new)) = applied.next().await {
+        let mut by_owner: BTreeMap<ShardId, Vec<PartitionChange>> = BTreeMap::new();
+        for change in partition_changes(&old, &new, node_id) {
+            for owner in owners_of(&change, &old, &new) {
+                by_owner.entry(owner).or_default().push(change.clone());
+            }
+        }
+        for (owner, changes) in by_owner {
+            if let ShardResponse::Failed(code) = router.call(owner, ShardRequest::PartitionChanges(changes)).await {
+                tracing::error!(shard = %owner, error = %code, "a shard did not apply a metadata change");
+            }
+        }
+    }
+}
+
+/// The shards a change concerns: the partition's owner (as the newer snapshot knows it), or
+/// for a topic's config, every owner of one of its partitions.
+fn owners_of(change: &PartitionChange, old: &ClusterSnapshot, new: &ClusterSnapshot) -> Vec<ShardId> {
+    let owner = |tp: &crate::types::TopicPartition| new.owner(&tp.topic, tp.partition).or_else(|| old.owner(&tp.topic, tp.partition));
+    match change {
+        PartitionChange::Created { owner, .. } => vec![*owner],
+        PartitionChange::BecameLeader { tp, .. }
+        | PartitionChange::BecameFollower { tp, .. }
+        | PartitionChange::IsrChanged { tp, .. }
+        | PartitionChange::Removed { tp, .. } => owner(tp).into_iter().collect(),
+        PartitionChange::ConfigChanged { topic, .. } => {
+            let mut owners: Vec<ShardId> = new.topics.get(topic).map(|t| t.partitions.iter().map(|p| p.owner).collect()).unwrap_or_default();
+            owners.sort();
+            owners.dedup();
+            owners
         }
     }
 }

@@ -19,6 +19,10 @@ impl Shard {
                 if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
                     return FetchPartResult::failed(ErrorCode::from(&e));
                 }
+                if let Some(replica) = part.replica {
+                    // The follower has everything below its fetch offset on disk.
+                    self.on_replica_fetch(&part.tp, replica, part.offset, &log);
+                }
                 let wake = listen.then(|| log.data_event().listen());
                 let located = match part.replica {
                     Some(_) => log.locate_for_replica(part.offset, part.max_bytes),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
-use crate::metadata::{MetadataMutation, MutationResult, TopicMeta};
+use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
 use crate::storage::reader::Located;
 use crate::types::{ShardId, TopicPartition};
@@ -175,6 +175,8 @@ pub enum ShardRequest {
         conn_shard: ShardId,
         /// 0, 1 or -1.
         acks: i16,
+        /// How long `acks=all` may wait for the in-sync replicas (the request's timeout).
+        timeout_ms: u64,
         /// Parts for this shard.
         parts: Vec<ProducePart>,
     },
@@ -203,6 +205,9 @@ pub enum ShardRequest {
     RemoveTopic(Arc<TopicMeta>),
     /// Control plane: a topic's configs changed: re-resolve them.
     ReloadConfig(Arc<TopicMeta>),
+    /// Control plane (cluster): what an applied metadata change means for this broker's
+    /// replicas on the target shard, in order.
+    PartitionChanges(Vec<PartitionChange>),
 }
 
 impl Routed for ShardRequest {
@@ -218,7 +223,8 @@ impl Routed for ShardRequest {
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
             | ShardRequest::RemoveTopic(_)
-            | ShardRequest::ReloadConfig(_) => Plane::Control,
+            | ShardRequest::ReloadConfig(_)
+            | ShardRequest::PartitionChanges(_) => Plane::Control,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod messages;
 pub mod offsets;
 pub mod partitions;
 pub mod produce;
+pub mod replication;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,7 @@ use std::sync::Arc;
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
-use crate::metadata::{MetadataStore, SnapshotHandle};
+use crate::metadata::SnapshotHandle;
 use crate::router::{self, ShardHandler};
 use crate::storage::cache::BatchCache;
 use crate::storage::journal::AppendJournal;
@@ -49,8 +50,10 @@ pub struct Shard {
     pub config: Arc<BrokerConfig>,
     /// Latest metadata snapshot (shared by all cores, read without locking).
     pub metadata: SnapshotHandle,
-    /// The metadata store: shard 0 only, the single writer.
-    store: Option<MetadataStore>,
+    /// Shard 0 only: the metadata's writer (this node's store, or the cluster's controller).
+    writer: Option<control::MetadataWriter>,
+    /// The replicated partitions this core leads or follows.
+    replication: replication::Replication,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     opening: RefCell<HashSet<TopicPartition>>,
     next_uid: Cell<u64>,
@@ -69,14 +72,14 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Creates the state of core `me`; shard 0 passes the metadata store. `splice_reads` says
+    /// Creates the state of core `me`; shard 0 passes the metadata's writer. `splice_reads` says
     /// whether the connection side splices cold reads from the page cache (`cold_read_splice`
     /// with a working splice ring).
     pub fn new(
         me: ShardId,
         config: Arc<BrokerConfig>,
         metadata: SnapshotHandle,
-        store: Option<MetadataStore>,
+        writer: Option<control::MetadataWriter>,
         metrics: Arc<crate::metrics::ShardMetrics>,
         splice_reads: bool,
     ) -> Self {
@@ -87,6 +90,7 @@ impl Shard {
                 .ok()
                 .map(Rc::new)
         });
+        let node_id = config.node_id;
         Shard {
             me,
             cache: Rc::new(BatchCache::new(config.batch_cache_per_shard(), Arc::clone(&metrics))),
@@ -94,7 +98,8 @@ impl Shard {
             groups: GroupCoordinator::new(config.group.clone()),
             config,
             metadata,
-            store,
+            writer,
+            replication: replication::Replication::new(node_id),
             logs: RefCell::new(HashMap::new()),
             opening: RefCell::new(HashSet::new()),
             next_uid: Cell::new(0),
@@ -111,8 +116,8 @@ impl ShardHandler for Shard {
 
     async fn handle(&self, request: ShardRequest, router: &Router) -> ShardResponse {
         match request {
-            ShardRequest::Produce { conn_shard, acks, parts } => {
-                ShardResponse::Produce(self.produce(conn_shard, acks, parts).await)
+            ShardRequest::Produce { conn_shard, acks, timeout_ms, parts } => {
+                ShardResponse::Produce(self.produce(conn_shard, acks, timeout_ms, parts).await)
             }
             ShardRequest::Fetch { parts, listen } => ShardResponse::Fetch(self.locate(parts, listen)),
             ShardRequest::ListOffsets(parts) => ShardResponse::Offsets(self.list_offsets(parts).await),
@@ -133,6 +138,10 @@ impl ShardHandler for Shard {
             }
             ShardRequest::ReloadConfig(topic) => {
                 self.reload_config(&topic);
+                ShardResponse::Done
+            }
+            ShardRequest::PartitionChanges(changes) => {
+                self.apply_partition_changes(changes).await;
                 ShardResponse::Done
             }
         }

@@ -44,16 +44,39 @@ impl Shard {
         self.load_groups().await
     }
 
-    /// Opens the logs of `topic`'s partitions that this core owns and has not opened yet.
+    /// Opens the logs of `topic`'s partitions that this core owns and has not opened yet (on a
+    /// cluster, those this broker holds a replica of).
     pub(super) async fn open_topic(&self, topic: &TopicMeta) -> Result<(), StorageError> {
         let config = TopicConfig::resolve(&self.config.topic_defaults, &topic.configs);
         for (i, p) in topic.partitions.iter().enumerate() {
-            if p.owner != self.me {
+            if p.owner != self.me || !p.replicas.contains(&self.config.node_id) {
                 continue;
             }
             let tp = TopicPartition::new(topic.name.clone(), i as i32);
+            self.open_log(tp, p.leader_epoch, config.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the log of one partition of the current metadata, if it is not open yet.
+    pub(super) async fn open_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let found = {
+            let snapshot = self.metadata.load();
+            snapshot.topics.get(&tp.topic).and_then(|t| {
+                let p = t.partitions.get(usize::try_from(tp.partition).ok()?)?;
+                Some((p.leader_epoch, TopicConfig::resolve(&self.config.topic_defaults, &t.configs)))
+            })
+        };
+        match found {
+            Some((epoch, config)) => self.open_log(tp.clone(), epoch, config).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn open_log(&self, tp: TopicPartition, leader_epoch: i32, config: TopicConfig) -> Result<(), StorageError> {
+        {
             if self.logs.borrow().contains_key(&tp) || !self.opening.borrow_mut().insert(tp.clone()) {
-                continue;
+                return Ok(());
             }
             let uid = self.next_uid.get();
             self.next_uid.set(uid + 1);
@@ -61,8 +84,8 @@ impl Shard {
                 tp.clone(),
                 uid,
                 &self.config.data_dir,
-                p.leader_epoch,
-                config.clone(),
+                leader_epoch,
+                config,
                 ShardLogContext {
                     cache: Rc::clone(&self.cache),
                     sync_rounds: Rc::clone(&self.sync_rounds),
@@ -78,6 +101,16 @@ impl Shard {
             self.logs.borrow_mut().insert(tp, log);
         }
         Ok(())
+    }
+
+    /// Closes and deletes the log of one partition (its topic is deleted, or the replica moved).
+    pub(super) fn remove_partition(&self, tp: &TopicPartition) {
+        let removed = self.logs.borrow_mut().remove(tp);
+        if let Some(log) = removed
+            && let Err(e) = log.remove_files()
+        {
+            tracing::warn!(partition = %log.tp, error = %e, "cannot remove partition files");
+        }
     }
 
     /// Closes and deletes the logs of a deleted topic's partitions on this core.

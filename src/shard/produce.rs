@@ -11,14 +11,15 @@ use crate::types::ShardId;
 
 impl Shard {
     /// Appends `parts` to the logs this core owns; one result per part, in order.
-    pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
+    /// With followers, `acks=all` is answered once the ISR holds the batches (up to `timeout_ms`).
+    pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, timeout_ms: u64, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
         let snapshot = self.metadata.load();
         let mut pending = Vec::with_capacity(parts.len());
         for part in parts {
             let log = match self.led_log(&part.tp) {
                 Ok(log) => log,
                 Err(code) => {
-                    pending.push((Err((code, None)), -1, None));
+                    pending.push((Err((code, None)), -1, None, None));
                     continue;
                 }
             };
@@ -30,7 +31,7 @@ impl Shard {
                 let needed = log.min_insync_replicas();
                 if in_sync < needed {
                     let message = format!("{in_sync} in-sync replica(s), fewer than min.insync.replicas {needed}");
-                    pending.push((Err((ErrorCode::NOT_ENOUGH_REPLICAS, Some(message))), start, None));
+                    pending.push((Err((ErrorCode::NOT_ENOUGH_REPLICAS, Some(message))), start, None, None));
                     continue;
                 }
             }
@@ -38,18 +39,28 @@ impl Shard {
                 Ok(outcome) => {
                     tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, shard = %self.me,
                         conn_shard = %conn_shard, base_offset = outcome.base_offset, bytes = part.records.len(), "append");
-                    pending.push((Ok((outcome.base_offset, outcome.log_append_time)), start, outcome.done));
+                    // Registered now, before any await: the log end is this append's end.
+                    let replicated = (acks == -1)
+                        .then(|| self.ack_after_replication(&part.tp, log.offsets().log_end))
+                        .flatten()
+                        .map(|ack| (part.tp.clone(), ack));
+                    pending.push((Ok((outcome.base_offset, outcome.log_append_time)), start, outcome.done, replicated));
                 }
                 Err(e) => {
                     tracing::debug!(partition = %part.tp, error = %e, "produce rejected");
-                    pending.push((Err((ErrorCode::from(&e), Some(e.to_string()))), start, None));
+                    pending.push((Err((ErrorCode::from(&e), Some(e.to_string()))), start, None, None));
                 }
             }
         }
-        let waits = pending.into_iter().map(|(res, start, done)| async move {
+        let timeout = std::time::Duration::from_millis(timeout_ms);
+        let waits = pending.into_iter().map(|(res, start, done, replicated)| async move {
             let res = match res {
                 Ok(v) => AppendOutcome::written(done).await.map(|()| v).map_err(|e| (ErrorCode::from(&e), Some(e.to_string()))),
                 Err(e) => Err(e),
+            };
+            let res = match (res, replicated) {
+                (Ok(v), Some((tp, ack))) => self.replicated(&tp, ack, timeout).await.map(|()| v).map_err(|(c, m)| (c, Some(m))),
+                (res, _) => res,
             };
             match res {
                 Ok((base_offset, log_append_time)) => ProducePartResult {

@@ -1,4 +1,5 @@
-//! FindCoordinator: every group's coordinator is this broker (its shard is an internal detail).
+//! FindCoordinator: a group's coordinator is the broker that leads its `__consumer_offsets`
+//! partition (on one node, this broker; its shard is an internal detail).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,32 +14,53 @@ pub const VERSIONS: (i16, i16) = (0, 6);
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
 
+/// Where a group's coordinator is: the leader of its `__consumer_offsets` partition, reached on
+/// the listener the request came in on (Kafka's rule), or why there is none.
+fn coordinator(ctx: &RequestContext<'_>, key: &str) -> Result<(i32, String, i32), ErrorCode> {
+    let router = ctx.router;
+    let snapshot = router.shard.metadata.load();
+    let offsets = snapshot.topics.get(crate::group::OFFSETS_TOPIC).ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+    let partition = crate::group::partition_for(key, offsets.partitions.len() as i32);
+    let leader = offsets.partitions.get(partition as usize).map_or(-1, |p| p.leader);
+    if leader == router.shard.config.node_id {
+        let listener = &ctx.session.listener;
+        return Ok((leader, listener.advertised_host.clone(), i32::from(listener.advertised_port)));
+    }
+    super::broker_endpoints(&snapshot, ctx.session.listener_name())
+        .find(|(id, _, _)| *id == leader)
+        .map(|(id, endpoint, _)| (id, endpoint.host.clone(), i32::from(endpoint.port)))
+        .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+}
+
 /// Handles FindCoordinator.
 pub async fn handle(ctx: &RequestContext<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let cfg = &ctx.router.shard.config;
-    let error = if req.key_type == KEY_TYPE_GROUP { ErrorCode::NONE } else { ErrorCode::COORDINATOR_NOT_AVAILABLE };
-    let (node, host, port) = if error.is_none() {
-        // As Kafka: the coordinator's endpoint on the listener this request arrived on.
-        (cfg.node_id, ctx.session.listener.advertised_host.clone(), i32::from(ctx.session.listener.advertised_port))
-    } else {
-        (-1, String::new(), -1)
+    let find = |key: &str| {
+        if req.key_type == KEY_TYPE_GROUP { coordinator(ctx, key) } else { Err(ErrorCode::COORDINATOR_NOT_AVAILABLE) }
     };
     tracing::debug!(key_type = req.key_type, version = ctx.version, "find coordinator");
     if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
+                let (node, host, port, error) = match find(key.as_str()) {
+                    Ok((node, host, port)) => (node, host, port, ErrorCode::NONE),
+                    Err(code) => (-1, String::new(), -1, code),
+                };
                 Coordinator::default()
-                    .with_key(key)
+                    .with_key(key.clone())
                     .with_node_id(BrokerId(node))
-                    .with_host(str_bytes(host.clone()))
+                    .with_host(str_bytes(host))
                     .with_port(port)
                     .with_error_code(error.code())
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (node, host, port, error) = match find(req.key.as_str()) {
+        Ok((node, host, port)) => (node, host, port, ErrorCode::NONE),
+        Err(code) => (-1, String::new(), -1, code),
+    };
     FindCoordinatorResponse::default()
         .with_error_code(error.code())
         .with_node_id(BrokerId(node))

@@ -55,10 +55,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     }
 
     let me = router.me;
+    let timeout_ms = req.timeout_ms.max(0) as u64;
     let answers = router
         .split_join(
             items,
-            |parts| ShardRequest::Produce { conn_shard: me, acks, parts },
+            |parts| ShardRequest::Produce { conn_shard: me, acks, timeout_ms, parts },
             |response| response.into_produce(),
             |code| ProducePartResult::failed(code, Some("the partition's owner shard did not answer".into())),
         )

@@ -114,10 +114,7 @@ impl PartitionLog {
     /// Below the log start offset, the whole log goes and it starts again at `offset` (Kafka's
     /// `truncateFullyAndStartAt`).
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        let Ok(_no_writes) = self.flush_lock.acquire_permit(1).await else { return Err(StorageError::Closed) };
-        while !self.state.borrow().pending.is_empty() {
-            self.flush_locked().await;
-        }
+        let _no_writes = self.quiesce().await?;
         let (log_start, log_end, failed) = {
             let st = self.state.borrow();
             (st.log_start_offset, st.log_end, st.failed)
@@ -141,6 +138,27 @@ impl PartitionLog {
             self.fail(e);
         }
         result
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: the whole log goes and it starts again, empty, at
+    /// `offset` (a follower that fell behind the leader's log start starts over there).
+    pub async fn reset_to(&self, offset: i64) -> Result<(), StorageError> {
+        let _no_writes = self.quiesce().await?;
+        let result = self.truncate_fully_at(offset).await;
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    /// Writes every pending batch and holds the flush lock, so no write runs until the permit
+    /// is dropped.
+    async fn quiesce(&self) -> Result<glommio::sync::Permit<'_>, StorageError> {
+        let Ok(permit) = self.flush_lock.acquire_permit(1).await else { return Err(StorageError::Closed) };
+        while !self.state.borrow().pending.is_empty() {
+            self.flush_locked().await;
+        }
+        Ok(permit)
     }
 
     /// The batch holding `offset`, as (its segment's base, its base offset, its position), read

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, ServerState};
+use openraft_rt::watch::WatchReceiver;
 
 use super::raft_log::RaftLogStore;
 use super::rpc::{AppHandler, RaftNetwork, RpcClient};
@@ -107,7 +108,7 @@ impl Controller {
         let me = config.node_id;
         let sm = state_machine.clone();
         let raft = glommio::spawn_local_into(
-            async move { openraft::Raft::new(me as u64, raft_config, RaftNetwork::default(), log, sm).await },
+            async move { openraft::Raft::new(me as u64, raft_config, RaftNetwork::new(me as u64, super::rpc::DEFAULT_CONNECT_TIMEOUT), log, sm).await },
             queue,
         )
         .map_err(|e| ControllerError::Raft(e.to_string()))?
@@ -122,7 +123,7 @@ impl Controller {
         let peers = voters
             .iter()
             .filter(|(id, _)| **id != me as u64)
-            .map(|(id, node)| (*id, Rc::new(RpcClient::new(node.addr.clone()))))
+            .map(|(id, node)| (*id, Rc::new(RpcClient::new(node.addr.clone(), super::rpc::DEFAULT_CONNECT_TIMEOUT))))
             .collect();
         let controller = Rc::new_cyclic(|this| Controller {
             me,
@@ -141,7 +142,8 @@ impl Controller {
         let listener = glommio::net::TcpListener::bind(bind).map_err(|e| std::io::Error::other(e.to_string()))?;
         tracing::info!(node_id = me, listen = %bind, voters = voters.len(), "controller listening");
         let app: Rc<dyn AppHandler> = Rc::clone(&controller) as Rc<dyn AppHandler>;
-        glommio::spawn_local_into(super::rpc::serve(listener, controller.raft.clone(), app), queue)
+        let endpoint: Rc<dyn super::rpc::RaftEndpoint> = Rc::new(controller.raft.clone());
+        glommio::spawn_local_into(super::rpc::serve(listener, endpoint, app), queue)
             .map_err(|e| ControllerError::Raft(e.to_string()))?
             .detach();
         // Every node of a new cluster proposes the same voters; openraft keeps the first and
@@ -227,7 +229,7 @@ impl Controller {
     }
 
     fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
     /// Plans `m` against this node's image and writes its records as one Raft entry; returns
@@ -240,6 +242,8 @@ impl Controller {
             node_id: self.me,
             defaults: &self.config.topic_defaults,
             producer_ids_left: !self.producer_ids.borrow().is_empty(),
+            voters: self.config.cluster.voters.len().max(1),
+            default_replication_factor: self.config.cluster.default_replication_factor,
         };
         let plan = plan(&current, m, &ctx)?;
         let mut log_index = None;
@@ -273,7 +277,7 @@ impl Controller {
             return HeartbeatReply { fenced: true, unknown: true };
         }
         self.heartbeats.borrow_mut().insert(hb.broker_id, Instant::now());
-        let fenced = snapshot.is_fenced(hb.broker_id);
+        let fenced = !snapshot.is_unfenced(hb.broker_id);
         if fenced && hb.applied_index + 1 >= self.applied_index() {
             self.change_fencing(hb.broker_id, false);
         }
@@ -315,7 +319,7 @@ impl Controller {
             self.leading_since.set(Some(since));
             let snapshot = self.handle.load_full();
             for &broker_id in snapshot.brokers.keys() {
-                if snapshot.is_fenced(broker_id) {
+                if !snapshot.is_unfenced(broker_id) {
                     continue;
                 }
                 let last = self.heartbeats.borrow().get(&broker_id).copied().unwrap_or(since).max(since);
@@ -336,11 +340,11 @@ impl Controller {
             return;
         }
         let rf = self.config.cluster.offsets_replication_factor(self.me);
-        let live = snapshot.brokers.keys().filter(|id| !snapshot.is_fenced(**id)).count();
+        let live = snapshot.brokers.keys().filter(|id| snapshot.is_unfenced(**id)).count();
         if live < rf as usize {
             return;
         }
-        let m = crate::server_defaults::offsets_topic(&self.config, rf);
+        let m = MetadataMutation::create_offsets_topic(self.config.group.offsets_topic_partitions, rf);
         match self.mutate_as_leader(m).await {
             Ok(_) => tracing::info!(replication_factor = rf, "created __consumer_offsets"),
             Err(e) => tracing::warn!(error = %e, "cannot create __consumer_offsets yet"),
