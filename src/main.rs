@@ -47,12 +47,18 @@ struct ServeArgs {
     admin_listen: String,
 }
 
+/// `RUST_LOG`, else `info`. openraft logs every vote and state change at info, several lines
+/// per event and with its own formatting: it is held at warn unless `RUST_LOG` names it.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let directives = if wanted.contains("openraft") { wanted } else { format!("{wanted},openraft=warn") };
+    tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"))
+}
+
 fn main() {
     keep_freed_buffers_mapped();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -33,6 +33,17 @@ use crate::config::BrokerConfig;
 use crate::metadata::mutation::{PlanContext, plan};
 use crate::metadata::{BrokerRegistration, MetadataError, MetadataMutation, MutationOutcome, MutationResult, SnapshotHandle};
 
+/// The active controller's node id as this process last saw it (-1: none known). One
+/// controller runs per process; the protocol handlers of every shard read it for Metadata and
+/// DescribeCluster.
+static ACTIVE_CONTROLLER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The active controller's node id, when this process runs a controller and knows it.
+pub fn active_controller_id() -> Option<i32> {
+    let id = ACTIVE_CONTROLLER.load(std::sync::atomic::Ordering::Relaxed);
+    (id >= 0).then_some(id)
+}
+
 /// The Raft handle of a node.
 pub type ControllerRaftHandle = openraft::Raft<ControllerRaft, MetadataStateMachine>;
 
@@ -309,6 +320,8 @@ impl Controller {
         let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
         loop {
             glommio::timer::sleep(RETRY).await;
+            let leader = self.raft.current_leader().await.map_or(-1, |id| id as i32);
+            ACTIVE_CONTROLLER.store(leader, std::sync::atomic::Ordering::Relaxed);
             if !self.is_leader() {
                 self.leading_since.set(None);
                 continue;

@@ -75,7 +75,8 @@ class Cluster:
 
     def live_brokers(self) -> List[int]:
         """Broker ids the cluster's metadata lists (fenced brokers are left out, as in Kafka)."""
-        md = self.admin().list_topics(timeout=10)
+        admin = self.admin()
+        md = admin.list_topics(timeout=10)
         return sorted(md.brokers.keys())
 
     def wait_for_brokers(self, count: int, timeout: float = 30.0):
@@ -88,7 +89,8 @@ class Cluster:
 
     def partition_state(self, topic: str) -> Dict[int, dict]:
         """{partition: {leader, replicas, isrs}} as Metadata reports it."""
-        md = self.admin().list_topics(topic=topic, timeout=10)
+        admin = self.admin()
+        md = admin.list_topics(topic=topic, timeout=10)
         t = md.topics[topic]
         return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
                 for p, pm in t.partitions.items()}
