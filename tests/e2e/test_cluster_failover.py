@@ -125,6 +125,7 @@ def test_a_killed_leader_fails_over_and_rejoins_with_nothing_lost(cluster_factor
     prod.finish()
     fatal = [e for e in prod.errors if not e.retriable()]
     assert not fatal, fatal[:5]
+    print(f"acknowledged {len(prod.acked)} records, {len(prod.errors)} retriable errors")
     check_every_replica(cluster, prod, "orders")
 
 
