@@ -347,7 +347,7 @@ async fn shard_main(
         glommio::timer::sleep(tick).await;
         ticks += 1;
         owner.groups.tick(&*owner).await;
-        owner.replication_tick(&router).await;
+        owner.replication_tick(&router);
         if ticks.is_multiple_of(10) {
             owner.segment_files.expire_idle(SEGMENT_FILE_IDLE);
             for log in owner.all_logs() {

@@ -33,6 +33,12 @@ pub struct Workload {
     pub topic: String,
     /// Its partition count.
     pub partitions: i32,
+    /// Replicas of the topic (a cluster's workloads use 3).
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    /// Topic configs to create it with (e.g. `min.insync.replicas`).
+    #[serde(default)]
+    pub topic_configs: std::collections::BTreeMap<String, String>,
     /// Bytes per record value.
     pub record_size: usize,
     /// "none" (no key), "random" or "round-robin" (explicit partition per record).
@@ -191,10 +197,17 @@ impl ProducerContext for BenchContext {
     }
 }
 
+fn default_replication_factor() -> i32 {
+    1
+}
+
 fn create_topic(bootstrap: &str, w: &Workload) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
-    let topic = NewTopic::new(&w.topic, w.partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(&w.topic, w.partitions, TopicReplication::Fixed(w.replication_factor));
+    for (k, v) in &w.topic_configs {
+        topic = topic.set(k, v);
+    }
     let results = futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new()))
         .map_err(|e| e.to_string())?;
     for r in results {

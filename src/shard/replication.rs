@@ -239,7 +239,7 @@ impl Shard {
     /// Periodic ISR upkeep of the partitions this core leads: a follower behind for longer than
     /// `replica.lag.time.max.ms` leaves the ISR, a caught-up one joins it; each change goes to
     /// the active controller as an AlterPartition, one in flight per partition.
-    pub async fn replication_tick(&self, router: &Router) {
+    pub fn replication_tick(&self, router: &Rc<Router>) {
         let lag = self.config.cluster.replica_lag_time_max_ms as i64;
         let now = now_ms();
         let proposals: Vec<(TopicPartition, MetadataMutation)> = {
@@ -262,7 +262,17 @@ impl Shard {
                 })
                 .collect()
         };
+        // Each proposal runs on its own: without a controller quorum one may wait long, and the
+        // core's housekeeping must not wait with it.
         for (tp, m) in proposals {
+            let router = Rc::clone(router);
+            glommio::spawn_local(async move { router.shard.alter_partition(tp, m, &router).await }).detach();
+        }
+    }
+
+    /// Sends one ISR change to the active controller and applies its answer.
+    async fn alter_partition(&self, tp: TopicPartition, m: MetadataMutation, router: &Router) {
+        {
             let new_isr = match &m {
                 MetadataMutation::AlterPartition { new_isr, .. } => new_isr.clone(),
                 _ => Vec::new(),
@@ -272,7 +282,7 @@ impl Shard {
             let committed = result.as_ref().ok().and_then(|o| o.topic.as_ref()).and_then(|t| t.partitions.get(tp.partition as usize).cloned());
             {
                 let mut led = self.replication.led.borrow_mut();
-                let Some(led) = led.get_mut(&tp) else { continue };
+                let Some(led) = led.get_mut(&tp) else { return };
                 led.altering = false;
                 match (&result, committed) {
                     (Ok(_), Some(p)) => {
