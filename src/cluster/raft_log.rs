@@ -185,19 +185,8 @@ impl RaftLogStore {
             Vec::new()
         };
         let dir = &self.inner.dir;
-        let tmp = dir.join(format!("{LOG_FILE}.tmp"));
-        let new = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .buffered_open(&tmp)
-            .await
-            .map_err(io::Error::from)?;
-        write_all_at(&new, &tail, 0).await?;
-        new.fdatasync().await.map_err(io::Error::from)?;
-        glommio::io::rename(&tmp, dir.join(LOG_FILE)).await.map_err(io::Error::from)?;
-        sync_dir(dir).await?;
+        write_atomically(dir, LOG_FILE, &tail).await?;
+        let new = OpenOptions::new().read(true).write(true).buffered_open(dir.join(LOG_FILE)).await.map_err(io::Error::from)?;
         *self.inner.file.borrow_mut() = Rc::new(new);
         let mut state = self.inner.state.borrow_mut();
         for stored in state.entries.values_mut() {
