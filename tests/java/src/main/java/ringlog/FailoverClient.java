@@ -108,7 +108,7 @@ public final class FailoverClient {
                         if (err == null) {
                             acked.incrementAndGet();
                             OUT.println("{\"event\":\"ack\",\"value\":\"" + value + "\",\"partition\":" + md.partition()
-                                + ",\"offset\":" + md.offset() + "}");
+                                + ",\"offset\":" + md.offset() + ",\"ts_ms\":" + System.currentTimeMillis() + "}");
                         } else {
                             failed.incrementAndGet();
                             OUT.println("{\"event\":\"failure\",\"value\":\"" + value + "\",\"retriable\":"
