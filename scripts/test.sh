@@ -44,6 +44,24 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 
+# --- Java client for the e2e tests (tests/java: kafka-clients 4.x from Maven Central) ------------
+# Maven keeps its downloads in ~/.m2; the jar is rebuilt only when a source is newer than it.
+step "java client jar (tests/java)"
+if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    if ! $SUDO apt-get install -y -q --no-install-recommends maven openjdk-17-jdk-headless; then
+        $SUDO apt-get update -q
+        $SUDO apt-get install -y -q --no-install-recommends maven openjdk-17-jdk-headless
+    fi
+fi
+JAVA_JAR=tests/java/target/failover-client.jar
+if [ ! -f "$JAVA_JAR" ] || [ -n "$(find tests/java/pom.xml tests/java/src -newer "$JAVA_JAR" -print -quit)" ]; then
+    mvn -q -B -f tests/java/pom.xml package -DskipTests
+else
+    echo "$JAVA_JAR is up to date"
+fi
+
 # --- Rust ----------------------------------------------------------------------------------------
 step "source shape: no file over 1,000 lines, no import cycle between top-level modules"
 python3 scripts/check_structure.py
