@@ -271,7 +271,7 @@ pub enum MetadataError {
         reason: String,
     },
     /// This shard does not hold the metadata store (mutations run on shard 0).
-    #[error("metadata mutations run on shard 0")]
+    #[error("not the metadata's writer: shard 0 of a single node, or the cluster's active controller")]
     NotController,
     /// The controller shard did not answer.
     #[error("controller did not answer")]

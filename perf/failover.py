@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Failover time on a 3-broker cluster (issue 17): from a partition leader's SIGKILL to the first
+write acknowledged through its new leader, over N rounds; prints each round and p50/max.
+
+    perf/failover.py [--rounds 10] [--session-ms 2000]
+
+Uses the e2e cluster harness (tests/e2e/cluster.py) and the release binary (RINGLOG_BIN to
+override). broker.session.timeout.ms bounds the time: the controller fences a broker that stops
+heartbeating after that long (Kafka's default is 9000 ms; --session-ms sets it).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+os.environ.setdefault("RINGLOG_BIN", str(REPO / "target" / "release" / "ringlog"))
+
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import NewTopic  # noqa: E402
+
+import cluster as cl  # noqa: E402
+from conftest import wait_until  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--session-ms", type=int, default=2000)
+    args = ap.parse_args()
+    config = {"broker.session.timeout.ms": args.session_ms, "broker.heartbeat.interval.ms": max(50, args.session_ms // 10)}
+    work = Path(tempfile.mkdtemp(prefix="ringlog-failover-"))
+    c = cl.Cluster(work, size=3, config=config).start()
+    times = []
+    try:
+        admin = c.admin()
+        admin.create_topics([NewTopic("failover", 1, 3, config={"min.insync.replicas": "2"})])["failover"].result(30)
+        wait_until(lambda: c.partition_state("failover")[0]["leader"] >= 0, 30, what="a leader")
+        for r in range(args.rounds):
+            wait_until(lambda: sorted(c.partition_state("failover")[0]["isrs"]) == [1, 2, 3], 60, what="a full ISR")
+            acked = []
+            p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                          "linger.ms": 0, "topic.metadata.refresh.interval.ms": 500, "retry.backoff.ms": 20,
+                          "retry.backoff.max.ms": 100})
+            leader = c.partition_state("failover")[0]["leader"]
+            p.produce("failover", b"warm", partition=0)
+            p.flush(10)
+            killed = time.monotonic()
+            c.broker(leader).kill()
+            p.produce("failover", b"after", partition=0, on_delivery=lambda e, m: acked.append((e, time.monotonic())))
+            deadline = time.monotonic() + 60
+            while not acked and time.monotonic() < deadline:
+                p.poll(0.005)
+            err, at = acked[0] if acked else ("timeout", None)
+            took = None if at is None or err is not None else at - killed
+            times.append(took)
+            print(json.dumps({"round": r + 1, "killed": leader, "first_ack_s": took, "error": str(err) if err else None}))
+            c.broker(leader).start(timeout=60)
+        ok = [t for t in times if t is not None]
+        summary = {"rounds": len(times), "failed": len(times) - len(ok), "session_ms": args.session_ms,
+                   "p50_s": round(statistics.median(ok), 3) if ok else None, "max_s": round(max(ok), 3) if ok else None}
+        print(json.dumps(summary))
+    finally:
+        c.cleanup()
+
+
+if __name__ == "__main__":
+    main()
