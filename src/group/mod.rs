@@ -23,6 +23,7 @@ mod classic;
 pub mod consumer;
 mod coordinator;
 mod error;
+mod loading;
 mod offsets;
 pub mod records;
 mod state;
@@ -33,6 +34,7 @@ mod timers;
 pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry};
 pub use coordinator::{GroupCoordinator, GroupLog, GroupWrite};
 pub use error::GroupError;
+pub use loading::LoadId;
 pub use state::GroupState;
 
 /// The internal topic that stores group state.
