@@ -12,8 +12,9 @@
 //!
 //! The parts: [`api`] (the calls a handler sends and their replies), [`GroupError`] (why a
 //! request failed; `crate::error` maps it to Kafka's code), `state` (one group and its
-//! phases), `coordinator` (a shard's groups, replay, dispatch), `classic` (join, sync, heartbeat,
-//! leave), `offsets` (commit, fetch, delete), `admin` (describe, list, delete), `timers`
+//! phases), `coordinator` (a shard's groups, replay, dispatch), `loading` (the `__consumer_offsets`
+//! partitions served here: loaded when this broker leads one, dropped when it stops; the rest
+//! are refused NOT_COORDINATOR), `classic` (join, sync, heartbeat, leave), `offsets` (commit, fetch, delete), `admin` (describe, list, delete), `timers`
 //! (sessions, rebalance timeouts, offset retention), [`consumer`] (KIP-848 groups) and
 //! [`records`] (the `__consumer_offsets` schemas).
 
