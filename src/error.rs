@@ -88,8 +88,29 @@ impl From<&GroupError> for ErrorCode {
             GroupError::StaleMemberEpoch { .. } => ErrorCode::STALE_MEMBER_EPOCH,
             GroupError::UnsupportedAssignor { .. } => ErrorCode::UNSUPPORTED_ASSIGNOR,
             GroupError::SubscriptionRequired => ErrorCode::INVALID_REQUEST,
-            GroupError::StateWrite(code) => *code,
+            // Issue 17: group coordination moves with `__consumer_offsets` leadership.
+            GroupError::NotCoordinator { .. } => ErrorCode::NOT_COORDINATOR,
+            GroupError::CoordinatorLoadInProgress { .. } => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            GroupError::StateWrite(code) => group_write_code(*code),
         }
+    }
+}
+
+/// What a client sees when a group write to `__consumer_offsets` fails with the log's `code`:
+/// Kafka 4's `GroupCoordinatorService.normalizeException`. A lost leadership (or a broken log)
+/// means "find the coordinator again"; a missing partition, too few in-sync replicas or a
+/// replication timeout mean "retry later"; an oversized write is a server-side fault.
+fn group_write_code(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::REQUEST_TIMED_OUT => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::KAFKA_STORAGE_ERROR => ErrorCode::NOT_COORDINATOR,
+        ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE | ErrorCode::INVALID_FETCH_SIZE => {
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        }
+        other => other,
     }
 }
 
@@ -272,8 +293,17 @@ mod tests {
             (GroupError::StaleMemberEpoch { member_id: s(), epoch: 3, current: 4 }, 113),
             (GroupError::UnsupportedAssignor { assignor: s() }, 112),
             (GroupError::SubscriptionRequired, 42),
-            (GroupError::StateWrite(ErrorCode::NOT_LEADER_OR_FOLLOWER), 6),
-            (GroupError::StateWrite(ErrorCode::KAFKA_STORAGE_ERROR), 56),
+            (GroupError::NotCoordinator { partition: 0 }, 16),
+            (GroupError::CoordinatorLoadInProgress { partition: 0 }, 14),
+            // A failed write: Kafka 4's normalization of the log's code.
+            (GroupError::StateWrite(ErrorCode::NOT_LEADER_OR_FOLLOWER), 16),
+            (GroupError::StateWrite(ErrorCode::KAFKA_STORAGE_ERROR), 16),
+            (GroupError::StateWrite(ErrorCode::NOT_ENOUGH_REPLICAS), 15),
+            (GroupError::StateWrite(ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND), 15),
+            (GroupError::StateWrite(ErrorCode::REQUEST_TIMED_OUT), 15),
+            (GroupError::StateWrite(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), 15),
+            (GroupError::StateWrite(ErrorCode::MESSAGE_TOO_LARGE), -1),
+            (GroupError::StateWrite(ErrorCode::CORRUPT_MESSAGE), 2),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `cases`.
         let ordinal = |e: &GroupError| match e {
@@ -296,9 +326,11 @@ mod tests {
             GroupError::UnsupportedAssignor { .. } => 16,
             GroupError::SubscriptionRequired => 17,
             GroupError::StateWrite(_) => 18,
+            GroupError::NotCoordinator { .. } => 19,
+            GroupError::CoordinatorLoadInProgress { .. } => 20,
         };
         let listed: std::collections::BTreeSet<i32> = cases.iter().map(|(e, _)| ordinal(e)).collect();
-        assert_eq!(listed.len(), 19, "every variant has a case");
+        assert_eq!(listed.len(), 21, "every variant has a case");
         for (err, kafka) in &cases {
             assert_eq!(ErrorCode::from(err).code(), *kafka, "{err:?}");
         }

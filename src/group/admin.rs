@@ -42,14 +42,14 @@ impl GroupCoordinator {
             .with_members(members)
     }
 
-    /// ListGroups: this shard's classic and KIP-848 groups.
+    /// ListGroups: this shard's classic and KIP-848 groups (of the partitions it serves).
     pub(super) fn list(&self) -> Vec<ListedGroup> {
         let consumer = self.consumer_groups.borrow();
         let mut out: Vec<ListedGroup> = self
             .groups
             .borrow()
             .values()
-            .filter(|g| g.state != GroupState::Dead && !consumer.contains_key(&g.id))
+            .filter(|g| g.state != GroupState::Dead && !consumer.contains_key(&g.id) && self.serves(&g.id))
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(sb(&g.id)))
@@ -58,7 +58,7 @@ impl GroupCoordinator {
                     .with_group_type(sb("classic"))
             })
             .collect();
-        out.extend(consumer.iter().map(|(id, g)| {
+        out.extend(consumer.iter().filter(|(id, _)| self.serves(id)).map(|(id, g)| {
             ListedGroup::default()
                 .with_group_id(GroupId(sb(id)))
                 .with_protocol_type(sb("consumer"))

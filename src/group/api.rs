@@ -155,5 +155,39 @@ pub enum GroupReply {
     ConsumerDescribed(kafka_protocol::messages::consumer_group_describe_response::DescribedGroup),
     /// The coordinator is not there (its `__consumer_offsets` partition is unknown).
     Unavailable,
+    /// The coordinator does not serve the group now: NOT_COORDINATOR (another broker leads its
+    /// partition) or COORDINATOR_LOAD_IN_PROGRESS (its partition is being loaded).
+    Refused(ErrorCode),
+}
+
+impl GroupReply {
+    /// The code a handler answers when the reply is not the one it asked for: the refusal's
+    /// code, else COORDINATOR_NOT_AVAILABLE (no coordinator answered).
+    pub fn refusal_code(&self) -> ErrorCode {
+        match self {
+            GroupReply::Refused(code) => *code,
+            _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        }
+    }
+}
+
+impl GroupCall {
+    /// The group the call is about (`None`: ListGroups, which spans the shard's groups).
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            GroupCall::Join { req, .. } => Some(req.group_id.0.as_str()),
+            GroupCall::Sync { req, .. } => Some(req.group_id.0.as_str()),
+            GroupCall::ConsumerHeartbeat { req, .. } => Some(req.group_id.0.as_str()),
+            GroupCall::Heartbeat { group, .. }
+            | GroupCall::Leave { group, .. }
+            | GroupCall::Commit { group, .. }
+            | GroupCall::FetchOffsets { group, .. }
+            | GroupCall::DeleteOffsets { group, .. }
+            | GroupCall::Describe { group }
+            | GroupCall::Delete { group }
+            | GroupCall::ConsumerDescribe { group } => Some(group),
+            GroupCall::List => None,
+        }
+    }
 }
 

@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn join_refusals_carry_kafkas_codes() {
-        let c = GroupCoordinator::new(GroupConfig::default());
+        let c = GroupCoordinator::serving_all(GroupConfig::default());
         assert_eq!(join_code(&c, join_call("", "", 10_000, 5)).0, ErrorCode::INVALID_GROUP_ID);
         assert_eq!(join_code(&c, join_call("g", "", 1, 5)).0, ErrorCode::INVALID_SESSION_TIMEOUT);
         assert_eq!(join_code(&c, join_call("g", "who", 10_000, 5)).0, ErrorCode::UNKNOWN_MEMBER_ID);
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn requests_for_an_unknown_group_name_no_member() {
-        let c = GroupCoordinator::new(GroupConfig::default());
+        let c = GroupCoordinator::serving_all(GroupConfig::default());
         let log = MemLog::default();
         let beat = GroupCall::Heartbeat { group: "g".into(), generation: 1, member_id: "m".into(), instance_id: None };
         assert!(matches!(futures::executor::block_on(c.handle(beat, &log)), GroupReply::Code(ErrorCode::UNKNOWN_MEMBER_ID)));

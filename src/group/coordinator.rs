@@ -11,6 +11,7 @@ use kafka_protocol::messages::{consumer_group_describe_response, ConsumerGroupHe
 use super::api::{GroupCall, GroupReply};
 use super::consumer;
 use super::error::{outcome_code, GroupError};
+use super::loading::ServedPartitions;
 use super::partition_for;
 use super::records::{GroupKey, GroupValue, OffsetValue};
 use super::state::{join_error, sb, Group, GroupState, Member};
@@ -25,6 +26,8 @@ pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
     pub(super) groups: RefCell<HashMap<String, Group>>,
     pub(super) consumer_groups: RefCell<HashMap<String, consumer::ConsumerGroup>>,
+    /// The `__consumer_offsets` partitions whose groups this coordinator serves or is loading.
+    pub(super) served: RefCell<ServedPartitions>,
 }
 
 /// What the coordinator needs from its shard: durable appends to `__consumer_offsets`.
@@ -38,9 +41,15 @@ pub trait GroupLog {
 }
 
 impl GroupCoordinator {
-    /// An empty coordinator.
+    /// An empty coordinator that serves no group until a partition's load finishes
+    /// ([`GroupCoordinator::begin_load`]).
     pub fn new(config: GroupConfig) -> Self {
-        GroupCoordinator { config, groups: RefCell::new(HashMap::new()), consumer_groups: RefCell::new(HashMap::new()) }
+        GroupCoordinator {
+            config,
+            groups: RefCell::new(HashMap::new()),
+            consumer_groups: RefCell::new(HashMap::new()),
+            served: RefCell::new(ServedPartitions::default()),
+        }
     }
 
     /// `group.initial.rebalance.delay.ms`: how long an empty group waits for more members.
@@ -106,7 +115,14 @@ impl GroupCoordinator {
     }
 
     /// Serves one group request. `log` makes the coordinator's writes durable.
+    /// A group whose `__consumer_offsets` partition is not served here is refused first
+    /// (NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while it loads), as in Kafka; an empty
+    /// group id goes on to be refused as invalid.
     pub async fn handle(&self, call: GroupCall, log: &impl GroupLog) -> GroupReply {
+        if let Some(Err(e)) = call.group().filter(|g| !g.is_empty()).map(|g| self.check_serving(g)) {
+            tracing::debug!(error = %e, "group request refused");
+            return GroupReply::Refused(ErrorCode::from(&e));
+        }
         match call {
             GroupCall::Join { req, version, client_id, client_host } => {
                 let group = req.group_id.0.to_string();

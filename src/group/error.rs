@@ -127,6 +127,19 @@ pub enum GroupError {
     /// A KIP-848 member joins (epoch 0) without its subscription.
     #[error("a joining member must send its subscription")]
     SubscriptionRequired,
+    /// This broker does not lead the group's `__consumer_offsets` partition: the client must find
+    /// the coordinator again.
+    #[error("not the coordinator of __consumer_offsets-{partition}")]
+    NotCoordinator {
+        /// The group's `__consumer_offsets` partition.
+        partition: i32,
+    },
+    /// This broker just became the coordinator and is still replaying the group's partition.
+    #[error("__consumer_offsets-{partition} is still loading")]
+    CoordinatorLoadInProgress {
+        /// The group's `__consumer_offsets` partition.
+        partition: i32,
+    },
     /// Writing the group's state or offsets to `__consumer_offsets` failed, with the log's code.
     #[error("__consumer_offsets write failed: {0}")]
     StateWrite(ErrorCode),

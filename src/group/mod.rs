@@ -12,8 +12,9 @@
 //!
 //! The parts: [`api`] (the calls a handler sends and their replies), [`GroupError`] (why a
 //! request failed; `crate::error` maps it to Kafka's code), `state` (one group and its
-//! phases), `coordinator` (a shard's groups, replay, dispatch), `classic` (join, sync, heartbeat,
-//! leave), `offsets` (commit, fetch, delete), `admin` (describe, list, delete), `timers`
+//! phases), `coordinator` (a shard's groups, replay, dispatch), `loading` (the `__consumer_offsets`
+//! partitions served here: loaded when this broker leads one, dropped when it stops; the rest
+//! are refused NOT_COORDINATOR), `classic` (join, sync, heartbeat, leave), `offsets` (commit, fetch, delete), `admin` (describe, list, delete), `timers`
 //! (sessions, rebalance timeouts, offset retention), [`consumer`] (KIP-848 groups) and
 //! [`records`] (the `__consumer_offsets` schemas).
 
@@ -23,6 +24,7 @@ mod classic;
 pub mod consumer;
 mod coordinator;
 mod error;
+mod loading;
 mod offsets;
 pub mod records;
 mod state;
@@ -33,6 +35,7 @@ mod timers;
 pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry};
 pub use coordinator::{GroupCoordinator, GroupLog, GroupWrite};
 pub use error::GroupError;
+pub use loading::LoadId;
 pub use state::GroupState;
 
 /// The internal topic that stores group state.

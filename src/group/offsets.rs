@@ -82,6 +82,9 @@ impl GroupCoordinator {
             return outcomes;
         }
         match log.append(self.partition_of(group_id), records).await {
+            // Durable either way; a partition given up meanwhile is not re-created here (its next
+            // leader replays the commit).
+            Ok(()) if !self.serves(group_id) => outcomes,
             Ok(()) => {
                 let mut groups = self.groups.borrow_mut();
                 let g = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
@@ -179,7 +182,7 @@ mod tests {
     fn offsets_replay_and_expire_by_retention() {
         let log = MemLog::default();
         let config = GroupConfig { offsets_retention_minutes: 0, ..GroupConfig::default() };
-        let c = GroupCoordinator::new(config);
+        let c = GroupCoordinator::serving_all(config);
         let codes = futures::executor::block_on(c.commit("g", -1, "", None, vec![commit_part(7)], &log));
         assert_eq!(codes, vec![Ok(())]);
         let missing = futures::executor::block_on(c.commit(
@@ -193,7 +196,7 @@ mod tests {
         assert_eq!(missing, vec![Err(GroupError::UnknownTopicOrPartition { topic: "nope".into(), partition: 0 })]);
 
         // A fresh coordinator rebuilds the offset from the records, metadata included.
-        let replayed = GroupCoordinator::new(GroupConfig::default());
+        let replayed = GroupCoordinator::serving_all(GroupConfig::default());
         for (_, k, v) in log.records.borrow().iter() {
             replayed.replay(k, v.as_deref());
         }
@@ -213,12 +216,13 @@ mod tests {
     #[test]
     fn a_failed_write_fails_the_accepted_parts_with_the_logs_code() {
         let log = MemLog::failing(ErrorCode::NOT_LEADER_OR_FOLLOWER);
-        let c = GroupCoordinator::new(GroupConfig::default());
+        let c = GroupCoordinator::serving_all(GroupConfig::default());
         let parts = vec![commit_part(7), CommitPart { topic: "nope".into(), ..commit_part(1) }];
         let call = GroupCall::Commit { group: "g".into(), generation: -1, member_id: String::new(), instance_id: None, parts };
         let reply = futures::executor::block_on(c.handle(call, &log));
         let GroupReply::Committed(codes) = reply else { panic!("not a commit reply: {reply:?}") };
-        assert_eq!(codes, vec![ErrorCode::NOT_LEADER_OR_FOLLOWER, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
+        // A lost leadership tells the client to find the coordinator again (Kafka 4's mapping).
+        assert_eq!(codes, vec![ErrorCode::NOT_COORDINATOR, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
         assert_eq!(c.fetch_offsets("g", Some(vec![("t".into(), 0)]))[0].offset, -1, "nothing stored");
     }
 
@@ -226,7 +230,7 @@ mod tests {
     fn commit_checks_member_and_metadata_size() {
         let log = MemLog::default();
         let config = GroupConfig { offset_metadata_max_bytes: 4, ..GroupConfig::default() };
-        let c = GroupCoordinator::new(config);
+        let c = GroupCoordinator::serving_all(config);
         let too_long = CommitPart { metadata: Some("12345".into()), ..commit_part(1) };
         let got = futures::executor::block_on(c.commit("g", -1, "", None, vec![too_long], &log));
         assert_eq!(got, vec![Err(GroupError::OffsetMetadataTooLarge { size: 5, max: 4 })]);
@@ -240,7 +244,7 @@ mod tests {
 
     #[test]
     fn offset_delete_of_an_unknown_group_is_group_id_not_found() {
-        let c = GroupCoordinator::new(GroupConfig::default());
+        let c = GroupCoordinator::serving_all(GroupConfig::default());
         let call = GroupCall::DeleteOffsets { group: "nope".into(), partitions: vec![("t".into(), 0)] };
         let reply = futures::executor::block_on(c.handle(call, &MemLog::default()));
         assert!(matches!(&reply, GroupReply::Deleted(top, per) if *top == ErrorCode::GROUP_ID_NOT_FOUND && per.is_empty()), "{reply:?}");

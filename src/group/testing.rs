@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use bytes::Bytes;
 
 use super::consumer::TopicInfo;
-use super::coordinator::GroupLog;
+use super::coordinator::{GroupCoordinator, GroupLog};
 use crate::codes::ErrorCode;
+use crate::config::GroupConfig;
 
 /// Keeps every record appended, or fails every append with one code. Topic "t" exists.
 #[derive(Default)]
@@ -38,5 +39,18 @@ impl GroupLog for MemLog {
 
     fn topics(&self) -> TopicInfo {
         Default::default()
+    }
+}
+
+impl GroupCoordinator {
+    /// A coordinator that serves every `__consumer_offsets` partition, as a single node does
+    /// after its start-up replay.
+    pub(super) fn serving_all(config: GroupConfig) -> Self {
+        let c = GroupCoordinator::new(config);
+        for partition in 0..c.config.offsets_topic_partitions {
+            let load = c.begin_load(partition).unwrap();
+            assert!(c.finish_load(load));
+        }
+        c
     }
 }

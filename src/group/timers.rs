@@ -14,7 +14,11 @@ impl GroupCoordinator {
     pub async fn tick(&self, log: &impl GroupLog) {
         if !self.consumer_groups.borrow().is_empty() {
             let topics = log.topics();
-            for g in self.consumer_groups.borrow_mut().values_mut() {
+            for (id, g) in self.consumer_groups.borrow_mut().iter_mut() {
+                // Groups of a partition still loading wait for their load.
+                if !self.serves(id) {
+                    continue;
+                }
                 g.expire(&topics);
             }
         }
@@ -23,7 +27,7 @@ impl GroupCoordinator {
         let mut writes: Vec<GroupWrite> = Vec::new();
         {
             let mut groups = self.groups.borrow_mut();
-            for g in groups.values_mut() {
+            for g in groups.values_mut().filter(|g| self.serves(&g.id)) {
                 let expired: Vec<String> = g
                     .members
                     .values()

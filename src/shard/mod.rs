@@ -63,8 +63,8 @@ pub struct Shard {
     sync_rounds: Rc<SyncRounds>,
     /// This core's append journal, unless `append_journal_dir` is off or unusable.
     pub journal: Option<Rc<AppendJournal>>,
-    /// The consumer groups whose coordinator is this core.
-    pub groups: GroupCoordinator,
+    /// The consumer groups whose coordinator is this core (shared with its partitions' loads).
+    pub groups: Rc<GroupCoordinator>,
     /// Segment files this core reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
     /// This core's counters.
@@ -95,7 +95,7 @@ impl Shard {
             me,
             cache: Rc::new(BatchCache::new(config.batch_cache_per_shard(), Arc::clone(&metrics))),
             sync_rounds: SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us)),
-            groups: GroupCoordinator::new(config.group.clone()),
+            groups: Rc::new(GroupCoordinator::new(config.group.clone())),
             config,
             metadata,
             writer,

@@ -73,6 +73,7 @@ impl Shard {
     /// Acts on what a metadata change means for this core's partitions, in order.
     pub(super) async fn apply_partition_changes(&self, changes: Vec<PartitionChange>) {
         for change in changes {
+            let coordination = super::groups::coordination_move(&change, self.config.node_id);
             match change {
                 PartitionChange::Created { tp, topic_id, leader, leader_epoch, partition_epoch, isr, replicas, .. } => {
                     if let Err(e) = self.open_partition(&tp).await {
@@ -111,6 +112,10 @@ impl Shard {
                         self.reload_config(meta);
                     }
                 }
+            }
+            // Group coordinators move with `__consumer_offsets` leadership (shard/groups.rs).
+            if let Some(m) = coordination {
+                self.move_group_coordination(m);
             }
         }
     }

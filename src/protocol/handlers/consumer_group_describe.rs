@@ -3,7 +3,6 @@
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -17,7 +16,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupDescribeRequest)
         let group = id.0.to_string();
         groups.push(match ctx.router.group_call(&group, GroupCall::ConsumerDescribe { group: group.clone() }).await {
             GroupReply::ConsumerDescribed(d) => d,
-            _ => DescribedGroup::default().with_group_id(id).with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
+            other => DescribedGroup::default().with_group_id(id).with_error_code(other.refusal_code().code()),
         });
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)

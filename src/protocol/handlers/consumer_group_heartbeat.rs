@@ -2,7 +2,6 @@
 
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -16,6 +15,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
     let call = GroupCall::ConsumerHeartbeat { req, client_id, client_host: ctx.session.client_host.clone() };
     match ctx.router.group_call(&group, call).await {
         GroupReply::ConsumerHeartbeat(r) => r,
-        _ => ConsumerGroupHeartbeatResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
+        other => ConsumerGroupHeartbeatResponse::default().with_error_code(other.refusal_code().code()),
     }
 }

@@ -17,7 +17,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> Des
         let group = id.0.to_string();
         let mut described = match ctx.router.group_call(&group, GroupCall::Describe { group: group.clone() }).await {
             GroupReply::Described(d) => d,
-            _ => DescribedGroup::default().with_group_id(id).with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
+            other => DescribedGroup::default().with_group_id(id).with_error_code(other.refusal_code().code()),
         };
         // Before v6 (KIP-1043) an unknown group is reported as Dead with no error.
         if ErrorCode::from_code(described.error_code) == ErrorCode::GROUP_ID_NOT_FOUND {

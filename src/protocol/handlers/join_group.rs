@@ -2,7 +2,6 @@
 
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -16,6 +15,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
     let call = GroupCall::Join { req, version: ctx.version, client_id, client_host: ctx.session.client_host.clone() };
     match ctx.router.group_call(&group, call).await {
         GroupReply::Join(r) => r,
-        _ => JoinGroupResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()).with_generation_id(-1),
+        other => JoinGroupResponse::default().with_error_code(other.refusal_code().code()).with_generation_id(-1),
     }
 }

@@ -3,7 +3,6 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -21,7 +20,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGr
     let reply = ctx.router.group_call(&group, GroupCall::Leave { group: group.clone(), members: members.clone() }).await;
     let (top, per_member) = match reply {
         GroupReply::Leave(top, per) => (top, per),
-        _ => (ErrorCode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        other => (other.refusal_code(), Vec::new()),
     };
     if ctx.version < 3 {
         // One member: its own result is the answer.

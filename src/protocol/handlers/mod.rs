@@ -161,10 +161,10 @@ pub async fn query_partitions<T>(
         .collect()
 }
 
-/// The error code of a single-code group reply; COORDINATOR_NOT_AVAILABLE when the coordinator did not answer.
+/// The error code of a single-code group reply; the refusal's code (or COORDINATOR_NOT_AVAILABLE) otherwise.
 pub fn group_code(reply: crate::group::GroupReply) -> crate::codes::ErrorCode {
     match reply {
         crate::group::GroupReply::Code(c) => c,
-        _ => crate::codes::ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        other => other.refusal_code(),
     }
 }

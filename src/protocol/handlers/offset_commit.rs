@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
     };
     let codes = match ctx.router.group_call(&group, call).await {
         GroupReply::Committed(codes) => codes,
-        _ => vec![ErrorCode::COORDINATOR_NOT_AVAILABLE; n],
+        other => vec![other.refusal_code(); n],
     };
     tracing::debug!(group = %group, partitions = n, "offset commit");
     let mut codes = codes.into_iter();

@@ -3,7 +3,6 @@
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -20,7 +19,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> Offse
         .collect();
     let (top, per) = match ctx.router.group_call(&group, GroupCall::DeleteOffsets { group: group.clone(), partitions }).await {
         GroupReply::Deleted(top, per) => (top, per),
-        _ => (ErrorCode::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+        other => (other.refusal_code(), Vec::new()),
     };
     let mut per = per.into_iter();
     let topics = req

@@ -20,7 +20,7 @@ async fn fetch_group(router: &Router, group: &str, wanted: Option<Vec<(String, i
     let call = GroupCall::FetchOffsets { group: group.to_string(), partitions: wanted };
     let entries = match router.group_call(group, call).await {
         GroupReply::Offsets(e) => e,
-        _ => return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        other => return Err(other.refusal_code()),
     };
     let mut topics: Vec<(String, Vec<OffsetEntry>)> = Vec::new();
     for e in entries {

@@ -2,7 +2,6 @@
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::RequestContext;
 
@@ -14,6 +13,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
     let group = req.group_id.0.to_string();
     match ctx.router.group_call(&group, GroupCall::Sync { req, version: ctx.version }).await {
         GroupReply::Sync(r) => r,
-        _ => SyncGroupResponse::default().with_error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE.code()),
+        other => SyncGroupResponse::default().with_error_code(other.refusal_code().code()),
     }
 }
