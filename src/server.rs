@@ -280,7 +280,7 @@ async fn shard_main(
     let bootstrap = if me.0 == 0 { store.lock().ok().and_then(|mut s| s.take()) } else { None };
     let mut applied_changes = None;
     let writer = match (bootstrap, &cluster) {
-        (Some(b), _) => Some(MetadataWriter::Local(b.start().await?)),
+        (Some(b), _) => Some(MetadataWriter::Local(Box::new(b.start().await?))),
         (None, Some(start)) if me.0 == 0 => {
             let (tx, rx) = futures::channel::mpsc::unbounded();
             applied_changes = Some(rx);

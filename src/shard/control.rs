@@ -22,8 +22,8 @@ pub const CONTROLLER_SHARD: ShardId = ShardId(0);
 
 /// Who writes the metadata, on shard 0.
 pub enum MetadataWriter {
-    /// A single node: its own record log ([`MetadataStore`]).
-    Local(MetadataStore),
+    /// A single node: its own record log ([`MetadataStore`]), boxed: it is large beside an `Rc`.
+    Local(Box<MetadataStore>),
     /// A cluster: the controller quorum (openraft); the active controller plans, every node
     /// applies, and [`publish_metadata`] acts on what changed for this broker.
     Quorum(Rc<Controller>),
