@@ -177,7 +177,8 @@ class NetnsCluster:
     (brokers, broker(), bootstrap, start, admin, live_brokers, wait_for_brokers, partition_state,
     cleanup) plus cut/heal, cut_between/heal_between, exec_in and agreed_partition_state."""
 
-    def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None, cores: int = 1):
+    def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None, cores: int = 1,
+                 rust_log: str = "info"):
         pid, seq = os.getpid(), next(_seq)
         self.prefix = f"ringlog-{pid}-{seq}"
         self.hub = f"{self.prefix}-hub"
@@ -205,7 +206,8 @@ class NetnsCluster:
                 **FAST_FAILOVER,
                 **(config or {}),
             }
-            b = NetnsBroker(Path(workdir) / f"node{i}", self.node_ns(i), self.host(i), cores=cores, config=node_config)
+            b = NetnsBroker(Path(workdir) / f"node{i}", self.node_ns(i), self.host(i), cores=cores, config=node_config,
+                            rust_log=rust_log)
             b.node_id = i
             self.brokers.append(b)
 
@@ -346,8 +348,9 @@ class NetnsCluster:
         else:
             admin = AdminClient({"bootstrap.servers": self.broker(node_id).bootstrap, "socket.timeout.ms": 5000})
         md = admin.list_topics(topic=topic, timeout=10)
-        if node_id is not None and md.orig_broker_id != node_id:
-            raise RuntimeError(f"metadata came from node {md.orig_broker_id}, not {node_id}")
+        # A fresh client knows only its bootstrap broker (id -1 until learned), so it asks that one.
+        if node_id is not None and md.orig_broker_id not in (-1, node_id):
+            raise RuntimeError(f"metadata came from node {md.orig_broker_id} ({md.orig_broker_name}), not {node_id}")
         t = md.topics[topic]
         return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
                 for p, pm in t.partitions.items()}

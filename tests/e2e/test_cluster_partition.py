@@ -6,6 +6,7 @@ the heal the old leader truncates its divergent tail, and every acknowledged rec
 replica exactly once."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ import pytest
 
 from conftest import parse_log_events, wait_until
 from netns import NetnsCluster, netns_unavailable, sweep_stale
-from test_cluster_failover import ContinuousProducer, acked_after, check_every_replica, create_topic, replica_records
+from test_cluster_failover import (ContinuousProducer, acked_after, check_every_replica, controller_of, create_topic,
+                                  replica_records)
 
 PARTITIONS = 3
 HERE = Path(__file__).resolve().parent
@@ -60,7 +62,7 @@ def produce_from_inside(cluster, node_id, topic, partition, count, timeout_ms):
 
 
 def test_a_leader_cut_off_from_everyone_acknowledges_nothing_and_its_tail_is_truncated(netns_cluster_factory, request):
-    cluster = netns_cluster_factory(size=3)
+    cluster = netns_cluster_factory(size=3, rust_log=os.environ.get("RINGLOG_PARTITION_LOG", "info"))
     create_topic(cluster, "ledger", partitions=PARTITIONS, config={"min.insync.replicas": "2"})
     # A short request timeout: requests in flight to the cut leader never get an answer, and an
     # idempotent producer holds the partition until they time out.
@@ -71,16 +73,20 @@ def test_a_leader_cut_off_from_everyone_acknowledges_nothing_and_its_tail_is_tru
     wait_until(lambda: len({a[0] for a in prod.acked}) == PARTITIONS, 30, what="writes on every partition")
     time.sleep(0.5)
 
+    # The victim is the active controller and the leader of `target`: the harder case, where the
+    # majority must elect a new controller before it can fence the victim and move its leaderships.
+    victim = controller_of(cluster)
     before = cluster.partition_state("ledger")
-    victim = before[0]["leader"]
     led = sorted(p for p, s in before.items() if s["leader"] == victim)
-    assert sorted(before[0]["isrs"]) == [1, 2, 3], before
+    assert victim is not None and led, f"controller {victim} leads none of {before}"
+    target = led[0]
+    assert sorted(before[target]["isrs"]) == [1, 2, 3], before
     cut_at = time.monotonic()
     cluster.cut(victim)
 
     # The only client that still reaches the cut leader runs in its namespace: every acks=all
     # write it sends lands in the leader's log (the divergent tail) and must not be acknowledged.
-    inside = produce_from_inside(cluster, victim, "ledger", 0, count=20, timeout_ms=6000)
+    inside = produce_from_inside(cluster, victim, "ledger", target, count=20, timeout_ms=6000)
 
     # The majority side fences the silent broker, elects new leaders and carries on.
     wait_until(lambda: all(acked_after(prod, cut_at + 0.5, p) for p in range(PARTITIONS)), 20,
@@ -104,7 +110,7 @@ def test_a_leader_cut_off_from_everyone_acknowledges_nothing_and_its_tail_is_tru
     # (itself the leader, the old ISR) until it catches up with the quorum.
     def rejoined():
         state = cluster.agreed_partition_state("ledger")
-        return state is not None and state[0]["leader"] != victim \
+        return state is not None and state[target]["leader"] != victim \
             and all(sorted(s["isrs"]) == [1, 2, 3] for s in state.values())
     wait_until(rejoined, 30, interval=0.2, what="every node agrees the healed broker is back in every ISR")
     print(f"heal: back in every ISR {time.monotonic() - healed_at:.2f}s after the heal")
@@ -114,10 +120,11 @@ def test_a_leader_cut_off_from_everyone_acknowledges_nothing_and_its_tail_is_tru
     assert not fatal, fatal[:5]
     print(f"majority side: acknowledged {len(prod.acked)} records, {len(prod.errors)} retriable errors")
 
-    # The old leader cut its divergent tail of partition 0 (where the in-namespace writes went).
+    # The old leader cut its divergent tail of `target` (where the in-namespace writes went).
     cuts = [e for e in parse_log_events(cluster.broker(victim).log_text(), "truncated follower log")
-            if e.get("topic") == "ledger" and e.get("partition") == "0"]
-    assert cuts and int(cuts[-1]["from"]) > int(cuts[-1]["to"]), f"node {victim} never truncated ledger-0: {cuts}"
+            if e.get("topic") == "ledger" and e.get("partition") == str(target)]
+    assert cuts and int(cuts[-1]["from"]) > int(cuts[-1]["to"]), f"node {victim} never truncated ledger-{target}: {cuts}"
+    print(f"old leader truncated ledger-{target} from {cuts[-1]['from']} to {cuts[-1]['to']}")
 
     check_every_replica(cluster, prod, "ledger", partitions=PARTITIONS)
     for b in cluster.brokers:
