@@ -1,18 +1,18 @@
-"""A three-node Ringlog cluster whose nodes each live in their own network namespace, so a test can
-cut real links: a node cut off sees its peers' packets vanish (no RST, no refusal), as in a switch
-failure, not a process death.
+"""A Ringlog cluster (three nodes by default) whose nodes each live in their own network namespace,
+so a test can cut real links: a node cut off sees its peers' packets vanish (no RST, no refusal),
+as in a switch failure, not a process death.
 
 Topology (all made with iproute2; needs root):
 
     root namespace (pytest, clients)  10.A.B.254 --veth "rootleg"--+
-                                                              |  bridge br0 in the hub namespace
-    node namespace 1                  10.A.B.1   --veth "n1"--+  (its own, so the host's iptables
-    node namespace 2                  10.A.B.2   --veth "n2"--+   and br_netfilter never see the
-    node namespace 3                  10.A.B.3   --veth "n3"--+   bridged traffic)
+                                                                   |  bridge br0 in the hub
+    node namespace 1                  10.A.B.1   --veth "n1"-------+  namespace (its own, so the
+    node namespace 2                  10.A.B.2   --veth "n2"-------+  host's iptables never see
+    node namespace 3                  10.A.B.3   --veth "n3"-------+  the bridged traffic)
 
 `cut(node)` sets the hub's end of the node's veth down: nothing reaches it or leaves it, for the
-other nodes and the clients alike. `cut_between(a, b)` drops only a<->b traffic with tc u32 filters
-on the hub's ports. Every node has its own port space, so the ports are fixed.
+other nodes and the clients alike. `cut_between(a, b)` drops only a<->b traffic (neighbour entries
+that send it nowhere). Every node has its own port space, so the ports are fixed.
 
 Names carry the pid and a per-process sequence number (`ringlog-<pid>-<seq>-...`), and the /24 is
 derived from them, so parallel runs do not collide; `sweep_stale()` deletes what a dead run left.
@@ -42,16 +42,15 @@ ADMIN_PORT = 9644
 _NAME_RE = re.compile(r"^ringlog-(\d+)-(\d+)-(hub|n\d+)$")
 _ROOT_LINK_RE = re.compile(r"^rl(\d+)x(\d+)$")
 _seq = itertools.count()
+# A locally administered unicast MAC that no veth has: frames sent to it reach nobody.
+_NOWHERE_MAC = "02:00:00:00:de:ad"
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _sh(["ip", *args], check=check)
-
-
-def _sh(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+    """Runs `ip args...`; with check, a failure raises with ip's own message."""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
     if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (rc={done.returncode}): {done.stderr.strip()}")
+        raise RuntimeError(f"ip {' '.join(args)} failed (rc={done.returncode}): {done.stderr.strip()}")
     return done
 
 
@@ -60,8 +59,8 @@ def netns_unavailable() -> Optional[str]:
     the kernel refuses a namespace (an unprivileged container)."""
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns add); run the partition tests as root"
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "iproute2 (ip, tc) not installed"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) not installed"
     probe = f"ringlog-{os.getpid()}-probe"
     made = _ip("netns", "add", probe, check=False)
     if made.returncode != 0:
@@ -188,12 +187,17 @@ class NetnsCluster:
         self.namespaces: List[str] = []
         self.cut_nodes: Set[int] = set()
         self.cut_pairs: Set[Tuple[int, int]] = set()
+        self.spawned: List[subprocess.Popen] = []
         self.brokers: List[NetnsBroker] = []
         try:
             self._build_network(size)
-        except Exception:
+            self._make_brokers(Path(workdir), size, config, cores, rust_log)
+        except BaseException:
+            # Nothing owns the namespaces yet: a half-built cluster must not leak them.
             self._teardown_network()
             raise
+
+    def _make_brokers(self, workdir: Path, size: int, config: Optional[Dict[str, object]], cores: int, rust_log: str):
         voters = ",".join(f"{i}@{self.host(i)}:{CONTROLLER_PORT}" for i in range(1, size + 1))
         for i in range(1, size + 1):
             node_config = {
@@ -206,7 +210,7 @@ class NetnsCluster:
                 **FAST_FAILOVER,
                 **(config or {}),
             }
-            b = NetnsBroker(Path(workdir) / f"node{i}", self.node_ns(i), self.host(i), cores=cores, config=node_config,
+            b = NetnsBroker(workdir / f"node{i}", self.node_ns(i), self.host(i), cores=cores, config=node_config,
                             rust_log=rust_log)
             b.node_id = i
             self.brokers.append(b)
@@ -265,33 +269,27 @@ class NetnsCluster:
         self.cut_nodes.discard(node_id)
 
     def cut_between(self, a: int, b: int):
-        """Drops traffic between nodes a and b only (both directions); clients and the third node
-        still reach both."""
+        """Drops traffic between nodes a and b only, both ways and silently; clients and the third
+        node still reach both. Each side's neighbour entry for the other points at a MAC no port
+        has (the bridge floods it, nobody takes it): this kernel has no tc actions (gact, police)
+        to drop with a filter, and a blackhole route would fail connect() at once, not time out."""
+        for src, dst in ((a, b), (b, a)):
+            _ip("-n", self.node_ns(src), "neigh", "replace", self.host(dst), "lladdr", _NOWHERE_MAC, "dev", "eth0",
+                "nud", "permanent")
         self.cut_pairs.add((min(a, b), max(a, b)))
-        self._apply_filters({a, b})
 
     def heal_between(self, a: int, b: int):
-        """Undoes cut_between(a, b)."""
+        """Undoes cut_between(a, b): the neighbour entries go, and ARP finds the real MACs again."""
+        for src, dst in ((a, b), (b, a)):
+            _ip("-n", self.node_ns(src), "neigh", "del", self.host(dst), "dev", "eth0", check=False)
         self.cut_pairs.discard((min(a, b), max(a, b)))
-        self._apply_filters({a, b})
-
-    def _apply_filters(self, nodes: Set[int]):
-        # A hub port's egress carries what the bridge delivers to that node: dropping by source
-        # address there cuts one direction; the other node's port cuts the other.
-        for n in nodes:
-            port = f"n{n}"
-            _sh(["tc", "-n", self.hub, "qdisc", "del", "dev", port, "root"], check=False)
-            peers = [b if a == n else a for a, b in self.cut_pairs if n in (a, b)]
-            if not peers:
-                continue
-            _sh(["tc", "-n", self.hub, "qdisc", "add", "dev", port, "root", "handle", "1:", "prio"])
-            for peer in peers:
-                _sh(["tc", "-n", self.hub, "filter", "add", "dev", port, "parent", "1:", "protocol", "ip", "prio", "1",
-                     "u32", "match", "ip", "src", f"{self.host(peer)}/32", "action", "drop"])
 
     def exec_in(self, node_id: int, argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
-        """Starts `argv` inside node `node_id`'s namespace (a client that can reach a cut node)."""
-        return subprocess.Popen(["ip", "netns", "exec", self.node_ns(node_id), *argv], **popen_kwargs)
+        """Starts `argv` inside node `node_id`'s namespace (a client that can reach a cut node);
+        cleanup() kills it if it still runs (a live process would keep the namespace alive)."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.node_ns(node_id), *argv], **popen_kwargs)
+        self.spawned.append(proc)
+        return proc
 
     def _teardown_network(self):
         # Deleting a namespace destroys the veth ends inside it, and with them their peers.
@@ -376,9 +374,15 @@ class NetnsCluster:
         try:
             for n in list(self.cut_nodes):
                 self.heal(n)
+            for a, b in list(self.cut_pairs):
+                self.heal_between(a, b)
         except Exception:
             pass
         try:
+            for proc in self.spawned:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
             for b in self.brokers:
                 b.cleanup()
         finally:
