@@ -200,11 +200,15 @@ impl Controller {
     /// [`CONTROLLER_WAIT`] passes.
     async fn ask(&self, req: AppRequest) -> Option<AppResponse> {
         let deadline = Instant::now() + CONTROLLER_WAIT;
+        let rpc_timeout = match req {
+            AppRequest::Heartbeat(_) => self.heartbeat_rpc_timeout(),
+            _ => RPC_TIMEOUT,
+        };
         while Instant::now() < deadline {
             let answer = match self.raft.current_leader().await {
                 Some(leader) if leader == self.me as u64 => Some(self.answer(req.clone()).await),
                 Some(leader) => match self.peers.get(&leader) {
-                    Some(peer) => match peer.call_app(req.clone(), RPC_TIMEOUT).await {
+                    Some(peer) => match peer.call_app(req.clone(), rpc_timeout).await {
                         Ok(answer) => Some(answer),
                         Err(e) => {
                             tracing::debug!(leader, error = %e, "active controller did not answer; retrying");
@@ -222,6 +226,14 @@ impl Controller {
         }
         tracing::warn!(node_id = self.me, "no active controller answered within {}s", CONTROLLER_WAIT.as_secs());
         None
+    }
+
+    /// How long one heartbeat waits for the active controller: half a session. A heartbeat sent
+    /// to a controller that went silent (cut off: no reset, no answer) must give up in time to
+    /// reach the new one within the session it grants every broker when it takes over;
+    /// [`RPC_TIMEOUT`] would outlast that and get every broker fenced. Resending is harmless.
+    fn heartbeat_rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.cluster.broker_session_timeout_ms / 2).clamp(RETRY, RPC_TIMEOUT)
     }
 
     /// Answers a broker's request as the active controller (or says it is not).

@@ -29,9 +29,10 @@ class ContinuousProducer:
     """An idempotent acks=all producer writing unique values round-robin over the partitions,
     recording every acknowledgement (partition, offset, value) and every error."""
 
-    def __init__(self, bootstrap, topic, partitions=PARTITIONS):
+    def __init__(self, bootstrap, topic, partitions=PARTITIONS, conf=None):
         self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                           "linger.ms": 2, "message.timeout.ms": 60000, "topic.metadata.refresh.interval.ms": 1000})
+                           "linger.ms": 2, "message.timeout.ms": 60000, "topic.metadata.refresh.interval.ms": 1000,
+                           **(conf or {})})
         self.topic, self.partitions = topic, partitions
         self.acked = []  # (partition, offset, value, monotonic time)
         self.errors = []
