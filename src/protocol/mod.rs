@@ -7,6 +7,7 @@
 
 pub mod frame;
 pub mod handlers;
+pub mod leader_hint;
 
 use std::rc::Rc;
 
