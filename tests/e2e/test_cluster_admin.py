@@ -1,0 +1,159 @@
+"""Issue 17's admin surface on a three-broker cluster: preferred leader election (ElectLeaders), a
+KIP-455 reassignment that moves a partition from brokers [1, 2] to [2, 3] under an `acks=all`
+producer with nothing lost, and KIP-951's leader hint on a produce sent to a follower."""
+
+
+from confluent_kafka import ElectionType, TopicPartition
+from confluent_kafka.admin import NewTopic
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KTopicPartition
+from kafka.protocol.producer import ProduceRequest, ProduceResponse
+
+import kafka_wire as kw
+from conftest import wait_until
+from test_cluster_failover import ContinuousProducer, replica_records
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
+ELECTION_NOT_NEEDED = 84
+
+
+def create_assigned(cluster, name, assignment, config=None):
+    """A topic whose partition i is on `assignment[i]` (first replica: the preferred leader)."""
+    admin = cluster.admin()  # kept: the futures fail if the client is collected first
+    futures = admin.create_topics([NewTopic(name, len(assignment), replica_assignment=assignment, config=config or {})])
+    futures[name].result(timeout=30)
+    wait_until(lambda: [s["leader"] for _, s in sorted(cluster.partition_state(name).items())] == [a[0] for a in assignment],
+               30, what=f"{name}'s partitions led by their preferred replicas")
+
+
+def kafka_python_admin(cluster):
+    return KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30000)
+
+
+def test_preferred_election_moves_leadership_back(cluster_factory):
+    cluster = cluster_factory(size=3)
+    create_assigned(cluster, "pref", [[1, 2, 3]])
+    admin = cluster.admin()
+    tp = TopicPartition("pref", 0)
+    result = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert result[tp] is not None and result[tp].code() == ELECTION_NOT_NEEDED, result
+
+    # Broker 1 dies: leadership moves to 2; it restarts and rejoins the ISR, but 2 keeps leading.
+    cluster.broker(1).kill()
+    wait_until(lambda: cluster.partition_state("pref")[0]["leader"] == 2, 15, what="broker 2 leads after 1's SIGKILL")
+    cluster.broker(1).start()
+    wait_until(lambda: sorted(cluster.partition_state("pref")[0]["isrs"]) == [1, 2, 3], 45, what="broker 1 back in the ISR")
+    assert cluster.partition_state("pref")[0]["leader"] == 2
+
+    admin = cluster.admin()
+    result = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert result[tp] is None, result
+    wait_until(lambda: cluster.partition_state("pref")[0]["leader"] == 1, 10, what="the preferred replica leads again")
+
+    # Unclean elections are never made: with a leader in place, none is needed.
+    result = admin.elect_leaders(ElectionType.UNCLEAN, [tp]).result(timeout=30)
+    assert result[tp] is not None and result[tp].code() == ELECTION_NOT_NEEDED, result
+
+
+def test_a_reassignment_moves_a_partition_under_load_with_nothing_lost(cluster_factory):
+    cluster = cluster_factory(size=3)
+    create_assigned(cluster, "moving", [[1, 2]])
+    prod = ContinuousProducer(cluster.bootstrap, "moving", partitions=1).start()
+    wait_until(lambda: len(prod.acked) > 200, 30, what="writes acknowledged before the move")
+
+    # Broker 3 is down when the move starts, so the reassignment is observably pending: it cannot
+    # complete before broker 3 is back and has caught up.
+    cluster.broker(3).kill()
+    wait_until(lambda: cluster.live_brokers() == [1, 2], 15, what="broker 3 fenced")
+    admin = kafka_python_admin(cluster)
+    tp = KTopicPartition("moving", 0)
+    assert admin.alter_partition_reassignments({tp: [2, 3]}) == {tp: None}
+    pending = admin.list_partition_reassignments()
+    assert pending == {tp: {"replicas": [2, 3, 1], "adding_replicas": [3], "removing_replicas": [1]}}, pending
+    state = cluster.partition_state("moving")[0]
+    assert (state["leader"], sorted(state["replicas"])) == (1, [1, 2, 3]), state
+
+    acked_before = len(prod.acked)
+    cluster.broker(3).start()
+    wait_until(lambda: admin.list_partition_reassignments() == {}, 45, what="the reassignment completes")
+    state = cluster.partition_state("moving")[0]
+    assert (state["leader"], state["replicas"], sorted(state["isrs"])) == (2, [2, 3], [2, 3]), state
+    wait_until(lambda: not (cluster.broker(1).data_dir / "moving-0").exists(), 15,
+               what="broker 1's replica directory deleted")
+
+    # Writes carry on through the new leader.
+    moved_at = len(prod.acked)
+    wait_until(lambda: len(prod.acked) > moved_at + 200, 30, what="writes acknowledged after the move")
+    prod.finish()
+    assert moved_at > acked_before, "writes were acknowledged while the reassignment was in flight"
+    fatal = [e for e in prod.errors if not e.retriable()]
+    assert not fatal, fatal[:5]
+    print(f"acknowledged {len(prod.acked)} records, {len(prod.errors)} retriable errors")
+
+    for b in cluster.brokers:
+        b.stop()
+    acked = sorted((o, v) for (_, o, v, _) in prod.acked)
+    for node in (2, 3):
+        records = replica_records(cluster.broker(node), "moving", 0)
+        values = [v for _, v in records]
+        assert len(values) == len(set(values)), f"node {node}: duplicated values"
+        by_offset = dict(records)
+        lost = [(o, v) for o, v in acked if by_offset.get(o) != v]
+        assert not lost, f"node {node}: {len(lost)} acknowledged records missing, first {lost[:3]}"
+    assert replica_records(cluster.broker(3), "moving", 0) == replica_records(cluster.broker(2), "moving", 0)
+
+
+def test_cancelling_a_reassignment_reverts_it(cluster_factory):
+    cluster = cluster_factory(size=3)
+    create_assigned(cluster, "stay", [[1, 2]])
+    cluster.broker(3).kill()
+    wait_until(lambda: cluster.live_brokers() == [1, 2], 15, what="broker 3 fenced")
+    admin = kafka_python_admin(cluster)
+    tp = KTopicPartition("stay", 0)
+    assert admin.alter_partition_reassignments({tp: [3]}) == {tp: None}
+    assert tp in admin.list_partition_reassignments()
+    assert admin.alter_partition_reassignments({tp: None}) == {tp: None}
+    assert admin.list_partition_reassignments() == {}
+    state = cluster.partition_state("stay")[0]
+    assert (state["leader"], state["replicas"]) == (1, [1, 2]), state
+    errors = admin.alter_partition_reassignments({tp: None})
+    assert errors[tp] is not None and errors[tp].errno == 85, errors  # NO_REASSIGNMENT_IN_PROGRESS
+
+
+def raw_produce_v11(broker, topic, partition):
+    """Produce v11 (flexible, KIP-951 fields) of one record; the decoded response."""
+    T = ProduceRequest.TopicProduceData
+    req = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[
+        T(name=topic, partition_data=[T.PartitionProduceData(index=partition, records=kw.record_batch([(None, b"raw")]))]),
+    ])
+    req.API_VERSION = 11
+    req.with_header(correlation_id=11, client_id="e2e-raw")
+    with kw.connect(broker.port) as sock:
+        data = kw.roundtrip(sock, req.encode(header=True, framed=True))
+    return ProduceResponse.decode(data, version=11, header=True)
+
+
+def test_a_produce_to_a_follower_names_the_leader(cluster_factory):
+    cluster = cluster_factory(size=3)
+    create_assigned(cluster, "hinted", [[1, 2, 3]])
+    # Broker 2 may apply the new topic's metadata a moment after the broker that answered above.
+    answers = []
+    wait_until(lambda: answers.append(raw_produce_v11(cluster.broker(2), "hinted", 0))
+               or answers[-1].responses[0].partition_responses[0].error_code != UNKNOWN_TOPIC_OR_PARTITION,
+               10, what="broker 2 knows the topic")
+    resp = answers[-1]
+    part = resp.responses[0].partition_responses[0]
+    assert part.error_code == NOT_LEADER_OR_FOLLOWER, part
+    assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (1, 0), part
+    endpoints = [(e.node_id, e.host, e.port) for e in resp.node_endpoints]
+    assert endpoints == [(1, "127.0.0.1", cluster.broker(1).port)], endpoints
+
+    # The leader itself accepts it (once its log is open), and sends no hint.
+    answers = []
+    wait_until(lambda: answers.append(raw_produce_v11(cluster.broker(1), "hinted", 0))
+               or answers[-1].responses[0].partition_responses[0].error_code != UNKNOWN_TOPIC_OR_PARTITION,
+               10, what="broker 1 has opened its log")
+    resp = answers[-1]
+    part = resp.responses[0].partition_responses[0]
+    assert part.error_code == 0 and part.current_leader is None and not resp.node_endpoints, resp
