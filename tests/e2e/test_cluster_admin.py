@@ -7,6 +7,7 @@ from confluent_kafka import ElectionType, TopicPartition
 from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
+from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 import kafka_wire as kw
@@ -134,6 +135,21 @@ def raw_produce_v11(broker, topic, partition):
     return ProduceResponse.decode(data, version=11, header=True)
 
 
+def raw_fetch_v16(broker, topic_id, partition):
+    """A consumer's Fetch v16 (topic ids, KIP-951 fields) from offset 0; the decoded response."""
+    T = FetchRequest.FetchTopic
+    req = FetchRequest(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+                       topics=[T(topic_id=topic_id, partitions=[T.FetchPartition(partition=partition, current_leader_epoch=-1,
+                                                                                  fetch_offset=0, last_fetched_epoch=-1,
+                                                                                  log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                       forgotten_topics_data=[], rack_id="")
+    req.API_VERSION = 16
+    req.with_header(correlation_id=16, client_id="e2e-raw")
+    with kw.connect(broker.port) as sock:
+        data = kw.roundtrip(sock, req.encode(header=True, framed=True))
+    return FetchResponse.decode(data, version=16, header=True)
+
+
 def test_a_produce_to_a_follower_names_the_leader(cluster_factory):
     cluster = cluster_factory(size=3)
     create_assigned(cluster, "hinted", [[1, 2, 3]])
@@ -157,3 +173,20 @@ def test_a_produce_to_a_follower_names_the_leader(cluster_factory):
     resp = answers[-1]
     part = resp.responses[0].partition_responses[0]
     assert part.error_code == 0 and part.current_leader is None and not resp.node_endpoints, resp
+
+
+def test_a_fetch_from_a_follower_names_the_leader(cluster_factory):
+    cluster = cluster_factory(size=3)
+    create_assigned(cluster, "fetched", [[3, 1, 2]])
+    described = kafka_python_admin(cluster).describe_topics(["fetched"])
+    topic_id = described[0]["topic_id"]
+    answers = []
+    wait_until(lambda: answers.append(raw_fetch_v16(cluster.broker(1), topic_id, 0))
+               or answers[-1].responses[0].partitions[0].error_code != UNKNOWN_TOPIC_OR_PARTITION,
+               10, what="broker 1 has opened its replica")
+    resp = answers[-1]
+    part = resp.responses[0].partitions[0]
+    assert part.error_code == NOT_LEADER_OR_FOLLOWER, part
+    assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (3, 0), part
+    endpoints = [(e.node_id, e.host, e.port) for e in resp.node_endpoints]
+    assert endpoints == [(3, "127.0.0.1", cluster.broker(3).port)], endpoints
