@@ -55,5 +55,5 @@ fn rf_change_refused(ctx: &RequestContext<'_>, allow: bool, topic: &str, partiti
     let snapshot = ctx.router.shard.metadata.load();
     let p = snapshot.partition(topic, partition)?;
     let current = p.replicas.iter().filter(|r| !p.adding_replicas.contains(r)).count();
-    (current != target.len()).then(|| MetadataError::InvalidReplicationFactor { factor: target.len() as i16, brokers: current })
+    (current != target.len()).then_some(MetadataError::InvalidReplicationFactor { factor: target.len() as i16, brokers: current })
 }
