@@ -90,14 +90,15 @@ def test_a_reassignment_moves_a_partition_under_load_with_nothing_lost(cluster_f
     assert admin.alter_partition_reassignments({tp: [2, 3]}) == {tp: None}
     pending = admin.list_partition_reassignments()
     assert pending == {tp: {"replicas": [2, 3, 1], "adding_replicas": [3], "removing_replicas": [1]}}, pending
-    state = cluster.partition_state("moving")[0]
-    assert (state["leader"], sorted(state["replicas"])) == (1, [1, 2, 3]), state
+    # Metadata may come from a broker a moment behind the controller: wait for it, not once.
+    wait_until(lambda: (lambda st: (st["leader"], st["replicas"]) == (1, [2, 3, 1]))(cluster.partition_state("moving")[0]),
+               10, what="Metadata shows the adding replica")
 
     acked_before = len(prod.acked)
     cluster.broker(3).start()
     wait_until(lambda: admin.list_partition_reassignments() == {}, 45, what="the reassignment completes")
-    state = cluster.partition_state("moving")[0]
-    assert (state["leader"], state["replicas"], sorted(state["isrs"])) == (2, [2, 3], [2, 3]), state
+    wait_until(lambda: (lambda st: (st["leader"], st["replicas"], sorted(st["isrs"])) == (2, [2, 3], [2, 3]))(
+        cluster.partition_state("moving")[0]), 10, what="Metadata shows the target replicas, led by broker 2")
     wait_until(lambda: not (cluster.broker(1).data_dir / "moving-0").exists(), 15,
                what="broker 1's replica directory deleted")
 
@@ -135,8 +136,8 @@ def test_cancelling_a_reassignment_reverts_it(cluster_factory):
     assert tp in admin.list_partition_reassignments()
     assert admin.alter_partition_reassignments({tp: None}) == {tp: None}
     assert admin.list_partition_reassignments() == {}
-    state = cluster.partition_state("stay")[0]
-    assert (state["leader"], state["replicas"]) == (1, [1, 2]), state
+    wait_until(lambda: (lambda st: (st["leader"], st["replicas"]) == (1, [1, 2]))(cluster.partition_state("stay")[0]),
+               10, what="Metadata shows the original replicas again")
     errors = admin.alter_partition_reassignments({tp: None})
     assert errors[tp] is not None and errors[tp].errno == 85, errors  # NO_REASSIGNMENT_IN_PROGRESS
 
