@@ -86,6 +86,11 @@ kafka_codes! {
     INVALID_UPDATE_VERSION => InvalidUpdateVersion,
     BROKER_ID_NOT_REGISTERED => BrokerIdNotRegistered,
     INELIGIBLE_REPLICA => IneligibleReplica,
+    // ElectLeaders and KIP-455 reassignments.
+    PREFERRED_LEADER_NOT_AVAILABLE => PreferredLeaderNotAvailable,
+    ELIGIBLE_LEADERS_NOT_AVAILABLE => EligibleLeadersNotAvailable,
+    ELECTION_NOT_NEEDED => ElectionNotNeeded,
+    NO_REASSIGNMENT_IN_PROGRESS => NoReassignmentInProgress,
 }
 
 impl ErrorCode {

@@ -140,6 +140,11 @@ impl From<&MetadataError> for ErrorCode {
             MetadataError::NotLeader { .. } => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             MetadataError::InvalidUpdateVersion { .. } => ErrorCode::INVALID_UPDATE_VERSION,
             MetadataError::IneligibleReplica { .. } => ErrorCode::INELIGIBLE_REPLICA,
+            // ElectLeaders and KIP-455 reassignments (metadata::reassignment): Kafka's codes.
+            MetadataError::ElectionNotNeeded { .. } => ErrorCode::ELECTION_NOT_NEEDED,
+            MetadataError::PreferredLeaderNotAvailable { .. } => ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE,
+            MetadataError::EligibleLeadersNotAvailable { .. } => ErrorCode::ELIGIBLE_LEADERS_NOT_AVAILABLE,
+            MetadataError::NoReassignmentInProgress { .. } => ErrorCode::NO_REASSIGNMENT_IN_PROGRESS,
             // Mapped on the controller that refused it; carried over the wire as the number.
             MetadataError::Remote { code, .. } => ErrorCode::from_code(*code),
         }
@@ -363,6 +368,10 @@ mod tests {
             (E::InvalidUpdateVersion { current: 2, requested: 1 }, 95),
             (E::IneligibleReplica { broker_id: 3, reason: name() }, 107),
             (E::Remote { code: 36, message: name() }, 36),
+            (E::ElectionNotNeeded { topic: name(), partition: 0 }, 84),
+            (E::PreferredLeaderNotAvailable { topic: name(), partition: 0, preferred: 1 }, 80),
+            (E::EligibleLeadersNotAvailable { topic: name(), partition: 0 }, 83),
+            (E::NoReassignmentInProgress { topic: name(), partition: 0 }, 85),
         ];
         for (err, wire) in &cases {
             // The exhaustive match below fails to compile when a variant is added without a case here.
@@ -388,11 +397,15 @@ mod tests {
                 | E::NotLeader { .. }
                 | E::InvalidUpdateVersion { .. }
                 | E::IneligibleReplica { .. }
+                | E::ElectionNotNeeded { .. }
+                | E::PreferredLeaderNotAvailable { .. }
+                | E::EligibleLeadersNotAvailable { .. }
+                | E::NoReassignmentInProgress { .. }
                 | E::Remote { .. } => {}
             }
             assert_eq!(ErrorCode::from(err).code(), *wire, "{err:?}");
         }
-        assert_eq!(cases.len(), 22, "one case per MetadataError variant");
+        assert_eq!(cases.len(), 26, "one case per MetadataError variant");
     }
 
     /// Every replication (ISR) error, with the code a producer must see for it.

@@ -251,6 +251,21 @@ impl ReplicaTracker {
         self.update_high_watermark();
     }
 
+    /// The controller changed the replicas in the same leader epoch (a KIP-455 reassignment
+    /// adds replicas): a new follower starts as never caught up and unknown until it fetches; a
+    /// replica that left is forgotten.
+    pub fn set_replicas(&mut self, replicas: Vec<i32>) {
+        let leader = self.leader;
+        self.followers.retain(|r, _| replicas.contains(r));
+        for &r in replicas.iter().filter(|&&r| r != leader) {
+            self.followers
+                .entry(r)
+                .or_insert(FollowerState { log_end: -1, last_caught_up_ms: 0, last_fetch_leader_log_end: -1, last_fetch_ms: 0 });
+        }
+        self.replicas = replicas;
+        self.update_high_watermark();
+    }
+
     /// Size of the committed ISR, counting the leader even if the controller's list lacks it.
     fn isr_with_leader_len(&self) -> usize {
         self.isr.len() + usize::from(!self.isr.contains(&self.leader))

@@ -61,6 +61,8 @@ pub(super) fn topic_records(name: &str) -> Vec<MetadataRecord> {
             leader_epoch: 0,
             partition_epoch: 0,
             owner_shard: ShardId(0),
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }),
     ]
 }

@@ -164,6 +164,13 @@ pub fn alter_partition(
         };
         return Err(MetadataError::IneligibleReplica { broker_id: r, reason: reason.into() });
     }
-    let record = change(topic, index, p, req.new_isr.clone(), p.leader);
+    let mut record = change(topic, index, p, req.new_isr.clone(), p.leader);
+    // The ISR change that brings a reassignment's last target replica in sync completes it
+    // (KIP-455): one record, so no state between the two is ever published.
+    if let Some(MetadataRecord::Partition(r)) = &mut record
+        && super::reassignment::complete_if_in_sync(current, r)
+    {
+        super::reassignment::after_completion(p, r);
+    }
     Ok((topic.name.clone(), record))
 }

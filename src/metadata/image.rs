@@ -55,6 +55,8 @@ pub fn apply_in_place(s: &mut ClusterSnapshot, record: &MetadataRecord) -> Resul
                 isr: p.isr.clone(),
                 leader: p.leader,
                 partition_epoch: p.partition_epoch,
+                adding_replicas: p.adding_replicas.clone(),
+                removing_replicas: p.removing_replicas.clone(),
             };
             match usize::try_from(p.partition) {
                 Ok(i) if i < topic.partitions.len() => topic.partitions[i] = meta,
@@ -181,6 +183,8 @@ pub fn partition_record(topic: &TopicMeta, index: usize, p: &PartitionMeta) -> P
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         owner_shard: p.owner,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
     }
 }
 

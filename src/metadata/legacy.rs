@@ -59,6 +59,8 @@ pub fn read(dir: &Path, node_id: i32) -> Result<Option<ClusterSnapshot>, Metadat
                 isr: vec![node_id],
                 leader: node_id,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             };
             MetadataRecord::Partition(partition_record(&meta, i, &p))
         }));

@@ -20,6 +20,7 @@ pub mod image;
 pub mod log;
 pub mod mutation;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod store;
 
@@ -30,6 +31,8 @@ mod tests;
 mod tests_cluster;
 #[cfg(test)]
 mod tests_delta;
+#[cfg(test)]
+mod tests_reassignment;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -63,6 +66,24 @@ pub struct PartitionMeta {
     pub leader: i32,
     /// Bumped at every change of the partition's state.
     pub partition_epoch: i32,
+    /// KIP-455: replicas a reassignment in progress adds (they are in `replicas` too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// KIP-455: replicas a reassignment in progress removes once the target is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionMeta {
+    /// Whether a KIP-455 reassignment of this partition is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment in progress ends with (`replicas` without the removing ones).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
 }
 
 /// Metadata of one topic.
@@ -249,6 +270,40 @@ pub enum MetadataError {
         broker_id: i32,
         /// Why.
         reason: String,
+    },
+    /// ElectLeaders: the partition already has the leader the election would give it.
+    #[error("partition {partition} of {topic} needs no election")]
+    ElectionNotNeeded {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// ElectLeaders (preferred): the first replica is fenced or out of the ISR.
+    #[error("the preferred leader {preferred} of partition {partition} of {topic} is not in the ISR or is fenced")]
+    PreferredLeaderNotAvailable {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The preferred replica.
+        preferred: i32,
+    },
+    /// No replica may lead without an unclean election, which is never made.
+    #[error("no eligible leader for partition {partition} of {topic}")]
+    EligibleLeadersNotAvailable {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// A cancellation of a reassignment that is not in progress.
+    #[error("no reassignment of partition {partition} of {topic} is in progress")]
+    NoReassignmentInProgress {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
     },
     /// The active controller (another node) refused the mutation: its Kafka code and message.
     #[error("{message}")]

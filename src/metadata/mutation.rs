@@ -11,6 +11,7 @@ use super::election::{
     unfence_partition_changes,
 };
 use super::placement::{is_active, place_more_partitions, place_new_topic};
+use super::reassignment::{elect_leaders, reassign};
 use super::records::{
     BrokerFenceRecord, BrokerRegistration, ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
     TopicRecord,
@@ -102,6 +103,25 @@ pub enum MetadataMutation {
         partition_epoch: i32,
         /// The proposed ISR: must hold the leader, and only unfenced replicas.
         new_isr: Vec<i32>,
+    },
+    /// ElectLeaders for one partition: the preferred replica (`preferred`), or, for Kafka's
+    /// unclean election type, only a leaderless partition's clean election.
+    ElectLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// Kafka's PREFERRED election type (else UNCLEAN, never honoured as unclean).
+        preferred: bool,
+    },
+    /// AlterPartitionReassignments for one partition (KIP-455).
+    ReassignPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The target replicas; `None` cancels the reassignment in progress.
+        target: Option<Vec<i32>>,
     },
 }
 
@@ -311,6 +331,14 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             let (name, record) = alter_partition(current, &request)?;
             Ok(Plan::new(record.into_iter().collect(), Report::TopicAfter(name), false))
         }
+        MetadataMutation::ElectLeader { topic, partition, preferred } => {
+            let (name, record) = elect_leaders(current, &topic, partition, preferred)?;
+            Ok(Plan::new(vec![record], Report::TopicAfter(name), false))
+        }
+        MetadataMutation::ReassignPartition { topic, partition, target } => {
+            let (name, record) = reassign(current, &topic, partition, target)?;
+            Ok(Plan::new(record.into_iter().collect(), Report::TopicAfter(name), false))
+        }
     }
 }
 
@@ -357,6 +385,8 @@ fn partition_records(
             leader_epoch: 0,
             partition_epoch: 0,
             owner_shard,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         })
     })
 }

@@ -64,6 +64,13 @@ pub struct PartitionRecord {
     pub partition_epoch: i32,
     /// The shard that owns the partition's log on its broker (Ringlog's, not in KRaft).
     pub owner_shard: ShardId,
+    /// KIP-455: replicas a reassignment in progress adds (already in `replicas`). Empty when
+    /// none is in progress; absent from records written before reassignments existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// KIP-455: replicas a reassignment in progress removes once the target is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// What a [`ConfigRecord`] configures.

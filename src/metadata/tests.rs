@@ -50,6 +50,8 @@ fn partition(topic_id: Uuid, partition: i32, owner: usize) -> MetadataRecord {
         leader_epoch: 0,
         partition_epoch: 0,
         owner_shard: ShardId(owner),
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     })
 }
 

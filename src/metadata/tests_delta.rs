@@ -143,6 +143,8 @@ fn deleted_recreated_and_moved_replicas_are_removed_first() {
         leader_epoch: 1,
         partition_epoch: 1,
         owner_shard: p.owner,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     });
     let after = apply(&before, &moved).unwrap();
     assert_eq!(partition_changes(&before, &after, 1), vec![PartitionChange::Removed { tp: tp(0), topic_id }]);

@@ -7,6 +7,7 @@
 
 pub mod frame;
 pub mod handlers;
+pub mod leader_hint;
 
 use std::rc::Rc;
 
@@ -153,6 +154,9 @@ registry! {
     DeleteGroups => delete_groups,
     ConsumerGroupHeartbeat => consumer_group_heartbeat,
     ConsumerGroupDescribe => consumer_group_describe,
+    ElectLeaders => elect_leaders,
+    AlterPartitionReassignments => alter_partition_reassignments,
+    ListPartitionReassignments => list_partition_reassignments,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

@@ -17,12 +17,21 @@ impl Shard {
         self.logs.borrow().get(tp).cloned()
     }
 
-    /// The log of a partition this broker leads: UNKNOWN_TOPIC_OR_PARTITION when this core holds
-    /// no replica of it, NOT_LEADER_OR_FOLLOWER when the metadata names another leader (or none).
+    /// The log of a partition this broker leads: NOT_LEADER_OR_FOLLOWER when the metadata names
+    /// another leader (or none), or knows the partition but this broker holds no replica of it
+    /// (Kafka's rule: a client with stale metadata, say after a reassignment, re-routes on it);
+    /// UNKNOWN_TOPIC_OR_PARTITION for a partition the metadata does not know, or one whose log
+    /// this core has not opened yet.
     /// Produce, consumer fetches and offset queries go to the leader only, as in Kafka.
     pub fn led_log(&self, tp: &TopicPartition) -> Result<Rc<PartitionLog>, ErrorCode> {
-        let log = self.log(tp).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let leader = self.metadata.load().partition(&tp.topic, tp.partition).map(|p| p.leader);
+        let snapshot = self.metadata.load();
+        let meta = snapshot.partition(&tp.topic, tp.partition);
+        let leader = meta.map(|p| p.leader);
+        let Some(log) = self.log(tp) else {
+            // A replica of ours whose log is not open yet is not ready (UNKNOWN, retriable too).
+            let elsewhere = meta.is_some_and(|p| !p.replicas.contains(&self.config.node_id));
+            return Err(if elsewhere { ErrorCode::NOT_LEADER_OR_FOLLOWER } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION });
+        };
         match leader {
             Some(leader) if leader != self.config.node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
             _ => Ok(log),

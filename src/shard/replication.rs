@@ -94,8 +94,10 @@ impl Shard {
                     let topic_id = self.topic_id(&tp.topic);
                     self.become_follower(&tp, topic_id, leader, leader_epoch);
                 }
-                PartitionChange::IsrChanged { tp, isr, partition_epoch, .. } => {
+                PartitionChange::IsrChanged { tp, isr, replicas, partition_epoch } => {
                     if let Some(led) = self.replication.led.borrow_mut().get_mut(&tp) {
+                        // A reassignment adds replicas in the same epoch: track their fetches.
+                        led.tracker.set_replicas(replicas);
                         led.tracker.set_isr(isr);
                         led.partition_epoch = partition_epoch;
                         led.altering = false;

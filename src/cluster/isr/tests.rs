@@ -213,3 +213,20 @@ fn ack_waiters_drop_abandoned_receivers_and_answer_not_leader_when_the_leader_st
     drop(w);
     assert!(later.try_recv().is_err(), "dropped waiters: the receiver sees Canceled");
 }
+
+#[test]
+fn a_replica_added_by_a_reassignment_is_tracked_and_joins_once_caught_up() {
+    let mut t = ReplicaTracker::new(1, vec![1, 2], vec![1, 2], 100, 1_000);
+    t.on_follower_fetch(2, 100, 100, 1_001);
+    assert!(!t.on_follower_fetch(3, 100, 100, 1_001), "3 is no replica yet");
+    t.set_replicas(vec![2, 3, 1]);
+    assert_eq!(t.follower_log_end(3), Some(-1), "known, not fetched yet");
+    assert_eq!(t.expand_candidate(), None, "not caught up");
+    assert!(t.on_follower_fetch(3, 50, 100, 1_002));
+    assert_eq!(t.expand_candidate(), None, "behind the high watermark");
+    t.on_follower_fetch(3, 100, 100, 1_003);
+    assert_eq!(t.expand_candidate(), Some(vec![1, 2, 3]));
+    assert_eq!(t.follower_log_end(2), Some(100), "an existing follower keeps its state");
+    t.set_replicas(vec![1, 3]);
+    assert_eq!(t.follower_log_end(2), None, "a removed replica is forgotten");
+}

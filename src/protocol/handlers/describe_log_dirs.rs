@@ -112,7 +112,7 @@ mod tests {
         let mut s = ClusterSnapshot::empty("test");
         for (name, count) in [("b", 2), ("a", 1)] {
             let partitions = (0..count)
-                .map(|i| PartitionMeta { owner: ShardId(i), leader_epoch: 0, replicas: vec![1], isr: vec![1], leader: 1, partition_epoch: 0 })
+                .map(|i| PartitionMeta { owner: ShardId(i), leader_epoch: 0, replicas: vec![1], isr: vec![1], leader: 1, partition_epoch: 0, adding_replicas: Vec::new(), removing_replicas: Vec::new() })
                 .collect();
             let meta = TopicMeta { name: name.into(), id: Uuid::new_v4(), partitions, configs: BTreeMap::new() };
             s.topics.insert(name.into(), Arc::new(meta));

@@ -162,6 +162,8 @@ mod tests {
                     isr: vec![1],
                     leader: 1,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 })
                 .collect();
             let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs: BTreeMap::new() };

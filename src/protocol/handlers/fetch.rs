@@ -11,12 +11,13 @@
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::str_bytes;
 use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
+use crate::protocol::leader_hint::LeaderHints;
 use crate::protocol::frame::{Chunk, RecordsSplicer};
 use crate::shard::Router;
 use crate::shard::messages::{FetchPart, FetchPartResult, ShardRequest};
@@ -30,6 +31,9 @@ pub const VERSIONS: (i16, i16) = (4, 17);
 pub const FETCH_MAX_BYTES: usize = 55 << 20;
 /// The first version whose byte fields carry compact (varint) lengths.
 pub const FIRST_FLEXIBLE_VERSION: i16 = 12;
+/// The first version whose NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH carry KIP-951's
+/// leader hint.
+const KIP_951_VERSION: i16 = 16;
 
 struct Wanted {
     topic_slot: usize,
@@ -172,12 +176,21 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         }
     }
     let payloads = read_located(router, &mut results).await;
+    let mut hints = LeaderHints::new(&snapshot, ctx.session.listener_name());
     let mut splicer = RecordsSplicer::default();
     let mut per_topic: Vec<Vec<PartitionData>> = vec![Vec::new(); topics.len()];
     for ((w, r), payload) in wanted.iter().zip(results).zip(payloads) {
         let records = if payload.is_empty() { Default::default() } else { splicer.placeholder(payload) };
+        let hint = match (&topics[w.topic_slot].0, ctx.version >= KIP_951_VERSION) {
+            (Some(name), true) => hints.hint(r.error_code, name, w.partition, true),
+            _ => None,
+        };
+        let current_leader = hint.map_or_else(LeaderIdAndEpoch::default, |(leader, epoch)| {
+            LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch)
+        });
         per_topic[w.topic_slot].push(
             PartitionData::default()
+                .with_current_leader(current_leader)
                 .with_partition_index(w.partition)
                 .with_error_code(r.error_code.code())
                 .with_high_watermark(r.high_watermark)
@@ -201,6 +214,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
             t
         })
         .collect();
-    let response = FetchResponse::default().with_error_code(ErrorCode::NONE.code()).with_session_id(0).with_responses(responses);
+    let node_endpoints = hints
+        .endpoints()
+        .into_iter()
+        .map(|e| NodeEndpoint::default().with_node_id(BrokerId(e.node_id)).with_host(str_bytes(e.host)).with_port(e.port).with_rack(e.rack.map(str_bytes)))
+        .collect();
+    let response = FetchResponse::default()
+        .with_error_code(ErrorCode::NONE.code())
+        .with_session_id(0)
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints);
     (response, splicer)
 }

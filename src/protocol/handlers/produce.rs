@@ -3,17 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use super::str_bytes;
 use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
+use crate::protocol::leader_hint::LeaderHints;
 use crate::shard::messages::{ProducePart, ProducePartResult, ShardRequest};
 use crate::types::TopicPartition;
 
 /// Versions served (Kafka 4.0: 3–12; v13 switches to topic ids).
 pub const VERSIONS: (i16, i16) = (3, 12);
+/// The first version whose NOT_LEADER_OR_FOLLOWER carries KIP-951's leader hint.
+const KIP_951_VERSION: i16 = 10;
 
 /// Handles Produce; `None` when acks=0.
 pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
@@ -72,6 +75,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     }
 
     let mut results = results.into_iter();
+    let mut hints = LeaderHints::new(&snapshot, ctx.session.listener_name());
     let mut by_topic: BTreeMap<usize, TopicProduceResponse> = BTreeMap::new();
     for (ti, (name, indexes)) in layout.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(indexes.len());
@@ -86,6 +90,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
             if ctx.version >= 8 && r.error_code.is_err() {
                 pr = pr.with_error_message(r.message.map(str_bytes));
             }
+            if ctx.version >= KIP_951_VERSION
+                && let Some((leader, epoch)) = hints.hint(r.error_code, &name, index, false)
+            {
+                pr = pr.with_current_leader(LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch));
+            }
             partitions.push(pr);
         }
         by_topic.insert(
@@ -95,5 +104,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
                 .with_partition_responses(partitions),
         );
     }
-    Some(ProduceResponse::default().with_responses(by_topic.into_values().collect()))
+    let node_endpoints = hints
+        .endpoints()
+        .into_iter()
+        .map(|e| NodeEndpoint::default().with_node_id(BrokerId(e.node_id)).with_host(str_bytes(e.host)).with_port(e.port).with_rack(e.rack.map(str_bytes)))
+        .collect();
+    Some(ProduceResponse::default().with_responses(by_topic.into_values().collect()).with_node_endpoints(node_endpoints))
 }
