@@ -18,6 +18,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import kafka_wire as kw
@@ -63,7 +64,7 @@ class QueueProducer:
         self.acked: List[tuple] = []  # (partition, offset, value)
         self.definite: set = set()
         self.indeterminate: set = set()
-        self.errors: Counter = Counter()
+        self.errors: Dict[str, int] = {}
         self.fatal: List[str] = []
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"producer-{pid}", daemon=True)
@@ -84,7 +85,8 @@ class QueueProducer:
         if err is None:
             self.acked.append((msg.partition(), msg.offset(), value))
             return
-        self.errors[err.name()] += 1
+        name = err.name()
+        self.errors[name] = self.errors.get(name, 0) + 1
         (self.definite if err.code() in DEFINITE_FAILURES else self.indeterminate).add(value)
 
     def _run(self) -> None:
@@ -94,22 +96,43 @@ class QueueProducer:
                 # A fatal idempotence error kills the client; it is reported, and a new client goes on.
                 fatal_handled = len(self.fatal)
                 log(f"producer {self.pid} fatal error {self.fatal[-1]}; new client")
-                self.p.flush(30)
+                self._flush(30)
                 self.p = self._client()
-            due = start + seq / self.rate
-            if time.monotonic() < due:
-                self.p.poll(min(0.05, due - time.monotonic()))
+            wait = start + seq / self.rate - time.monotonic()
+            if wait > 0:
+                # Computed once: a negative timeout would make poll() block until the next event.
+                self._poll(min(0.05, wait))
                 continue
             value = f"p{self.pid}-{seq}".encode()
             partition = seq % self.partitions
             try:
                 self.p.produce(self.topic, value=value, partition=partition, on_delivery=self._on_delivery)
             except BufferError:
-                self.p.poll(0.05)
+                self._poll(0.05)
+                continue
+            except KafkaException as e:  # the client is in a fatal state; error_cb has it
+                self._note_fatal(e)
                 continue
             self.attempted[value] = partition
             seq += 1
-            self.p.poll(0)
+            self._poll(0)
+
+    def _note_fatal(self, e: KafkaException) -> None:
+        if not self.fatal or self.fatal[-1] != str(e.args[0]):
+            self.fatal.append(str(e.args[0]))
+
+    def _poll(self, timeout: float) -> None:
+        try:
+            self.p.poll(timeout)
+        except KafkaException as e:
+            self._note_fatal(e)
+
+    def _flush(self, timeout: float) -> int:
+        try:
+            return self.p.flush(timeout)
+        except KafkaException as e:
+            self._note_fatal(e)
+            return len(self.p)
 
     def start(self) -> "QueueProducer":
         self.thread.start()
@@ -117,10 +140,12 @@ class QueueProducer:
 
     def finish(self, timeout: float = 60.0) -> None:
         self.stop_flag.set()
+        t0 = time.monotonic()
         self.thread.join(timeout=30)
-        left = self.p.flush(timeout)
-        if left:
-            log(f"producer {self.pid}: {left} messages neither acknowledged nor failed")
+        t1, queued = time.monotonic(), len(self.p)
+        left = self._flush(timeout)
+        log(f"producer {self.pid} stopped join_s={t1 - t0:.1f} queued={queued} flush_s={time.monotonic() - t1:.1f} "
+            f"left={left} thread_alive={self.thread.is_alive()}")
         done = {v for _, _, v in self.acked} | self.definite | self.indeterminate
         self.indeterminate |= set(self.attempted) - done
 
@@ -283,6 +308,23 @@ def drain(bootstrap: str, topic: str, timeout: float = 120.0) -> Dict[int, List[
         c.close()
 
 
+def stop_all(cluster, timeout: float = 30.0) -> List[int]:
+    """SIGTERM every broker at once (one by one, the last has no quorum left for its shutdown),
+    wait, and SIGKILL any still running after `timeout`. Returns the ids of those."""
+    for b in cluster.brokers:
+        if b.running():
+            b.proc.send_signal(signal.SIGTERM)
+    deadline, slow = time.monotonic() + timeout, []
+    for b in cluster.brokers:
+        try:
+            b.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"node {b.node_id} still running {timeout}s after SIGTERM; SIGKILL")
+            slow.append(b.node_id)
+            b.kill()
+    return slow
+
+
 def replica_logs(cluster, topic: str) -> Dict[int, Dict[int, List[tuple]]]:
     """{node: {partition: [(offset, value)]}} from each (stopped) broker's segment files."""
     return {b.node_id: {p: [(o, v) for (o, _, _, v) in kw.partition_log_records(b.data_dir / f"{topic}-{p}")]
@@ -329,10 +371,9 @@ def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: 
     for c in cons:
         c.finish()
     log("consumers stopped")
-    replicas = None
+    replicas, slow_stops = None, []
     if compare_replicas:
-        for b in cluster.brokers:
-            b.stop()
+        slow_stops = stop_all(cluster)
         replicas = replica_logs(cluster, topic)
 
     attempted = {v: part for p in prods for v, part in p.attempted.items()}
@@ -344,9 +385,10 @@ def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: 
     result["context"]["indeterminate"] = sum(len(p.indeterminate) for p in prods)
     result["context"]["indeterminate_present"] = len(
         set().union(*(p.indeterminate for p in prods)) & {v for r in final.values() for _, v in r})
-    result["producer_errors"] = dict(sum((p.errors for p in prods), Counter()))
+    result["producer_errors"] = dict(sum((Counter(p.errors) for p in prods), Counter()))
     result["producer_fatal_errors"] = [e for p in prods for e in p.fatal]
     result["consumer_errors"] = dict(sum((c.errors for c in cons), Counter()))
+    result["sigterm_timeouts"] = slow_stops
     result["consumer_offset_resets"] = sum(len(c.seeks) for c in cons)
     result["nemesis"] = {"counts": {k: nemesis.counts[k] for k in ("kill", "pause", "partition")},
                          "partition_skipped": net is None, "rounds": nemesis.rounds,

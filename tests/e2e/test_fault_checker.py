@@ -47,9 +47,11 @@ def test_a_seek_allows_a_reader_to_go_back():
     assert counts(reads={"r": [(0, 0, A), (0, 1, B), (0, 0, A)]}, seeks={"r": [(2, 0)]})["non_monotonic"] == 0
 
 
-def test_kills_and_pauses_lose_duplicate_and_reorder_nothing(cluster_factory):
+def test_kills_and_pauses_lose_duplicate_and_reorder_nothing(cluster_factory, tmp_path):
     cluster = cluster_factory(size=3)
     result = fault_checker.run_checker(cluster, duration=40, producers=3, consumers=2, rate=100, seed=17)
+    # Kept with the brokers' logs (pytest keeps a failed test's tmp_path) as the run's evidence.
+    (tmp_path / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     print(json.dumps(result, indent=2, sort_keys=True))
     nemesis = result["nemesis"]
     assert nemesis["counts"]["kill"] >= 1 and nemesis["counts"]["pause"] >= 1, nemesis
