@@ -160,6 +160,7 @@ class QueueConsumer:
         self.position: Dict[int, int] = {}  # partition -> last offset read
         self.seeks: List[tuple] = []  # (index into reads, partition)
         self.errors: Counter = Counter()
+        self.crashed: Optional[str] = None
         self.stop_flag = threading.Event()
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": UNUSED_GROUP, "enable.auto.commit": False,
                            "enable.auto.offset.store": False, "auto.offset.reset": "error",
@@ -182,7 +183,13 @@ class QueueConsumer:
                         # The broker said our position is out of range; start that partition over.
                         log(f"{self.name}: offset reset on partition {m.partition()}: {err}")
                         self.seeks.append((len(self.reads), m.partition()))
-                        self.c.seek(TopicPartition(self.topic, m.partition(), OFFSET_BEGINNING))
+                        # seek() fails on a partition in this error state; assigning it anew works.
+                        tp = TopicPartition(self.topic, m.partition(), OFFSET_BEGINNING)
+                        self.c.incremental_unassign([tp])
+                        self.c.incremental_assign([tp])
+        except Exception as e:  # noqa: BLE001 - a dead reader is reported, not silently short
+            self.crashed = repr(e)
+            log(f"{self.name} stopped reading: {e!r}")
         finally:
             self.c.close()
 
@@ -366,8 +373,10 @@ def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: 
 
     try:
         wait_until(caught_up, 30, interval=0.5, what="consumers caught up with the drain")
+        consumers_caught_up = True
     except AssertionError as e:
         log(str(e))
+        consumers_caught_up = False
     for c in cons:
         c.finish()
     log("consumers stopped")
@@ -389,6 +398,8 @@ def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: 
     result["producer_fatal_errors"] = [e for p in prods for e in p.fatal]
     result["consumer_errors"] = dict(sum((c.errors for c in cons), Counter()))
     result["sigterm_timeouts"] = slow_stops
+    result["consumers_caught_up"] = consumers_caught_up
+    result["consumer_crashes"] = [f"{c.name}: {c.crashed}" for c in cons if c.crashed]
     result["consumer_offset_resets"] = sum(len(c.seeks) for c in cons)
     result["nemesis"] = {"counts": {k: nemesis.counts[k] for k in ("kill", "pause", "partition")},
                          "partition_skipped": net is None, "rounds": nemesis.rounds,
