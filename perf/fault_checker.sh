@@ -7,8 +7,9 @@
 #
 #   perf/fault_checker.sh [MINUTES] [extra fault_checker args, e.g. --seed 7 --rate 200]
 #
-# Writes perf/out/fault-checker-<UTC time>/summary.json and keeps the brokers' logs and data
-# beside it (cluster/nodeN/broker.log). Exits 1 when any anomaly count is not 0.
+# Writes perf/out/fault-checker-<UTC time>/summary.json and history.json (the raw acks, reads
+# and drain), and keeps the brokers' logs and data beside them (cluster/nodeN/broker.log).
+# Exits 1 when any anomaly count is not 0.
 # Needs `cargo build --release` (RINGLOG_BIN overrides the binary) and the e2e venv
 # (PYTHON overrides; default .venv/bin/python, else python3).
 set -euo pipefail

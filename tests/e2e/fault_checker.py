@@ -341,9 +341,12 @@ def replica_logs(cluster, topic: str) -> Dict[int, Dict[int, List[tuple]]]:
 
 def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: int = 2, rate: float = 150.0,
                 net: Optional[NetworkFaults] = None, seed: Optional[int] = None, topic: str = TOPIC,
-                fault_s=(2.0, 4.0), quiet_s=(2.0, 4.0), compare_replicas: bool = True) -> dict:
+                fault_s=(2.0, 4.0), quiet_s=(2.0, 4.0), compare_replicas: bool = True,
+                history_path: Optional[Path] = None) -> dict:
     """The whole run on a started cluster: workload + nemesis for `duration` seconds, heal, drain,
-    check. Stops the brokers at the end when `compare_replicas` (their segment files are read)."""
+    check. Stops the brokers at the end when `compare_replicas` (their segment files are read).
+    With `history_path`, the raw history (acks, reads, seeks, drain) is written there as JSON, so
+    an anomaly can be re-checked and traced offset by offset."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     log(f"start seed={seed} duration_s={duration} producers={producers} consumers={consumers} rate={rate}")
@@ -386,6 +389,12 @@ def run_checker(cluster, duration: float = 45.0, producers: int = 3, consumers: 
         replicas = replica_logs(cluster, topic)
 
     attempted = {v: part for p in prods for v, part in p.attempted.items()}
+    if history_path is not None:
+        text = {"acked": [(p, o, v.decode()) for pr in prods for p, o, v in pr.acked],
+                "reads": {c.name: [(p, o, v.decode()) for p, o, v in c.reads] for c in cons},
+                "seeks": {c.name: c.seeks for c in cons},
+                "final": {p: [(o, v.decode()) for o, v in r] for p, r in final.items()}}
+        Path(history_path).write_text(json.dumps(text))
     result = queue_checker.check(
         attempted=attempted, acked=[a for p in prods for a in p.acked],
         definite_failures=set().union(*(p.definite for p in prods)),
@@ -429,8 +438,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     log(f"cluster workdir={workdir} binary={os.environ.get('RINGLOG_BIN')}")
     try:
         cluster.start()
+        history = Path(args.out).with_name("history.json") if args.out else None
         result = run_checker(cluster, duration=args.duration, producers=args.producers, consumers=args.consumers,
-                             rate=args.rate, seed=args.seed)
+                             rate=args.rate, seed=args.seed, history_path=history)
     finally:
         cluster.cleanup()
     result["workdir"] = str(workdir)

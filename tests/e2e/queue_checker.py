@@ -89,12 +89,14 @@ def check(attempted: Dict[bytes, int], acked: Iterable[Tuple[int, int, bytes]], 
 
     read_values: Set[bytes] = set()
     for reader, seen in reads.items():
-        seek_points = {(i, p) for i, p in seeks.get(reader, [])}
+        # A seek recorded at index i applies to the reader's next read of that partition, which
+        # need not be read i (other partitions' records may come first).
+        pending_seeks = sorted(seeks.get(reader, []))
         last: Dict[int, int] = {}
         for i, (p, o, v) in enumerate(seen):
             read_values.add(v)
-            if (i, p) in seek_points:
-                last.pop(p, None)
+            while pending_seeks and pending_seeks[0][0] <= i:
+                last.pop(pending_seeks.pop(0)[1], None)
             if p in last and o <= last[p]:
                 counts["non_monotonic"] += 1
                 _example(examples["non_monotonic"], {"reader": reader, "partition": p, "previous": last[p], "offset": o})
