@@ -317,10 +317,16 @@ impl ReplicaFetcher {
         }
         .fuse();
         futures::pin_mut!(work);
-        futures::select! {
+        let answer = futures::select! {
             answer = work => answer.map_err(StepError::Client),
             _ = stopped => Err(StepError::Stopped),
+        };
+        // select! picks either branch when both are ready: an answer that arrives with the stop
+        // must not be applied, since the log may already be this broker's as the new leader.
+        if self.stop.is_stopped() {
+            return Err(StepError::Stopped);
         }
+        answer
     }
 
     /// KIP-101/279 truncation against the leader.
