@@ -317,7 +317,8 @@ async fn shard_main(
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
     if let Some(applied) = applied_changes {
-        glommio::spawn_local(publish_metadata(Rc::clone(&router), applied)).detach();
+        let incarnation = cluster.as_ref().map(|c| c.registration.incarnation_id).unwrap_or_default();
+        glommio::spawn_local(publish_metadata(Rc::clone(&router), applied, incarnation)).detach();
     }
 
     // Every shard binds every listener (SO_REUSEPORT): the kernel spreads each one's clients.

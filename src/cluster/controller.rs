@@ -51,6 +51,8 @@ pub type ControllerRaftHandle = openraft::Raft<ControllerRaft, MetadataStateMach
 const CONTROLLER_WAIT: Duration = Duration::from_secs(30);
 /// Retry pace while no leader is known or the leader does not answer.
 const RETRY: Duration = Duration::from_millis(100);
+/// A gap this long between two session checks means this node itself did not run.
+const STALL: Duration = Duration::from_millis(1000);
 /// The longest one RPC to the active controller may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -330,15 +332,25 @@ impl Controller {
     /// expired, and create `__consumer_offsets` once enough brokers are up to hold it.
     async fn run_sessions(self: Rc<Self>) {
         let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
+        let mut last_tick = Instant::now();
         loop {
             glommio::timer::sleep(RETRY).await;
             let leader = self.raft.current_leader().await.map_or(-1, |id| id as i32);
             ACTIVE_CONTROLLER.store(leader, std::sync::atomic::Ordering::Relaxed);
-            if !self.is_leader() {
+            let now = Instant::now();
+            // This loop did not run for a while (the process was paused, SIGSTOP, or starved):
+            // the heartbeats it missed say nothing about the brokers, so every broker gets a
+            // fresh session rather than being fenced for this node's own silence.
+            let gap = now.duration_since(last_tick);
+            last_tick = now;
+            let stalled = gap > STALL;
+            if stalled {
+                tracing::warn!(node_id = self.me, stalled_ms = gap.as_millis() as u64, "controller did not run for a while; broker sessions restart");
+            }
+            if !self.is_leader() || stalled {
                 self.leading_since.set(None);
                 continue;
             }
-            let now = Instant::now();
             // A new active controller has heard from nobody yet: every broker gets one session.
             let since = *self.leading_since.get().get_or_insert(now);
             self.leading_since.set(Some(since));

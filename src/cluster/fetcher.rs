@@ -261,7 +261,16 @@ impl ReplicaFetcher {
                     LEADER_ERROR_BACKOFF
                 }
                 Err(StepError::BadFetch(e)) => {
-                    tracing::warn!(topic = %self.target.topic, partition = self.target.partition, error = %e, "fetched records rejected");
+                    // The leader's batches do not continue this log: its tail diverges in a way
+                    // the epoch cache did not show. Fall back to what is surely committed, the
+                    // high watermark (Kafka's rule before KIP-101), and truncate again from there.
+                    let hw = self.log.high_watermark().min(self.log.log_end());
+                    tracing::warn!(topic = %self.target.topic, partition = self.target.partition, error = %e,
+                        log_end = self.log.log_end(), high_watermark = hw, "fetched records do not continue the log; truncating to the high watermark");
+                    if let Err(e) = self.log.truncate_to(hw).await {
+                        break FetcherExit::Storage(e);
+                    }
+                    truncated = false;
                     LEADER_ERROR_BACKOFF
                 }
                 Err(StepError::Client(e)) => {

@@ -79,14 +79,35 @@ impl Router {
 /// A metadata change as the controller applied it: the snapshot before and after.
 pub type AppliedChange = (Arc<ClusterSnapshot>, Arc<ClusterSnapshot>);
 
-/// Shard 0 of a cluster node: for each applied metadata change, in order, tells the owner
-/// shards what it means for this broker's replicas (open, lead, follow, remove, reconfigure).
-pub async fn publish_metadata(router: Rc<Router>, mut applied: UnboundedReceiver<AppliedChange>) {
+/// Shard 0 of a cluster node: tells the owner shards what applied metadata changes mean for
+/// this broker's replicas (open, lead, follow, remove, reconfigure), in order.
+///
+/// Changes applied meanwhile are taken together: the shards act on the newest state, diffed
+/// against the last one they acted on. And nothing is acted on until the metadata shows this
+/// process's own registration (`incarnation`) unfenced: a restarting broker replays the log
+/// from its snapshot, and the states on the way name it leader at epochs long gone. Acting on
+/// them would serve and accept writes as a stale leader. A KRaft broker likewise waits for its
+/// initial catch-up before its replica manager starts. Once caught up, every change counts,
+/// fenced or not (a fenced broker must step down from what it led).
+pub async fn publish_metadata(router: Rc<Router>, mut applied: UnboundedReceiver<AppliedChange>, incarnation: uuid::Uuid) {
     let node_id = router.shard.config.node_id;
-    while let Some((old, new)) = applied.next().await {
+    let mut published: Arc<ClusterSnapshot> = Arc::new(ClusterSnapshot::default());
+    let mut caught_up = false;
+    while let Some((_, mut new)) = applied.next().await {
+        while let Ok((_, newer)) = applied.try_recv() {
+            new = newer;
+        }
+        if !caught_up {
+            let registered = new.brokers.get(&node_id).is_some_and(|r| r.incarnation_id == incarnation);
+            if !(registered && new.is_unfenced(node_id)) {
+                continue;
+            }
+            caught_up = true;
+            tracing::info!(broker_id = node_id, topics = new.topics.len(), "metadata caught up; acting on it");
+        }
         let mut by_owner: BTreeMap<ShardId, Vec<PartitionChange>> = BTreeMap::new();
-        for change in partition_changes(&old, &new, node_id) {
-            for owner in owners_of(&change, &old, &new) {
+        for change in partition_changes(&published, &new, node_id) {
+            for owner in owners_of(&change, &published, &new) {
                 by_owner.entry(owner).or_default().push(change.clone());
             }
         }
@@ -95,6 +116,7 @@ pub async fn publish_metadata(router: Rc<Router>, mut applied: UnboundedReceiver
                 tracing::error!(shard = %owner, error = %code, "a shard did not apply a metadata change");
             }
         }
+        published = new;
     }
 }
 
