@@ -34,6 +34,11 @@ impl Shard {
         };
         match leader {
             Some(leader) if leader != self.config.node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            // A replicated partition is led only once this core has taken the leadership (its
+            // epoch set, its ISR tracked): before that an acks=all would wait for nobody.
+            _ if meta.is_some_and(|p| p.replicas.len() > 1) && !self.leads_replicated(tp) => {
+                Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+            }
             _ => Ok(log),
         }
     }
@@ -45,7 +50,14 @@ impl Shard {
 
     /// Opens the logs of every partition in the snapshot that this core owns, then rebuilds
     /// the state of the groups it coordinates (start-up).
+    ///
+    /// On a cluster node nothing is opened here: the metadata this shard sees at start-up may
+    /// be a replay in progress, naming this broker leader at an epoch long gone. Its replicas
+    /// open once the metadata has caught up (`control::publish_metadata`).
     pub async fn open_owned(&self) -> Result<(), StorageError> {
+        if self.config.cluster.is_multi_node(self.config.node_id) {
+            return Ok(());
+        }
         let topics: Vec<Arc<TopicMeta>> = self.metadata.load().topics.values().cloned().collect();
         for topic in topics {
             self.open_topic(&topic).await?;

@@ -95,6 +95,9 @@ impl Shard {
                     self.become_follower(&tp, topic_id, leader, leader_epoch);
                 }
                 PartitionChange::IsrChanged { tp, isr, replicas, partition_epoch } => {
+                    if let Some(log) = self.log(&tp) {
+                        log.set_replicated(replicas.len() > 1);
+                    }
                     if let Some(led) = self.replication.led.borrow_mut().get_mut(&tp) {
                         // A reassignment adds replicas in the same epoch: track their fetches.
                         led.tracker.set_replicas(replicas);
@@ -122,6 +125,11 @@ impl Shard {
         }
     }
 
+    /// Whether this core has taken the leadership of replicated partition `tp`.
+    pub(super) fn leads_replicated(&self, tp: &TopicPartition) -> bool {
+        self.replication.led.borrow().contains_key(tp)
+    }
+
     fn topic_id(&self, topic: &str) -> Uuid {
         self.metadata.load().topics.get(topic).map_or(Uuid::nil(), |t| t.id)
     }
@@ -138,12 +146,11 @@ impl Shard {
         let replicated = replicas.len() > 1;
         log.set_replicated(replicated);
         tracing::info!(partition = %tp, leader_epoch, isr = ?isr, "leading partition");
-        if replicated {
-            let tracker = ReplicaTracker::new(self.config.node_id, replicas, isr, log.offsets().log_end, now_ms());
-            let led = Led { topic_id, leader_epoch, partition_epoch, tracker, waiters: AckWaiters::new(), altering: false };
-            self.replication.led.borrow_mut().insert(tp.clone(), led);
-            self.publish_high_watermark(tp);
-        }
+        // Tracked even with one replica: a reassignment may add followers in this epoch.
+        let tracker = ReplicaTracker::new(self.config.node_id, replicas, isr, log.offsets().log_end, now_ms());
+        let led = Led { topic_id, leader_epoch, partition_epoch, tracker, waiters: AckWaiters::new(), altering: false };
+        self.replication.led.borrow_mut().insert(tp.clone(), led);
+        self.publish_high_watermark(tp);
     }
 
     /// This broker follows `leader` for `tp`: a fetcher on this core pulls from it (none while
@@ -249,12 +256,19 @@ impl Shard {
     pub fn replication_tick(&self, router: &Rc<Router>) {
         let lag = self.config.cluster.replica_lag_time_max_ms as i64;
         let now = now_ms();
+        let snapshot = self.metadata.load();
         let proposals: Vec<(TopicPartition, MetadataMutation)> = {
             let mut led = self.replication.led.borrow_mut();
             led.iter_mut()
                 .filter(|(_, l)| !l.altering)
                 .filter_map(|(tp, l)| {
-                    let new_isr = l.tracker.shrink_candidates(now, lag).or_else(|| l.tracker.expand_candidate())?;
+                    let expand = || {
+                        // A fenced broker may not join (the controller would refuse it anyway).
+                        let mut isr = l.tracker.expand_candidate()?;
+                        isr.retain(|id| l.tracker.isr().contains(id) || snapshot.is_unfenced(*id));
+                        (isr.len() > l.tracker.isr().len()).then_some(isr)
+                    };
+                    let new_isr = l.tracker.shrink_candidates(now, lag).or_else(expand)?;
                     l.tracker.set_pending_isr(new_isr.clone());
                     l.altering = true;
                     let m = MetadataMutation::AlterPartition {
