@@ -105,15 +105,21 @@ pub async fn publish_metadata(router: Rc<Router>, mut applied: UnboundedReceiver
             caught_up = true;
             tracing::info!(broker_id = node_id, topics = new.topics.len(), "metadata caught up; acting on it");
         }
-        let mut by_owner: BTreeMap<ShardId, Vec<PartitionChange>> = BTreeMap::new();
-        for change in partition_changes(&published, &new, node_id) {
-            for owner in owners_of(&change, &published, &new) {
-                by_owner.entry(owner).or_default().push(change.clone());
+        // Removals everywhere first: a topic deleted and created again under its name may move
+        // to another shard, which must not open the old directory before it is gone.
+        let (removals, rest): (Vec<_>, Vec<_>) =
+            partition_changes(&published, &new, node_id).into_iter().partition(|c| matches!(c, PartitionChange::Removed { .. }));
+        for changes in [removals, rest] {
+            let mut by_owner: BTreeMap<ShardId, Vec<PartitionChange>> = BTreeMap::new();
+            for change in changes {
+                for owner in owners_of(&change, &published, &new) {
+                    by_owner.entry(owner).or_default().push(change.clone());
+                }
             }
-        }
-        for (owner, changes) in by_owner {
-            if let ShardResponse::Failed(code) = router.call(owner, ShardRequest::PartitionChanges(changes)).await {
-                tracing::error!(shard = %owner, error = %code, "a shard did not apply a metadata change");
+            for (owner, changes) in by_owner {
+                if let ShardResponse::Failed(code) = router.call(owner, ShardRequest::PartitionChanges(changes)).await {
+                    tracing::error!(shard = %owner, error = %code, "a shard did not apply a metadata change");
+                }
             }
         }
         published = new;

@@ -19,15 +19,16 @@ impl Shard {
                 if let Err(e) = log.check_leader_epoch(part.current_leader_epoch) {
                     return FetchPartResult::failed(ErrorCode::from(&e));
                 }
-                if let Some(replica) = part.replica {
-                    // The follower has everything below its fetch offset on disk.
-                    self.on_replica_fetch(&part.tp, replica, part.offset, &log);
-                }
                 let wake = listen.then(|| log.data_event().listen());
                 let located = match part.replica {
                     Some(_) => log.locate_for_replica(part.offset, part.max_bytes),
                     None => log.locate(part.offset, part.max_bytes),
                 };
+                if let (Some(replica), Ok(_)) = (part.replica, &located) {
+                    // A valid fetch (within this log): the follower has everything below its
+                    // fetch offset on disk. A refused one says nothing about its log.
+                    self.on_replica_fetch(&part.tp, replica, part.offset, &log);
+                }
                 match located {
                     Ok(r) => FetchPartResult {
                         error_code: ErrorCode::NONE,

@@ -79,17 +79,19 @@ impl Shard {
         Ok(())
     }
 
-    /// Opens the log of one partition of the current metadata, if it is not open yet.
+    /// Opens the log of one cluster replica of the current metadata, if it is not open yet.
     pub(super) async fn open_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         let found = {
             let snapshot = self.metadata.load();
             snapshot.topics.get(&tp.topic).and_then(|t| {
-                let p = t.partitions.get(usize::try_from(tp.partition).ok()?)?;
-                Some((p.leader_epoch, TopicConfig::resolve(&self.config.topic_defaults, &t.configs)))
+                t.partitions.get(usize::try_from(tp.partition).ok()?)?;
+                Some(TopicConfig::resolve(&self.config.topic_defaults, &t.configs))
             })
         };
+        // A cluster replica opens with its role unknown (epoch -1): become_leader or the
+        // fetcher sets what the log needs (see storage's EpochCache::open).
         match found {
-            Some((epoch, config)) => self.open_log(tp.clone(), epoch, config).await,
+            Some(config) => self.open_log(tp.clone(), -1, config).await,
             None => Ok(()),
         }
     }

@@ -26,7 +26,7 @@ use crate::cluster::client::BrokerPool;
 use crate::cluster::fetcher::{FetchTarget, FollowerLog, StopSignal, run_fetcher};
 use crate::cluster::isr::{AckError, AckReceiver, AckWaiters, ReplicaTracker};
 use crate::codes::ErrorCode;
-use crate::metadata::{MetadataMutation, PartitionChange};
+use crate::metadata::{MetadataError, MetadataMutation, PartitionChange};
 use crate::storage::PartitionLog;
 use crate::types::{TopicPartition, now_ms};
 
@@ -37,15 +37,20 @@ struct Led {
     partition_epoch: i32,
     tracker: ReplicaTracker,
     waiters: AckWaiters,
-    /// An AlterPartition of this partition is in flight.
-    altering: bool,
+    /// The AlterPartition in flight, by the partition epoch it was sent at: an answer to any
+    /// other (an older proposal, overtaken by a change the controller made) is ignored, as
+    /// Kafka's `handleAlterPartitionUpdate` ignores a response to a state it no longer proposes.
+    in_flight: Option<i32>,
 }
+
+/// A running fetcher: how to stop it, and its task, to wait for its end.
+type Fetching = (Rc<StopSignal>, glommio::task::JoinHandle<()>);
 
 /// This core's replication state: the partitions it leads with followers, and the fetchers of
 /// those it follows. `!Send`.
 pub struct Replication {
     led: RefCell<HashMap<TopicPartition, Led>>,
-    following: RefCell<HashMap<TopicPartition, Rc<StopSignal>>>,
+    following: RefCell<HashMap<TopicPartition, Fetching>>,
     /// Connections to leaders, shared by this core's fetchers.
     pool: Rc<BrokerPool>,
 }
@@ -56,9 +61,14 @@ impl Replication {
         Replication { led: RefCell::new(HashMap::new()), following: RefCell::new(HashMap::new()), pool: BrokerPool::new(node_id) }
     }
 
-    fn stop_following(&self, tp: &TopicPartition) {
-        if let Some(stop) = self.following.borrow_mut().remove(tp) {
+    /// Stops `tp`'s fetcher and waits until it has returned: a truncation it was in the middle
+    /// of must not land after this core takes the partition over (Kafka's
+    /// `removeFetcherForPartitions` waits the same way).
+    async fn stop_following(&self, tp: &TopicPartition) {
+        let fetcher = self.following.borrow_mut().remove(tp);
+        if let Some((stop, task)) = fetcher {
             stop.stop();
+            task.await;
         }
     }
 
@@ -81,18 +91,18 @@ impl Shard {
                         continue;
                     }
                     if leader == self.config.node_id {
-                        self.become_leader(&tp, topic_id, leader_epoch, partition_epoch, isr, replicas);
+                        self.become_leader(&tp, topic_id, leader_epoch, partition_epoch, isr, replicas).await;
                     } else {
-                        self.become_follower(&tp, topic_id, leader, leader_epoch);
+                        self.become_follower(&tp, topic_id, leader, leader_epoch).await;
                     }
                 }
                 PartitionChange::BecameLeader { tp, leader_epoch, partition_epoch, isr, replicas } => {
                     let topic_id = self.topic_id(&tp.topic);
-                    self.become_leader(&tp, topic_id, leader_epoch, partition_epoch, isr, replicas);
+                    self.become_leader(&tp, topic_id, leader_epoch, partition_epoch, isr, replicas).await;
                 }
                 PartitionChange::BecameFollower { tp, leader, leader_epoch } => {
                     let topic_id = self.topic_id(&tp.topic);
-                    self.become_follower(&tp, topic_id, leader, leader_epoch);
+                    self.become_follower(&tp, topic_id, leader, leader_epoch).await;
                 }
                 PartitionChange::IsrChanged { tp, isr, replicas, partition_epoch } => {
                     if let Some(log) = self.log(&tp) {
@@ -103,12 +113,12 @@ impl Shard {
                         led.tracker.set_replicas(replicas);
                         led.tracker.set_isr(isr);
                         led.partition_epoch = partition_epoch;
-                        led.altering = false;
+                        led.in_flight = None;
                     }
                     self.publish_high_watermark(&tp);
                 }
                 PartitionChange::Removed { tp, .. } => {
-                    self.replication.stop_following(&tp);
+                    self.replication.stop_following(&tp).await;
                     self.replication.stop_leading(&tp);
                     self.remove_partition(&tp);
                 }
@@ -136,8 +146,8 @@ impl Shard {
 
     /// This broker leads `tp` from `leader_epoch` on: batches are stamped with the epoch, and
     /// with followers, the high watermark waits for the ISR.
-    fn become_leader(&self, tp: &TopicPartition, topic_id: Uuid, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32>, replicas: Vec<i32>) {
-        self.replication.stop_following(tp);
+    async fn become_leader(&self, tp: &TopicPartition, topic_id: Uuid, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32>, replicas: Vec<i32>) {
+        self.replication.stop_following(tp).await;
         self.replication.stop_leading(tp);
         let Some(log) = self.log(tp) else { return };
         if let Err(e) = log.set_leader_epoch(leader_epoch) {
@@ -148,15 +158,15 @@ impl Shard {
         tracing::info!(partition = %tp, leader_epoch, isr = ?isr, "leading partition");
         // Tracked even with one replica: a reassignment may add followers in this epoch.
         let tracker = ReplicaTracker::new(self.config.node_id, replicas, isr, log.offsets().log_end, now_ms());
-        let led = Led { topic_id, leader_epoch, partition_epoch, tracker, waiters: AckWaiters::new(), altering: false };
+        let led = Led { topic_id, leader_epoch, partition_epoch, tracker, waiters: AckWaiters::new(), in_flight: None };
         self.replication.led.borrow_mut().insert(tp.clone(), led);
         self.publish_high_watermark(tp);
     }
 
     /// This broker follows `leader` for `tp`: a fetcher on this core pulls from it (none while
     /// the partition has no leader).
-    fn become_follower(&self, tp: &TopicPartition, topic_id: Uuid, leader: i32, leader_epoch: i32) {
-        self.replication.stop_following(tp);
+    async fn become_follower(&self, tp: &TopicPartition, topic_id: Uuid, leader: i32, leader_epoch: i32) {
+        self.replication.stop_following(tp).await;
         self.replication.stop_leading(tp);
         let Some(log) = self.log(tp) else { return };
         log.set_replicated(true);
@@ -179,15 +189,16 @@ impl Shard {
         };
         tracing::info!(partition = %tp, leader, leader_epoch, "following partition");
         let stop = StopSignal::new();
-        self.replication.following.borrow_mut().insert(tp.clone(), Rc::clone(&stop));
         let pool = Rc::clone(&self.replication.pool);
         let follower: Rc<dyn FollowerLog> = log;
         let partition = tp.clone();
-        glommio::spawn_local(async move {
-            let exit = run_fetcher(target, follower, pool, stop).await;
+        let signal = Rc::clone(&stop);
+        let task = glommio::spawn_local(async move {
+            let exit = run_fetcher(target, follower, pool, signal).await;
             tracing::info!(partition = %partition, exit = ?exit, "fetcher stopped");
         })
         .detach();
+        self.replication.following.borrow_mut().insert(tp.clone(), (stop, task));
     }
 
     /// `host:port` of `broker`'s inter-broker listener (`inter.broker.listener.name`, else the
@@ -260,7 +271,7 @@ impl Shard {
         let proposals: Vec<(TopicPartition, MetadataMutation)> = {
             let mut led = self.replication.led.borrow_mut();
             led.iter_mut()
-                .filter(|(_, l)| !l.altering)
+                .filter(|(_, l)| l.in_flight.is_none())
                 .filter_map(|(tp, l)| {
                     let expand = || {
                         // A fenced broker may not join (the controller would refuse it anyway).
@@ -270,7 +281,7 @@ impl Shard {
                     };
                     let new_isr = l.tracker.shrink_candidates(now, lag).or_else(expand)?;
                     l.tracker.set_pending_isr(new_isr.clone());
-                    l.altering = true;
+                    l.in_flight = Some(l.partition_epoch);
                     let m = MetadataMutation::AlterPartition {
                         topic_id: l.topic_id,
                         partition: tp.partition,
@@ -291,33 +302,43 @@ impl Shard {
         }
     }
 
-    /// Sends one ISR change to the active controller and applies its answer.
+    /// Sends one ISR change to the active controller and applies its answer. An answer that
+    /// does not say whether the change was made (no controller reached) is retried: the pending
+    /// ISR must stay until the outcome is known, or the high watermark could pass a joiner.
     async fn alter_partition(&self, tp: TopicPartition, m: MetadataMutation, router: &Router) {
+        let (sent_at, new_isr) = match &m {
+            MetadataMutation::AlterPartition { partition_epoch, new_isr, .. } => (*partition_epoch, new_isr.clone()),
+            _ => return,
+        };
+        let current = || self.replication.led.borrow().get(&tp).is_some_and(|l| l.in_flight == Some(sent_at));
+        tracing::info!(partition = %tp, new_isr = ?new_isr, "proposing an ISR change");
+        let result = loop {
+            let result = router.mutate(m.clone()).await;
+            match &result {
+                Err(MetadataError::ControllerUnavailable) if current() => glommio::timer::sleep(Duration::from_millis(500)).await,
+                _ => break result,
+            }
+        };
+        if !current() {
+            return;
+        }
+        let committed = result.as_ref().ok().and_then(|o| o.topic.as_ref()).and_then(|t| t.partitions.get(tp.partition as usize).cloned());
         {
-            let new_isr = match &m {
-                MetadataMutation::AlterPartition { new_isr, .. } => new_isr.clone(),
-                _ => Vec::new(),
-            };
-            tracing::info!(partition = %tp, new_isr = ?new_isr, "proposing an ISR change");
-            let result = router.mutate(m).await;
-            let committed = result.as_ref().ok().and_then(|o| o.topic.as_ref()).and_then(|t| t.partitions.get(tp.partition as usize).cloned());
-            {
-                let mut led = self.replication.led.borrow_mut();
-                let Some(led) = led.get_mut(&tp) else { return };
-                led.altering = false;
-                match (&result, committed) {
-                    (Ok(_), Some(p)) => {
-                        led.tracker.set_isr(p.isr);
-                        led.partition_epoch = p.partition_epoch;
-                    }
-                    (Err(e), _) => {
-                        tracing::warn!(partition = %tp, error = %e, "ISR change refused");
-                        led.tracker.clear_pending_isr();
-                    }
-                    (Ok(_), None) => led.tracker.clear_pending_isr(),
+            let mut led = self.replication.led.borrow_mut();
+            let Some(led) = led.get_mut(&tp) else { return };
+            led.in_flight = None;
+            match (&result, committed) {
+                (Ok(_), Some(p)) if p.partition_epoch > led.partition_epoch => {
+                    led.tracker.set_isr(p.isr);
+                    led.partition_epoch = p.partition_epoch;
+                }
+                (Ok(_), _) => led.tracker.clear_pending_isr(),
+                (Err(e), _) => {
+                    tracing::warn!(partition = %tp, error = %e, "ISR change refused");
+                    led.tracker.clear_pending_isr();
                 }
             }
-            self.publish_high_watermark(&tp);
         }
+        self.publish_high_watermark(&tp);
     }
 }

@@ -21,18 +21,25 @@ impl EpochCache {
     /// end (cut off by recovery) are dropped, and `epoch` starts at the log end when it is newer
     /// than the checkpoint's last. Without a checkpoint, `epoch` covers the whole log. The file
     /// is rewritten when it changed.
+    ///
+    /// A negative `epoch` (a cluster replica whose role is not known yet) assigns nothing: a
+    /// follower learns its epochs from the leader's batches, and only a leader starts one
+    /// (`set_leader_epoch`). An entry made up here would make KIP-101 truncation keep a
+    /// divergent tail.
     pub(super) fn open(dir: &Path, epoch: i32, log_end: i64) -> Result<Self, StorageError> {
         let read = read_checkpoint(&dir.join(CHECKPOINT));
-        let mut changed = read.is_none();
+        let mut changed = read.is_none() && epoch >= 0;
         let mut entries = read.unwrap_or_default();
         let before = entries.len();
         entries.retain(|&(_, start)| start <= log_end);
         changed |= entries.len() != before;
-        if entries.is_empty() {
+        if entries.is_empty() && epoch >= 0 {
             entries.push((epoch, 0));
         }
         let mut cache = EpochCache { entries };
-        changed |= cache.assign(epoch, log_end);
+        if epoch >= 0 {
+            changed |= cache.assign(epoch, log_end);
+        }
         if changed {
             cache.write(dir)?;
         }

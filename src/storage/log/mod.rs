@@ -291,8 +291,11 @@ impl PartitionLog {
                 tail,
                 log_end,
                 visible_end: log_end,
-                high_watermark: log_end,
-                hw_follows_visible_end: true,
+                // A replica of a cluster (epoch unknown at open) starts its high watermark at
+                // the log start: what its tail holds may not be committed; the leader's answers
+                // (or the ISR, once it leads) move it up.
+                high_watermark: if leader_epoch < 0 { log_start_offset } else { log_end },
+                hw_follows_visible_end: leader_epoch >= 0,
                 epochs,
                 written_end: log_end,
                 unjournaled_end: 0,
