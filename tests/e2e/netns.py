@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from confluent_kafka.admin import AdminClient
 
-from cluster import FAST_FAILOVER
+from cluster import FAST_FAILOVER, Cluster
 from conftest import READY_TIMEOUT_S, Broker, wait_until
 
 KAFKA_PORT = 9092
@@ -170,7 +170,7 @@ class NetnsBroker(Broker):
             pass
 
 
-class NetnsCluster:
+class NetnsCluster(Cluster):
     """`size` combined nodes (ids 1..size), each in its own network namespace, joined by a bridge
     in a hub namespace that the root namespace reaches too. Same interface as cluster.Cluster
     (brokers, broker(), bootstrap, start, admin, live_brokers, wait_for_brokers, partition_state,
@@ -324,19 +324,6 @@ class NetnsCluster:
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000})
-
-    def live_brokers(self) -> List[int]:
-        """Broker ids the cluster's metadata lists (fenced brokers are left out, as in Kafka)."""
-        md = self.admin().list_topics(timeout=10)
-        return sorted(md.brokers.keys())
-
-    def wait_for_brokers(self, count: int, timeout: float = 30.0):
-        def enough():
-            try:
-                return len(self.live_brokers()) >= count
-            except Exception:
-                return False
-        wait_until(enough, timeout, interval=0.2, what=f"{count} live brokers in the metadata")
 
     def partition_state(self, topic: str, node_id: Optional[int] = None) -> Dict[int, dict]:
         """{partition: {leader, replicas, isrs}} as Metadata reports it: from any node not cut off,
