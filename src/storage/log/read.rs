@@ -26,11 +26,14 @@ impl PartitionLog {
     fn locate_below(&self, offset: i64, max_bytes: usize, end: fn(&super::LogState) -> i64) -> Result<ReadOutcome<Located>, StorageError> {
         let st = self.state.borrow();
         let (hw, start, end) = (st.high_watermark, st.log_start_offset, end(&st));
-        if offset < start || offset > end {
-            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        // Out of range only past the log end, as in Kafka: between the high watermark and the
+        // log end a fetch finds nothing yet (a new leader's high watermark may trail what its
+        // consumers read from the old one; they must wait, not reset their position).
+        if offset < start || offset > st.log_end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end: st.log_end });
         }
         let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start };
-        if offset == end {
+        if offset >= end {
             self.tailed_at.set(Some(std::time::Instant::now()));
             return Ok(outcome(Located::default()));
         }

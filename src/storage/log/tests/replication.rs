@@ -31,7 +31,8 @@ fn a_delayed_write_leaves_the_log_end_ahead_of_the_visible_end_and_the_high_wate
             } else {
                 assert_eq!(log.offsets(), offsets(2, 0, 0), "appended but not written: only the log end moved");
                 assert_eq!(log.locate(0, 1 << 20).unwrap().records.available(), 0, "consumers stop at the high watermark");
-                assert!(log.locate(1, 1 << 20).is_err(), "past the high watermark");
+                assert_eq!(log.locate(1, 1 << 20).unwrap().records.available(), 0, "past the high watermark, within the log: nothing yet");
+                assert!(log.locate(3, 1 << 20).is_err(), "past the log end: out of range");
             }
             out.done.unwrap().await.unwrap().unwrap();
             assert_eq!(log.offsets(), offsets(2, 2, 2), "written");
@@ -76,7 +77,8 @@ fn a_replicated_log_moves_its_high_watermark_only_when_told_and_never_past_the_v
         assert_eq!(log.offsets(), offsets(4, 4, 2));
         log.set_high_watermark(3);
         assert_eq!(log.offsets().high_watermark, 3);
-        assert!(log.locate(4, 1 << 20).is_err(), "past the high watermark");
+        assert_eq!(log.locate(4, 1 << 20).unwrap().records.available(), 0, "past the high watermark, at the log end: nothing yet");
+        assert!(log.locate(5, 1 << 20).is_err(), "past the log end: out of range");
         log.set_replicated(false);
         assert_eq!(log.offsets(), offsets(4, 4, 4), "not replicated: the high watermark is the visible end again");
     });
