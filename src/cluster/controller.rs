@@ -261,6 +261,16 @@ impl Controller {
     /// after the entry is applied here.
     async fn mutate_as_leader(&self, m: MetadataMutation) -> Result<RemoteOutcome, MetadataError> {
         let _turn = self.turn.acquire_permit(1).await.map_err(|_| MetadataError::ControllerUnavailable)?;
+        // Plan on everything committed: a newly elected leader may not have applied all of it
+        // yet, and a plan on a stale image would write partition states over newer ones.
+        match self.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
+            Ok(_) => {}
+            Err(e) if e.forward_to_leader().is_some() => return Err(MetadataError::NotController),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot confirm leadership before a metadata change");
+                return Err(MetadataError::ControllerUnavailable);
+            }
+        }
         let current = self.handle.load_full();
         let ctx = PlanContext {
             shards: self.config.cores.max(1),
