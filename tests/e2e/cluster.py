@@ -68,7 +68,21 @@ class Cluster:
         for b in self.brokers:
             b.wait_ready(timeout)
         self.wait_for_brokers(len(self.brokers), timeout)
+        self.wait_for_offsets_topic(timeout)
         return self
+
+    def wait_for_offsets_topic(self, timeout: float = 30.0):
+        """The active controller creates __consumer_offsets once enough brokers are up; groups
+        have coordinators once every partition of it has a leader."""
+        def ready():
+            try:
+                admin = self.admin()
+                t = admin.list_topics(topic="__consumer_offsets", timeout=5).topics.get("__consumer_offsets")
+                return t is not None and t.error is None and len(t.partitions) > 0 \
+                    and all(p.leader >= 0 for p in t.partitions.values())
+            except Exception:
+                return False
+        wait_until(ready, timeout, interval=0.2, what="__consumer_offsets with a leader for every partition")
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.bootstrap})

@@ -86,12 +86,17 @@ def group_coordinated_off_the_controller(cluster, base: str) -> str:
         controller = active_controller(cluster)
         return controller is not None
     wait_until(known, 15, interval=0.2, what="the active controller named by DescribeCluster")
-    for i in range(30):
-        group = f"{base}-{i}"
-        coordinator = group_coordinator(cluster, group)
-        if coordinator is not None and coordinator != controller:
-            return group
-    raise AssertionError(f"no group id among {base}-0..29 is coordinated off the controller {controller}")
+    # Coordinators are known once every broker has acted on __consumer_offsets' leaders.
+    deadline = time.monotonic() + 30
+    while True:
+        for i in range(30):
+            group = f"{base}-{i}"
+            coordinator = group_coordinator(cluster, group)
+            if coordinator is not None and coordinator != controller:
+                return group
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no group id among {base}-0..29 is coordinated off the controller {controller}")
+        time.sleep(0.5)
 
 
 def value_of(i: int, prefix: str) -> str:
