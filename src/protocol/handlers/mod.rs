@@ -87,6 +87,11 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
     if !(allow && router.shard.config.auto_create_topics) {
         return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
+    if name == crate::group::OFFSETS_TOPIC {
+        // Internal: the controller creates it with offsets.topic.* settings once enough brokers
+        // are up; created here it would get num.partitions and the default replication factor.
+        return Err(ErrorCode::LEADER_NOT_AVAILABLE);
+    }
     let factor = match replication_factor(router, -1) {
         Ok(factor) => factor,
         Err(e) => {
