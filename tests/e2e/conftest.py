@@ -135,6 +135,9 @@ class Broker:
         self.listen_flags = listen_flags
         # With listen_flags off: the whole `listeners` value (a cluster node adds its CONTROLLER).
         self.listeners = listeners or f"PLAINTEXT://127.0.0.1:{self.port}"
+        # Where this process's listeners and admin port are reached (a network namespace's
+        # broker, tests/e2e/netns.py, has its own address).
+        self.host = "127.0.0.1"
         if config is not None:
             self.config_path = self.workdir / "ringlog.toml"
             self.config_path.write_text(render_config(config))
@@ -149,7 +152,7 @@ class Broker:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.advertised_port}"
+        return f"{self.host}:{self.advertised_port}"
 
     def command(self) -> List[str]:
         if self.listen_flags:
@@ -160,7 +163,7 @@ class Broker:
             str(RINGLOG_BIN), "serve", *listen,
             "--data-dir", str(self.data_dir),
             "--cores", str(self.cores),
-            "--admin-listen", f"127.0.0.1:{self.admin_port}",
+            "--admin-listen", f"{self.host}:{self.admin_port}",
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
@@ -191,14 +194,14 @@ class Broker:
                 raise RuntimeError(f"ringlog exited (rc={rc}) before accepting connections:\n{self.log_tail(60)}")
             # /health answers 200 only once every shard listens (503 while shards recover).
             try:
-                with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.5) as s:
+                with socket.create_connection((self.host, self.admin_port), timeout=0.5) as s:
                     s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         return
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"ringlog not accepting on 127.0.0.1:{self.port} after {timeout}s:\n{self.log_tail(60)}")
+                raise RuntimeError(f"ringlog not accepting on {self.host}:{self.port} after {timeout}s:\n{self.log_tail(60)}")
             time.sleep(0.05)
 
     def running(self) -> bool:
@@ -251,7 +254,7 @@ class Broker:
 
     def assert_alive(self):
         assert self.running(), f"ringlog died (rc={self.proc.returncode if self.proc else None}):\n{self.log_tail(60)}"
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5):
+        with socket.create_connection((self.host, self.port), timeout=5):
             pass
 
 
@@ -600,15 +603,13 @@ def assert_clients_work(broker: Broker, n: int = 20) -> None:
     assert [(o, v) for o, _k, v in got] == [(i, b"health-%d" % i) for i in range(n)]
 
 
-@pytest.fixture
-def cluster_factory(tmp_path, request):
-    """cluster_factory(size=3, config=None) -> a started Cluster (tests/e2e/cluster.py). All are cleaned up."""
-    from cluster import Cluster
-
+def clusters_of(cls, tmp_path, request, prefix: str):
+    """Body of a cluster fixture: yields make(size=3, start=True, **kwargs) -> a `cls` cluster in
+    its own directory, its brokers' logs shown when the test fails; all are cleaned up."""
     clusters = []
 
     def make(size: int = 3, start: bool = True, **kwargs):
-        c = Cluster(tmp_path / f"cluster{len(clusters)}", size=size, **kwargs)
+        c = cls(tmp_path / f"{prefix}{len(clusters)}", size=size, **kwargs)
         clusters.append(c)
         request.node._ringlog_brokers = [b for cl in clusters for b in cl.brokers]
         if start:
@@ -620,3 +621,11 @@ def cluster_factory(tmp_path, request):
     finally:
         for c in clusters:
             c.cleanup()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, request):
+    """cluster_factory(size=3, config=None) -> a started Cluster (tests/e2e/cluster.py). All are cleaned up."""
+    from cluster import Cluster
+
+    yield from clusters_of(Cluster, tmp_path, request, "cluster")

@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from confluent_kafka.admin import AdminClient
 
 from cluster import FAST_FAILOVER, Cluster
-from conftest import READY_TIMEOUT_S, Broker, wait_until
+from conftest import Broker, wait_until
 
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -133,12 +133,8 @@ class NetnsBroker(Broker):
         self.controller_port = CONTROLLER_PORT
         self.listeners = f"PLAINTEXT://{host}:{KAFKA_PORT},CONTROLLER://{host}:{CONTROLLER_PORT}"
 
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.advertised_port}"
-
     def command(self) -> List[str]:
-        cmd = [a.replace(f"127.0.0.1:{self.admin_port}", f"{self.host}:{self.admin_port}") for a in super().command()]
+        cmd = super().command()
         # setpriv stays outermost: `ip netns exec` execs the broker in place, so the parent-death
         # signal set by setpriv survives into ringlog.
         if cmd[0] == "setpriv":
@@ -146,28 +142,6 @@ class NetnsBroker(Broker):
         else:
             head, tail = [], cmd
         return head + ["ip", "netns", "exec", self.netns] + tail
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc is None or self.proc.poll() is not None:
-                rc = None if self.proc is None else self.proc.returncode
-                raise RuntimeError(f"ringlog exited (rc={rc}) before accepting connections:\n{self.log_tail(60)}")
-            try:
-                with socket.create_connection((self.host, self.admin_port), timeout=0.5) as s:
-                    s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-                    if s.recv(64).startswith(b"HTTP/1.1 200"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ringlog not healthy on {self.host}:{self.admin_port} after {timeout}s:\n{self.log_tail(60)}")
-            time.sleep(0.05)
-
-    def assert_alive(self):
-        assert self.running(), f"ringlog died (rc={self.proc.returncode if self.proc else None}):\n{self.log_tail(60)}"
-        with socket.create_connection((self.host, self.port), timeout=5):
-            pass
 
 
 class NetnsCluster(Cluster):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import parse_log_events, wait_until
+from conftest import clusters_of, parse_log_events, wait_until
 from netns import NetnsCluster, netns_unavailable, sweep_stale
 from test_cluster_failover import (ContinuousProducer, acked_after, check_every_replica, controller_of, create_topic,
                                   replica_records)
@@ -36,20 +36,7 @@ def netns_cluster_factory(tmp_path, request):
     swept = sweep_stale()
     if swept:
         print(f"swept stale namespaces and links: {swept}")
-    clusters = []
-
-    def make(size: int = 3, **kwargs):
-        c = NetnsCluster(tmp_path / f"netns{len(clusters)}", size=size, **kwargs)
-        clusters.append(c)
-        request.node._ringlog_brokers = [b for cl in clusters for b in cl.brokers]
-        c.start()
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in clusters:
-            c.cleanup()
+    yield from clusters_of(NetnsCluster, tmp_path, request, "netns")
 
 
 def produce_from_inside(cluster, node_id, topic, partition, count, timeout_ms):
