@@ -37,6 +37,7 @@ def main():
     config = {"broker.session.timeout.ms": args.session_ms, "broker.heartbeat.interval.ms": max(50, args.session_ms // 10)}
     work = Path(tempfile.mkdtemp(prefix="ringlog-failover-"))
     c = cl.Cluster(work, size=3, config=config).start()
+    print(json.dumps({"workdir": str(work)}), flush=True)
     times = []
     try:
         admin = c.admin()
@@ -51,7 +52,7 @@ def main():
             leader = c.partition_state("failover")[0]["leader"]
             p.produce("failover", b"warm", partition=0)
             p.flush(10)
-            killed = time.monotonic()
+            killed, killed_wall = time.monotonic(), time.time()
             c.broker(leader).kill()
             p.produce("failover", b"after", partition=0, on_delivery=lambda e, m: acked.append((e, time.monotonic())))
             deadline = time.monotonic() + 60
@@ -60,7 +61,9 @@ def main():
             err, at = acked[0] if acked else ("timeout", None)
             took = None if at is None or err is not None else at - killed
             times.append(took)
-            print(json.dumps({"round": r + 1, "killed": leader, "first_ack_s": took, "error": str(err) if err else None}))
+            kill_utc = time.strftime("%H:%M:%S", time.gmtime(killed_wall)) + f"{killed_wall % 1:.3f}"[1:]
+            print(json.dumps({"round": r + 1, "killed": leader, "killed_at_utc": kill_utc, "first_ack_s": took,
+                              "error": str(err) if err else None}), flush=True)
             c.broker(leader).start(timeout=60)
         ok = [t for t in times if t is not None]
         summary = {"rounds": len(times), "failed": len(times) - len(ok), "session_ms": args.session_ms,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use openraft::{BasicNode, ServerState};
 use openraft_rt::watch::WatchReceiver;
 
+use super::liveness::PeerRefusals;
 use super::raft_log::RaftLogStore;
 use super::rpc::{AppHandler, RaftNetwork, RpcClient};
 use super::state_machine::{AppliedObserver, MetadataStateMachine};
@@ -79,6 +80,8 @@ pub struct Controller {
     peers: HashMap<u64, Rc<RpcClient>>,
     /// Active controller only: when each broker last sent a heartbeat.
     heartbeats: RefCell<HashMap<i32, Instant>>,
+    /// Active controller only: the nodes whose ports closed (`liveness`), fenced at once.
+    refusals: Rc<PeerRefusals>,
     /// Active controller only: since when this node leads (brokers get a session's grace).
     leading_since: Cell<Option<Instant>>,
     /// Active controller only: brokers whose fence or unfence is being written.
@@ -104,11 +107,14 @@ impl Controller {
         std::fs::create_dir_all(&dir)?;
         let log = RaftLogStore::open(&dir).await?;
         let state_machine = MetadataStateMachine::open(&dir, Arc::clone(&handle), observer).await?;
+        // A follower that hears nothing from the leader for `controller.quorum.fetch.timeout.ms`
+        // campaigns; openraft's leader lease (votes refused meanwhile) is the same span.
+        let fetch_timeout = config.cluster.quorum_fetch_timeout_ms.max(100);
         let raft_config = openraft::Config {
             cluster_name: "ringlog".into(),
-            heartbeat_interval: 150,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            heartbeat_interval: (fetch_timeout / 10).clamp(20, 150),
+            election_timeout_min: fetch_timeout / 2,
+            election_timeout_max: fetch_timeout,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(crate::metadata::store::CHECKPOINT_EVERY_RECORDS),
             ..Default::default()
         };
@@ -120,8 +126,10 @@ impl Controller {
         );
         let me = config.node_id;
         let sm = state_machine.clone();
+        let network = RaftNetwork::new(me as u64, super::rpc::DEFAULT_CONNECT_TIMEOUT);
+        let refusals = network.refusals();
         let raft = glommio::spawn_local_into(
-            async move { openraft::Raft::new(me as u64, raft_config, RaftNetwork::new(me as u64, super::rpc::DEFAULT_CONNECT_TIMEOUT), log, sm).await },
+            async move { openraft::Raft::new(me as u64, raft_config, network, log, sm).await },
             queue,
         )
         .map_err(|e| ControllerError::Raft(e.to_string()))?
@@ -146,6 +154,7 @@ impl Controller {
             config: Arc::clone(&config),
             peers,
             heartbeats: RefCell::new(HashMap::new()),
+            refusals,
             leading_since: Cell::new(None),
             changing: RefCell::new(HashSet::new()),
             producer_ids: RefCell::new(0..0),
@@ -314,15 +323,19 @@ impl Controller {
         self.heartbeats.borrow_mut().insert(hb.broker_id, Instant::now());
         let fenced = !snapshot.is_unfenced(hb.broker_id);
         if fenced && hb.applied_index + 1 >= self.applied_index() {
-            self.change_fencing(hb.broker_id, false);
+            self.change_fencing(hb.broker_id, false, "caught up");
         }
         HeartbeatReply { fenced, unknown: false }
     }
 
-    /// Writes a fence or unfence of `broker_id` in the background, one change per broker at a time.
-    fn change_fencing(&self, broker_id: i32, fence: bool) {
+    /// Writes a fence or unfence of `broker_id` in the background, one change per broker at a
+    /// time; says `why` in one line when it starts one.
+    fn change_fencing(&self, broker_id: i32, fence: bool, why: &str) {
         if !self.changing.borrow_mut().insert(broker_id) {
             return;
+        }
+        if fence {
+            tracing::warn!(broker_id, why, "fencing broker");
         }
         let Some(this) = self.this.upgrade() else { return };
         glommio::spawn_local(async move {
@@ -369,10 +382,12 @@ impl Controller {
                 if !snapshot.is_unfenced(broker_id) {
                     continue;
                 }
-                let last = self.heartbeats.borrow().get(&broker_id).copied().unwrap_or(since).max(since);
+                let heard = self.heartbeats.borrow().get(&broker_id).copied().filter(|at| *at >= since);
+                let last = heard.unwrap_or(since);
                 if now.duration_since(last) > session {
-                    tracing::warn!(broker_id, silent_ms = now.duration_since(last).as_millis() as u64, "broker session expired; fencing it");
-                    self.change_fencing(broker_id, true);
+                    self.change_fencing(broker_id, true, "session expired");
+                } else if self.refusals.died_after(broker_id as u64, heard) {
+                    self.change_fencing(broker_id, true, "its controller port refuses connections");
                 }
             }
             self.ensure_offsets_topic(&snapshot).await;
@@ -440,5 +455,60 @@ impl AppHandler for Controller {
             return Box::pin(async { AppResponse::NotController { leader: None } });
         };
         Box::pin(async move { this.answer(req).await })
+    }
+
+    fn leader_hung_up(&self, leader: u64) {
+        if let Some(this) = self.this.upgrade() {
+            glommio::spawn_local(async move { this.elect_past_dead_leader(leader).await }).detach();
+        }
+    }
+}
+
+/// How long a probe of a silent leader's port may take, and the pause between probes.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Probes of a leader's port after its connection closed: two seconds' worth, Kafka's default
+/// `controller.quorum.fetch.timeout.ms`, after which a normal election has started anyway.
+const PROBES: usize = 10;
+/// The successor campaigns this much later than the others drop their lease on the dead leader,
+/// so their votes are free when its request comes.
+const SUCCESSOR_HEAD_START: Duration = Duration::from_millis(50);
+
+impl Controller {
+    /// The leader's replication connection closed: if its port now refuses connections, its
+    /// process is gone, and this voter stops honouring its lease. The successor (the lowest
+    /// other voter id) campaigns at once through openraft's leadership-transfer path; the
+    /// votes and log checks of a normal election still decide (`liveness` module).
+    async fn elect_past_dead_leader(&self, leader: u64) {
+        let vote = self.raft.metrics().borrow_watched().vote;
+        tracing::debug!(node_id = self.me, leader, vote = %vote, "leader's replication connection closed");
+        if self.is_leader() || vote.leader_id().node_id != leader || !vote.is_committed() {
+            return;
+        }
+        let Some(addr) = self.peers.get(&leader).map(|p| p.addr().to_owned()) else { return };
+        // A killed process's listener may outlive its connections by a moment (the kernel
+        // tears down its io_uring first) and still complete handshakes: probe a few times.
+        let mut refused = false;
+        for _ in 0..PROBES {
+            refused = super::liveness::refuses_connections(&addr, PROBE_TIMEOUT).await;
+            let still = self.raft.metrics().borrow_watched().vote == vote;
+            if refused || !still {
+                break;
+            }
+            glommio::timer::sleep(PROBE_TIMEOUT).await;
+        }
+        tracing::debug!(node_id = self.me, leader, refused, "probed the leader's port");
+        if !refused || self.raft.metrics().borrow_watched().vote != vote {
+            return;
+        }
+        let successor = self.config.cluster.voters.iter().map(|v| v.id as u64).filter(|id| *id != leader).min();
+        let Some(successor) = successor else { return };
+        tracing::warn!(node_id = self.me, leader, successor, "active controller's port refuses connections; electing a new one without waiting out its lease");
+        if successor == self.me as u64 {
+            glommio::timer::sleep(SUCCESSOR_HEAD_START).await;
+        }
+        let transfer = openraft::raft::TransferLeaderRequest::new(vote, successor, None);
+        if let Err(e) = self.raft.handle_transfer_leader(transfer).await {
+            tracing::warn!(node_id = self.me, error = %e, "cannot drop the dead controller's lease");
+        }
     }
 }

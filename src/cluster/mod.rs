@@ -10,6 +10,7 @@ pub mod client;
 pub mod controller;
 pub mod fetcher;
 pub mod isr;
+pub mod liveness;
 pub mod raft_log;
 pub mod rpc;
 pub mod runtime;

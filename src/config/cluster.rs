@@ -55,6 +55,9 @@ pub struct ClusterConfig {
     pub inter_broker_listener_name: Option<String>,
     /// `offsets.topic.replication.factor` (Kafka's default 3); a single node uses 1.
     pub offsets_topic_replication_factor: i16,
+    /// `controller.quorum.fetch.timeout.ms`: a voter that hears nothing from the active
+    /// controller this long starts an election (Kafka's default 2000).
+    pub quorum_fetch_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -71,6 +74,7 @@ impl Default for ClusterConfig {
             unclean_leader_election_enable: false,
             inter_broker_listener_name: None,
             offsets_topic_replication_factor: 3,
+            quorum_fetch_timeout_ms: 2000,
         }
     }
 }

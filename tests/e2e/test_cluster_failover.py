@@ -136,11 +136,13 @@ def test_killing_the_active_controller_elects_another(cluster_factory):
     active = controller_of(cluster)
     cluster.broker(active).kill()
     wait_until(lambda: controller_of(cluster) not in (None, active), 15, what="a new active controller")
-    create_topic(cluster, "after")
-    # The new controller fences the dead broker after a session (2 s here) and moves its leaderships.
+    # The new controller fences the dead broker (its port refuses connections, or after a
+    # session) and moves its leaderships; replicas go to the two live brokers only.
+    wait_until(lambda: active not in cluster.live_brokers(), 10, what="the dead broker fenced")
+    create_topic(cluster, "after", rf=2)
+    assert all(active not in s["replicas"] for s in cluster.partition_state("after").values())
     wait_until(lambda: all(s["leader"] not in (active, -1) for s in cluster.partition_state("before").values()), 10,
                what="every partition led by a live broker")
-    assert active not in cluster.live_brokers()
 
 
 def controller_of(cluster):

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::{Either, select};
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use super::RpcError;
 use super::frame::{Frame, FrameError, FrameKind, read_frame, write_frame};
+use crate::cluster::liveness::PeerRefusals;
 use crate::cluster::runtime::GlommioRuntime;
 use crate::cluster::types::{AppRequest, AppResponse, ControllerRaft, RaftRequest, RaftResponse};
 
@@ -160,12 +162,18 @@ impl RpcClient {
 pub struct RaftNetwork {
     me: u64,
     connect_timeout: Duration,
+    refusals: Rc<PeerRefusals>,
 }
 
 impl RaftNetwork {
     /// The network of voter `me`.
     pub fn new(me: u64, connect_timeout: Duration) -> RaftNetwork {
-        RaftNetwork { me, connect_timeout }
+        RaftNetwork { me, connect_timeout, refusals: Rc::default() }
+    }
+
+    /// The nodes whose connections were refused, as this network's calls found them.
+    pub fn refusals(&self) -> Rc<PeerRefusals> {
+        Rc::clone(&self.refusals)
     }
 }
 
@@ -173,7 +181,8 @@ impl RaftNetworkFactory<ControllerRaft> for RaftNetwork {
     type Network = RaftPeer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> RaftPeer {
-        RaftPeer { me: self.me, target, client: RpcClient::new(node.addr.clone(), self.connect_timeout) }
+        let client = RpcClient::new(node.addr.clone(), self.connect_timeout);
+        RaftPeer { me: self.me, target, client, refusals: Rc::clone(&self.refusals) }
     }
 }
 
@@ -182,12 +191,21 @@ pub struct RaftPeer {
     me: u64,
     target: u64,
     client: RpcClient,
+    refusals: Rc<PeerRefusals>,
 }
 
 impl RaftPeer {
     /// One Raft call, its failure mapped the way openraft's backoff expects.
     async fn call(&self, request: RaftRequest, action: RPCTypes, timeout: Duration) -> Result<RaftResponse, RPCError<ControllerRaft>> {
-        self.client.call_raft(request, timeout).await.map_err(|e| self.rpc_error(e, action))
+        let answer = self.client.call_raft(request, timeout).await;
+        match &answer {
+            Ok(_) => self.refusals.answered(self.target),
+            Err(RpcError::Connect { source, .. }) if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+                self.refusals.refused(self.target)
+            }
+            Err(_) => {}
+        }
+        answer.map_err(|e| self.rpc_error(e, action))
     }
 
     /// Maps a failed call to openraft's error: a peer that cannot be reached (or that answers but

@@ -85,6 +85,10 @@ where
 pub trait AppHandler {
     /// The answer to one request. Every outcome, refusals included, is an [`AppResponse`].
     fn handle(&self, request: AppRequest) -> Pin<Box<dyn Future<Output = AppResponse>>>;
+
+    /// A connection that carried the Raft leader `leader`'s replication closed: that leader may
+    /// have died (its process's sockets close at once) or merely reconnected.
+    fn leader_hung_up(&self, _leader: u64) {}
 }
 
 /// Accepts controller connections on `listener` until the executor stops (or the task running
@@ -116,7 +120,22 @@ pub async fn serve(listener: TcpListener, raft: Rc<dyn RaftEndpoint>, app: Rc<dy
 }
 
 /// Serves one connection until the peer closes it or sends something unreadable.
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, raft: Rc<dyn RaftEndpoint>, app: Rc<dyn AppHandler>) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, raft: Rc<dyn RaftEndpoint>, app: Rc<dyn AppHandler>) {
+    let mut replicating_leader = None;
+    serve_requests(stream, peer, raft.as_ref(), app.as_ref(), &mut replicating_leader).await;
+    if let Some(leader) = replicating_leader {
+        app.leader_hung_up(leader);
+    }
+}
+
+/// Serves requests until the connection ends, noting in `leader` who replicated on it.
+async fn serve_requests(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    raft: &dyn RaftEndpoint,
+    app: &dyn AppHandler,
+    leader: &mut Option<u64>,
+) {
     loop {
         let request = match read_frame(&mut stream).await {
             Ok(Some(request)) => request,
@@ -130,7 +149,7 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, raft: Rc<dyn 
             }
         };
         let request_id = request.request_id;
-        let reply = match answer(request, raft.as_ref(), app.as_ref()).await {
+        let reply = match answer(request, raft, app, leader).await {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::warn!(%peer, request_id, error = %e, "controller rpc connection closed: bad request");
@@ -145,12 +164,15 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, raft: Rc<dyn 
 }
 
 /// The reply frame to one request frame; an error means the request was not understood.
-async fn answer(request: Frame, raft: &dyn RaftEndpoint, app: &dyn AppHandler) -> Result<Frame, FrameError> {
+async fn answer(request: Frame, raft: &dyn RaftEndpoint, app: &dyn AppHandler, leader: &mut Option<u64>) -> Result<Frame, FrameError> {
     let id = request.request_id;
     match request.kind {
         FrameKind::RaftRequest => {
             let outcome = match request.decode::<RaftRequest>()? {
-                RaftRequest::AppendEntries(rpc) => raft.append_entries(rpc).await.map(RaftResponse::AppendEntries),
+                RaftRequest::AppendEntries(rpc) => {
+                    *leader = Some(rpc.vote.leader_id().node_id);
+                    raft.append_entries(rpc).await.map(RaftResponse::AppendEntries)
+                }
                 RaftRequest::Vote(rpc) => raft.vote(rpc).await.map(RaftResponse::Vote),
                 RaftRequest::PreVote(rpc) => raft.pre_vote(rpc).await.map(RaftResponse::Vote),
                 RaftRequest::Snapshot { vote, meta, data } => raft.install_full_snapshot(vote, meta, data).await.map(RaftResponse::Snapshot),
