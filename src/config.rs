@@ -160,6 +160,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str, &str)] = &[
     ("segment.index.bytes", "10485760", "log.index.size.max.bytes"),
     ("index.interval.bytes", "4096", "log.index.interval.bytes"),
     ("delete.retention.ms", "86400000", "log.cleaner.delete.retention.ms"),
+    ("unclean.leader.election.enable", "false", "unclean.leader.election.enable"),
 ];
 
 impl BrokerConfig {
@@ -282,7 +283,12 @@ impl BrokerConfig {
             "broker.heartbeat.interval.ms" => self.cluster.broker_heartbeat_interval_ms = num(key, value)?,
             "broker.session.timeout.ms" => self.cluster.broker_session_timeout_ms = num(key, value)?,
             "replica.lag.time.max.ms" => self.cluster.replica_lag_time_max_ms = num(key, value)?,
-            "unclean.leader.election.enable" => self.cluster.unclean_leader_election_enable = boolean(key, value)?,
+            // The broker default of the topic config of the same name (kept with the other topic
+            // defaults, which the controller plans with), checked here so a typo fails start-up.
+            "unclean.leader.election.enable" => {
+                let enabled = boolean(key, value)?;
+                self.topic_defaults.insert(key.to_string(), enabled.to_string());
+            }
             "inter.broker.listener.name" => self.cluster.inter_broker_listener_name = Some(value.to_string()),
             "offsets.topic.replication.factor" => self.cluster.offsets_topic_replication_factor = num(key, value)?,
             "controller.quorum.fetch.timeout.ms" => self.cluster.quorum_fetch_timeout_ms = num(key, value)?,
@@ -378,6 +384,13 @@ impl TopicConfig {
     }
 }
 
+/// Whether a topic with config `overrides` may elect a leader outside its ISR
+/// (`unclean.leader.election.enable`): the topic's override, else the broker default, else false.
+pub fn unclean_leader_election_enabled(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> bool {
+    let key = "unclean.leader.election.enable";
+    overrides.get(key).or_else(|| defaults.get(key)).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// Kafka's default of a topic config, or "" when unknown.
 pub fn default_of(name: &str) -> &'static str {
     TOPIC_CONFIGS.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d).unwrap_or("")
@@ -396,6 +409,11 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!("invalid message.timestamp.type {value}")),
+        },
+        // Kafka's BOOLEAN config type: true or false in any case.
+        "unclean.leader.election.enable" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("unclean.leader.election.enable must be true or false, got {value}")),
         },
         "min.insync.replicas" => match value.parse::<i64>() {
             Ok(n) if n >= 1 => Ok(()),
@@ -429,6 +447,20 @@ mod tests {
         assert!(cfg.batch_cache_per_shard() < DEFAULT_BATCH_CACHE_BYTES);
         cfg.apply_key("batch_cache_bytes", "1048576").unwrap();
         assert_eq!(cfg.batch_cache_per_shard(), 1 << 20, "a set value is used as given");
+    }
+
+    #[test]
+    fn unclean_leader_election_is_a_broker_default_that_a_topic_overrides() {
+        let mut cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        let none = BTreeMap::new();
+        assert!(!unclean_leader_election_enabled(&cfg.topic_defaults, &none), "Kafka's default");
+        assert!(cfg.apply_key("unclean.leader.election.enable", "maybe").is_err());
+        cfg.apply_key("unclean.leader.election.enable", "TRUE").unwrap();
+        assert!(unclean_leader_election_enabled(&cfg.topic_defaults, &none));
+        let off: BTreeMap<String, String> = [("unclean.leader.election.enable".to_string(), "false".to_string())].into();
+        assert!(!unclean_leader_election_enabled(&cfg.topic_defaults, &off), "the topic overrides the broker");
+        assert!(validate_topic_config("unclean.leader.election.enable", "True").is_ok());
+        assert!(validate_topic_config("unclean.leader.election.enable", "1").is_err());
     }
 
     #[test]

@@ -92,9 +92,6 @@ const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(10);
 /// Runs the broker until SIGTERM/SIGINT, then flushes and syncs every partition.
 pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     config.cluster.check(config.node_id)?;
-    if config.cluster.unclean_leader_election_enable {
-        tracing::warn!("unclean.leader.election.enable=true is not honoured: Ringlog elects leaders from the ISR only");
-    }
     // The controller listener carries the quorum's RPCs, not Kafka's protocol.
     let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = config
         .listeners

@@ -48,9 +48,6 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: u64,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
-    /// `unclean.leader.election.enable`: Ringlog never elects a replica outside the ISR, so
-    /// `true` is accepted with a warning and has no effect.
-    pub unclean_leader_election_enable: bool,
     /// `inter.broker.listener.name`: the listener followers fetch from; unset, the first.
     pub inter_broker_listener_name: Option<String>,
     /// `offsets.topic.replication.factor` (Kafka's default 3); a single node uses 1.
@@ -71,7 +68,6 @@ impl Default for ClusterConfig {
             broker_heartbeat_interval_ms: 2000,
             broker_session_timeout_ms: 9000,
             replica_lag_time_max_ms: 30_000,
-            unclean_leader_election_enable: false,
             inter_broker_listener_name: None,
             offsets_topic_replication_factor: 3,
             quorum_fetch_timeout_ms: 2000,

@@ -5,16 +5,23 @@
 //!
 //! Rules every change here keeps:
 //! - an ISR never becomes empty: its last member stays, fenced or not, because it may be the only
-//!   copy of acknowledged writes (KIP-966's point; with `unclean.leader.election.enable=false`
+//!   copy of acknowledged writes (KIP-966's point: with `unclean.leader.election.enable=false`
 //!   the partition waits, leaderless, for that broker to come back);
-//! - a leader is elected only from the ISR, among unfenced brokers, in replica (preferred) order;
+//! - a leader is elected from the ISR, among unfenced brokers, in replica (preferred) order;
+//! - only when no ISR member may lead and the topic's `unclean.leader.election.enable` is true
+//!   (or an ElectLeaders of the UNCLEAN type asks) is the first unfenced replica outside the ISR
+//!   elected, and the ISR becomes that replica alone: records only it had are lost (Kafka's
+//!   `Election.UNCLEAN`);
 //! - a leader change bumps `leader_epoch`; every change bumps `partition_epoch`.
+
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
 use super::image::partition_record;
 use super::records::{BrokerFenceRecord, MetadataRecord};
 use super::{ClusterSnapshot, MetadataError, PartitionMeta, TopicMeta};
+use crate::config::unclean_leader_election_enabled;
 
 /// No leader: the partition is offline.
 pub const NO_LEADER: i32 = -1;
@@ -22,6 +29,36 @@ pub const NO_LEADER: i32 = -1;
 /// The first replica, in preferred order, that is in `isr` and `eligible`; [`NO_LEADER`] if none.
 pub fn elect_leader(replicas: &[i32], isr: &[i32], eligible: impl Fn(i32) -> bool) -> i32 {
     replicas.iter().copied().find(|r| isr.contains(r) && eligible(*r)).unwrap_or(NO_LEADER)
+}
+
+/// The outcome of an election that may leave the ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elected {
+    /// The new leader ([`NO_LEADER`]: none may lead).
+    pub leader: i32,
+    /// The ISR with it: unchanged after a clean election, the leader alone after an unclean one.
+    pub isr: Vec<i32>,
+}
+
+/// Kafka's `electAnyLeader`: the first eligible ISR member in replica order; failing that, when
+/// `unclean`, the first eligible replica outside the ISR, which becomes the ISR alone (what only
+/// the old ISR had is lost); failing that, no leader and the ISR as it was.
+pub fn elect_any_leader(replicas: &[i32], isr: &[i32], unclean: bool, eligible: impl Fn(i32) -> bool) -> Elected {
+    let clean = elect_leader(replicas, isr, &eligible);
+    if clean != NO_LEADER || !unclean {
+        return Elected { leader: clean, isr: isr.to_vec() };
+    }
+    match replicas.iter().copied().find(|r| eligible(*r)) {
+        Some(leader) => Elected { leader, isr: vec![leader] },
+        None => Elected { leader: NO_LEADER, isr: isr.to_vec() },
+    }
+}
+
+/// Logs an unclean election, once per partition it changes: it can lose acknowledged records.
+fn log_if_unclean(topic: &TopicMeta, index: usize, p: &PartitionMeta, elected: &Elected, cause: &str) {
+    if elected.leader != NO_LEADER && !p.isr.contains(&elected.leader) {
+        tracing::warn!(topic = %topic.name, partition = index, leader = elected.leader, old_isr = ?p.isr, cause, "unclean leader election");
+    }
 }
 
 /// The record for `p` with a new ISR and leader, or `None` when neither changes.
@@ -41,11 +78,13 @@ fn change(topic: &TopicMeta, index: usize, p: &PartitionMeta, isr: Vec<i32>, lea
 
 /// The partition changes that fencing `broker_id` makes (without the fence record itself): out
 /// of every ISR it is in unless it is the last member, and each partition it led gets the next
-/// unfenced ISR member as leader, or none.
-pub fn fence_partition_changes(current: &ClusterSnapshot, broker_id: i32) -> Vec<MetadataRecord> {
+/// unfenced ISR member as leader, or, where the topic allows unclean elections, the first
+/// unfenced replica outside the ISR, or none. `defaults`: the broker's topic config defaults.
+pub fn fence_partition_changes(current: &ClusterSnapshot, broker_id: i32, defaults: &BTreeMap<String, String>) -> Vec<MetadataRecord> {
     let eligible = |r: i32| r != broker_id && current.is_unfenced(r);
     let mut out = Vec::new();
     for topic in current.topics.values() {
+        let unclean = unclean_leader_election_enabled(defaults, &topic.configs);
         for (index, p) in topic.partitions.iter().enumerate() {
             if !p.isr.contains(&broker_id) && p.leader != broker_id {
                 continue;
@@ -54,12 +93,13 @@ pub fn fence_partition_changes(current: &ClusterSnapshot, broker_id: i32) -> Vec
             if isr.len() > 1 {
                 isr.retain(|r| *r != broker_id);
             }
-            let leader = if p.leader == broker_id || p.leader == NO_LEADER {
-                elect_leader(&p.replicas, &isr, eligible)
+            let elected = if p.leader == broker_id || p.leader == NO_LEADER {
+                elect_any_leader(&p.replicas, &isr, unclean, eligible)
             } else {
-                p.leader
+                Elected { leader: p.leader, isr }
             };
-            out.extend(change(topic, index, p, isr, leader));
+            log_if_unclean(topic, index, p, &elected, "fence");
+            out.extend(change(topic, index, p, elected.isr, elected.leader));
         }
     }
     out
@@ -67,7 +107,7 @@ pub fn fence_partition_changes(current: &ClusterSnapshot, broker_id: i32) -> Vec
 
 /// Records of FenceBroker: the fence record and its partition changes; nothing when the broker
 /// is fenced already (its partitions were changed when it was fenced).
-pub fn fence_broker(current: &ClusterSnapshot, broker_id: i32) -> Result<Vec<MetadataRecord>, MetadataError> {
+pub fn fence_broker(current: &ClusterSnapshot, broker_id: i32, defaults: &BTreeMap<String, String>) -> Result<Vec<MetadataRecord>, MetadataError> {
     if !current.brokers.contains_key(&broker_id) {
         return Err(MetadataError::UnknownBroker { broker_id });
     }
@@ -75,28 +115,47 @@ pub fn fence_broker(current: &ClusterSnapshot, broker_id: i32) -> Result<Vec<Met
         return Ok(Vec::new());
     }
     let mut records = vec![MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id, fenced: true })];
-    records.extend(fence_partition_changes(current, broker_id));
+    records.extend(fence_partition_changes(current, broker_id, defaults));
     Ok(records)
 }
 
 /// The partition changes that unfencing `broker_id` makes (without the unfence record): every
-/// leaderless partition whose ISR holds it elects a leader again, now that it may lead.
-pub fn unfence_partition_changes(current: &ClusterSnapshot, broker_id: i32) -> Vec<MetadataRecord> {
+/// leaderless partition elects a leader again, now that it may lead: from the ISR, or, where the
+/// topic allows unclean elections, from outside it (Kafka's `handleBrokerUnfenced`).
+pub fn unfence_partition_changes(current: &ClusterSnapshot, broker_id: i32, defaults: &BTreeMap<String, String>) -> Vec<MetadataRecord> {
     let eligible = |r: i32| r == broker_id || current.is_unfenced(r);
     let mut out = Vec::new();
     for topic in current.topics.values() {
+        let unclean = unclean_leader_election_enabled(defaults, &topic.configs);
         for (index, p) in topic.partitions.iter().enumerate() {
-            if p.leader == NO_LEADER && p.isr.contains(&broker_id) {
-                let leader = elect_leader(&p.replicas, &p.isr, eligible);
-                out.extend(change(topic, index, p, p.isr.clone(), leader));
+            if p.leader == NO_LEADER {
+                let elected = elect_any_leader(&p.replicas, &p.isr, unclean, eligible);
+                log_if_unclean(topic, index, p, &elected, "unfence");
+                out.extend(change(topic, index, p, elected.isr, elected.leader));
             }
         }
     }
     out
 }
 
+/// The elections of a topic whose `unclean.leader.election.enable` is (about to be) true: each
+/// leaderless partition gets the first unfenced ISR member as leader, else the first unfenced
+/// replica (Kafka's controller runs these for leaderless partitions whose topic allows them).
+/// The caller has checked the config.
+pub fn unclean_elections_for_topic(current: &ClusterSnapshot, topic: &TopicMeta) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for (index, p) in topic.partitions.iter().enumerate() {
+        if p.leader == NO_LEADER {
+            let elected = elect_any_leader(&p.replicas, &p.isr, true, |r| current.is_unfenced(r));
+            log_if_unclean(topic, index, p, &elected, "config");
+            out.extend(change(topic, index, p, elected.isr, elected.leader));
+        }
+    }
+    out
+}
+
 /// Records of UnfenceBroker: the unfence record (when it is fenced) and its partition changes.
-pub fn unfence_broker(current: &ClusterSnapshot, broker_id: i32) -> Result<Vec<MetadataRecord>, MetadataError> {
+pub fn unfence_broker(current: &ClusterSnapshot, broker_id: i32, defaults: &BTreeMap<String, String>) -> Result<Vec<MetadataRecord>, MetadataError> {
     if !current.brokers.contains_key(&broker_id) {
         return Err(MetadataError::UnknownBroker { broker_id });
     }
@@ -104,7 +163,7 @@ pub fn unfence_broker(current: &ClusterSnapshot, broker_id: i32) -> Result<Vec<M
     if current.fenced.contains(&broker_id) {
         records.push(MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id, fenced: false }));
     }
-    records.extend(unfence_partition_changes(current, broker_id));
+    records.extend(unfence_partition_changes(current, broker_id, defaults));
     Ok(records)
 }
 

@@ -33,6 +33,8 @@ mod tests_cluster;
 mod tests_delta;
 #[cfg(test)]
 mod tests_reassignment;
+#[cfg(test)]
+mod tests_unclean;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -289,7 +291,8 @@ pub enum MetadataError {
         /// The preferred replica.
         preferred: i32,
     },
-    /// No replica may lead without an unclean election, which is never made.
+    /// No replica may lead: none in the ISR is unfenced, and no unclean election could pick one
+    /// (not allowed, or no replica at all is unfenced).
     #[error("no eligible leader for partition {partition} of {topic}")]
     EligibleLeadersNotAvailable {
         /// Topic name.

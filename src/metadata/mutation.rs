@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::election::{
-    AlterPartitionRequest, NO_LEADER, alter_partition, fence_broker, fence_partition_changes, unfence_broker,
+    AlterPartitionRequest, NO_LEADER, alter_partition, fence_broker, fence_partition_changes, unclean_elections_for_topic, unfence_broker,
     unfence_partition_changes,
 };
 use super::placement::{is_active, place_more_partitions, place_new_topic};
@@ -17,7 +17,7 @@ use super::records::{
     TopicRecord,
 };
 use super::{ClusterSnapshot, MetadataError, TopicMeta, place, valid_topic_name};
-use crate::config::{TopicConfig, validate_topic_config};
+use crate::config::{TopicConfig, unclean_leader_election_enabled, validate_topic_config};
 
 /// Producer ids are reserved in blocks, so the log gets one record per block, not per id.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -105,13 +105,14 @@ pub enum MetadataMutation {
         new_isr: Vec<i32>,
     },
     /// ElectLeaders for one partition: the preferred replica (`preferred`), or, for Kafka's
-    /// unclean election type, only a leaderless partition's clean election.
+    /// UNCLEAN election type, a leader for a leaderless partition: from the ISR if one may lead,
+    /// else from outside it, whatever the topic's `unclean.leader.election.enable` (as Kafka).
     ElectLeader {
         /// Topic name.
         topic: String,
         /// Partition index.
         partition: i32,
-        /// Kafka's PREFERRED election type (else UNCLEAN, never honoured as unclean).
+        /// Kafka's PREFERRED election type (else UNCLEAN).
         preferred: bool,
     },
     /// AlterPartitionReassignments for one partition (KIP-455).
@@ -297,6 +298,10 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             }
             // Resolving reports nothing today; it is kept so a future check has its place.
             let _ = TopicConfig::resolve(ctx.defaults, &wanted);
+            // With unclean elections allowed (typically: just switched on), the topic's leaderless
+            // partitions get a leader at once, in the config's frame (Kafka's controller runs
+            // these elections for leaderless partitions whose topic allows them).
+            let unclean_allowed = unclean_leader_election_enabled(ctx.defaults, &wanted);
             // Only the difference becomes records: deletes for keys that go, sets for the rest.
             let mut records: Vec<MetadataRecord> = topic
                 .configs
@@ -310,6 +315,9 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
                     .filter(|(k, v)| topic.configs.get(k) != Some(v))
                     .map(|(k, v)| topic_config(&name, k, Some(v))),
             );
+            if unclean_allowed {
+                records.extend(unclean_elections_for_topic(current, topic));
+            }
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
         MetadataMutation::AllocateProducerId => {
@@ -324,8 +332,8 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             Ok(Plan { records, report: Report::Nothing, validate_only: false, allocates_producer_id: true })
         }
         MetadataMutation::RegisterBroker(registration) => Ok(Plan::new(register_broker(current, ctx, registration), Report::Nothing, false)),
-        MetadataMutation::FenceBroker { broker_id } => Ok(Plan::new(fence_broker(current, broker_id)?, Report::Nothing, false)),
-        MetadataMutation::UnfenceBroker { broker_id } => Ok(Plan::new(unfence_broker(current, broker_id)?, Report::Nothing, false)),
+        MetadataMutation::FenceBroker { broker_id } => Ok(Plan::new(fence_broker(current, broker_id, ctx.defaults)?, Report::Nothing, false)),
+        MetadataMutation::UnfenceBroker { broker_id } => Ok(Plan::new(unfence_broker(current, broker_id, ctx.defaults)?, Report::Nothing, false)),
         MetadataMutation::AlterPartition { topic_id, partition, leader_id, leader_epoch, partition_epoch, new_isr } => {
             let request = AlterPartitionRequest { topic_id, partition, leader_id, leader_epoch, partition_epoch, new_isr };
             let (name, record) = alter_partition(current, &request)?;
@@ -336,7 +344,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             Ok(Plan::new(vec![record], Report::TopicAfter(name), false))
         }
         MetadataMutation::ReassignPartition { topic, partition, target } => {
-            let (name, record) = reassign(current, &topic, partition, target)?;
+            let (name, record) = reassign(current, &topic, partition, target, ctx.defaults)?;
             Ok(Plan::new(record.into_iter().collect(), Report::TopicAfter(name), false))
         }
     }
@@ -350,12 +358,12 @@ fn register_broker(current: &ClusterSnapshot, ctx: &PlanContext<'_>, registratio
     let single_node = ctx.single_node(current) && broker_id == ctx.node_id;
     let mut records = Vec::new();
     if !single_node && current.is_unfenced(broker_id) {
-        records.extend(fence_partition_changes(current, broker_id));
+        records.extend(fence_partition_changes(current, broker_id, ctx.defaults));
     }
     records.push(MetadataRecord::RegisterBroker(registration));
     if single_node {
         records.push(MetadataRecord::BrokerFence(BrokerFenceRecord { broker_id, fenced: false }));
-        records.extend(unfence_partition_changes(current, broker_id));
+        records.extend(unfence_partition_changes(current, broker_id, ctx.defaults));
     }
     records
 }

@@ -1,5 +1,5 @@
-//! The admin surface's partition decisions, planned on the active controller: preferred (and
-//! never unclean) leader election, and KIP-455 reassignments, in the spirit of KRaft's
+//! The admin surface's partition decisions, planned on the active controller: preferred and
+//! unclean leader election, and KIP-455 reassignments, in the spirit of KRaft's
 //! `ReplicationControlManager.electLeaders` / `alterPartitionReassignments` and its
 //! `PartitionReassignmentReplicas` / `PartitionReassignmentRevert`.
 //!
@@ -17,10 +17,13 @@
 //! A change that removes a replica or moves leadership bumps the leader epoch (as Kafka does), so
 //! a removed replica's fetches are fenced; every change bumps the partition epoch.
 
-use super::election::{NO_LEADER, elect_leader};
+use std::collections::BTreeMap;
+
+use super::election::{NO_LEADER, elect_any_leader, elect_leader};
 use super::image::partition_record;
 use super::records::{MetadataRecord, PartitionRecord};
 use super::{ClusterSnapshot, MetadataError, PartitionMeta, TopicMeta};
+use crate::config::unclean_leader_election_enabled;
 
 /// A partition by name and index: its topic, index and state, or UNKNOWN_TOPIC_OR_PARTITION.
 fn lookup<'a>(current: &'a ClusterSnapshot, topic: &str, partition: i32) -> Result<(&'a TopicMeta, usize, &'a PartitionMeta), MetadataError> {
@@ -41,12 +44,14 @@ fn bump_epochs(was: &PartitionMeta, record: &mut PartitionRecord) {
 
 /// ElectLeaders for one partition. `preferred`: make the first replica leader when it is in the
 /// ISR and unfenced (ELECTION_NOT_NEEDED when it leads already, PREFERRED_LEADER_NOT_AVAILABLE
-/// otherwise). Unclean elections are never honoured (`unclean.leader.election.enable` is
-/// always false here): an "unclean" request elects, cleanly, only a leaderless partition.
-/// Returns the topic's name and the record.
+/// otherwise). Else Kafka's UNCLEAN type: a leaderless partition gets its first unfenced ISR
+/// member, or failing that its first unfenced replica with the ISR that replica alone, whatever
+/// the topic's `unclean.leader.election.enable` (Kafka's `electLeader` ignores it for this type);
+/// ELECTION_NOT_NEEDED when it has a leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is
+/// unfenced. Returns the topic's name and the record.
 pub fn elect_leaders(current: &ClusterSnapshot, topic: &str, partition: i32, preferred: bool) -> Result<(String, MetadataRecord), MetadataError> {
     let (t, index, p) = lookup(current, topic, partition)?;
-    let leader = if preferred {
+    let (leader, isr) = if preferred {
         let first = p.replicas.first().copied().unwrap_or(NO_LEADER);
         if p.leader == first {
             return Err(MetadataError::ElectionNotNeeded { topic: topic.to_string(), partition });
@@ -54,18 +59,23 @@ pub fn elect_leaders(current: &ClusterSnapshot, topic: &str, partition: i32, pre
         if !p.isr.contains(&first) || !current.is_unfenced(first) {
             return Err(MetadataError::PreferredLeaderNotAvailable { topic: topic.to_string(), partition, preferred: first });
         }
-        first
+        (first, p.isr.clone())
     } else {
         if p.leader != NO_LEADER {
             return Err(MetadataError::ElectionNotNeeded { topic: topic.to_string(), partition });
         }
-        match elect_leader(&p.replicas, &p.isr, |r| current.is_unfenced(r)) {
-            NO_LEADER => return Err(MetadataError::EligibleLeadersNotAvailable { topic: topic.to_string(), partition }),
-            leader => leader,
+        let elected = elect_any_leader(&p.replicas, &p.isr, true, |r| current.is_unfenced(r));
+        if elected.leader == NO_LEADER {
+            return Err(MetadataError::EligibleLeadersNotAvailable { topic: topic.to_string(), partition });
         }
+        if !p.isr.contains(&elected.leader) {
+            tracing::warn!(topic, partition, leader = elected.leader, old_isr = ?p.isr, cause = "elect_leaders", "unclean leader election");
+        }
+        (elected.leader, elected.isr)
     };
     let mut record = partition_record(t, index, p);
     record.leader = leader;
+    record.isr = isr;
     bump_epochs(p, &mut record);
     Ok((t.name.clone(), MetadataRecord::Partition(record)))
 }
@@ -73,11 +83,13 @@ pub fn elect_leaders(current: &ClusterSnapshot, topic: &str, partition: i32, pre
 /// AlterPartitionReassignments for one partition: `Some(target)` starts (or replaces) a
 /// reassignment to `target`, `None` cancels the one in progress. Returns the topic's name and
 /// the record (`None`: the partition already has exactly those replicas and nothing moves).
+/// `defaults`: the broker's topic config defaults (a cancellation may need an unclean election).
 pub fn reassign(
     current: &ClusterSnapshot,
     topic: &str,
     partition: i32,
     target: Option<Vec<i32>>,
+    defaults: &BTreeMap<String, String>,
 ) -> Result<(String, Option<MetadataRecord>), MetadataError> {
     let (t, index, p) = lookup(current, topic, partition)?;
     if target.is_none() && !p.reassigning() {
@@ -90,10 +102,22 @@ pub fn reassign(
     // first, then reassigns from the original replicas).
     let mut record = partition_record(t, index, p);
     revert(&mut record);
+    let mut unclean = false;
     if record.isr.is_empty() {
-        // Only adding replicas are in sync: the original replicas cannot lead without an
-        // unclean election, which is never made.
-        return Err(MetadataError::EligibleLeadersNotAvailable { topic: topic.to_string(), partition });
+        // Only adding replicas are in sync: the original replicas can lead only by an unclean
+        // election. A new target is refused then; a cancellation follows Kafka's
+        // PartitionReassignmentRevert: the first original replica joins the ISR, and it goes
+        // ahead only where the topic allows unclean elections.
+        if target.is_some() {
+            return Err(MetadataError::EligibleLeadersNotAvailable { topic: topic.to_string(), partition });
+        }
+        if !unclean_leader_election_enabled(defaults, &t.configs) {
+            return Err(MetadataError::InvalidReplicaAssignment {
+                reason: format!("Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."),
+            });
+        }
+        record.isr = record.replicas.first().copied().into_iter().collect();
+        unclean = true;
     }
     if let Some(target) = target {
         let original = std::mem::take(&mut record.replicas);
@@ -105,7 +129,9 @@ pub fn reassign(
         complete_if_in_sync(current, &mut record);
     }
     if !record.isr.contains(&record.leader) || !current.is_unfenced(record.leader) {
-        record.leader = elect_leader(&record.replicas, &record.isr, |r| current.is_unfenced(r));
+        let elected = elect_any_leader(&record.replicas, &record.isr, unclean, |r| current.is_unfenced(r));
+        record.leader = elected.leader;
+        record.isr = elected.isr;
     }
     if record.replicas == p.replicas && record.isr == p.isr && record.leader == p.leader && !p.reassigning() {
         return Ok((t.name.clone(), None));

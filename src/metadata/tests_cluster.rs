@@ -18,7 +18,8 @@ pub(super) struct Cluster {
     pub voters: usize,
     pub node_id: i32,
     pub default_rf: i16,
-    defaults: BTreeMap<String, String>,
+    /// The broker's topic config defaults the controller plans with.
+    pub defaults: BTreeMap<String, String>,
 }
 
 pub(super) fn registration(broker_id: i32) -> BrokerRegistration {
@@ -277,7 +278,7 @@ fn an_isr_never_empties_and_a_leaderless_partition_waits_for_its_last_member() {
     assert_eq!(state(&c.p("t", 0)), (1, 0, 1, vec![1]));
     c.run(MetadataMutation::FenceBroker { broker_id: 1 }).unwrap();
     assert_eq!(state(&c.p("t", 0)), (NO_LEADER, 1, 2, vec![1]), "offline, and 1 stays in the ISR");
-    // The other replicas come and go: none of them may lead (no unclean election).
+    // The other replicas come and go: none of them may lead (unclean elections are off by default).
     for id in [2, 3] {
         c.run(MetadataMutation::FenceBroker { broker_id: id }).unwrap();
         c.run(MetadataMutation::UnfenceBroker { broker_id: id }).unwrap();

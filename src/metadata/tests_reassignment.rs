@@ -60,16 +60,19 @@ fn preferred_election_moves_leadership_back_to_the_first_replica() {
 }
 
 #[test]
-fn unclean_election_is_never_honoured() {
+fn unclean_election_type_elects_outside_the_isr() {
     let mut c = cluster(vec![1, 2]);
     assert!(matches!(elect(&mut c, false), Err(MetadataError::ElectionNotNeeded { .. })), "a leader is there");
     c.run(MetadataMutation::FenceBroker { broker_id: 2 }).unwrap();
     c.run(MetadataMutation::FenceBroker { broker_id: 1 }).unwrap();
     assert_eq!((c.p("t", 0).leader, c.p("t", 0).isr.clone()), (-1, vec![1]), "the last ISR member stays");
-    // Broker 2 is alive but out of the ISR: only an unclean election could pick it.
+    assert!(matches!(elect(&mut c, false), Err(MetadataError::EligibleLeadersNotAvailable { .. })), "no replica is unfenced");
+    // Broker 2 is alive but out of the ISR: only an unclean election picks it (the topic's
+    // config is false by default; the UNCLEAN type elects regardless, as in Kafka).
     c.run(MetadataMutation::UnfenceBroker { broker_id: 2 }).unwrap();
-    assert!(matches!(elect(&mut c, false), Err(MetadataError::EligibleLeadersNotAvailable { .. })));
     assert_eq!(c.p("t", 0).leader, -1);
+    elect(&mut c, false).unwrap();
+    assert_eq!((c.p("t", 0).leader, c.p("t", 0).isr), (2, vec![2]));
 }
 
 #[test]

@@ -59,6 +59,7 @@ TOPIC_DEFAULTS = {
     "segment.index.bytes": "10485760",
     "index.interval.bytes": "4096",
     "delete.retention.ms": "86400000",
+    "unclean.leader.election.enable": "false",
 }
 
 

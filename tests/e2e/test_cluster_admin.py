@@ -69,7 +69,7 @@ def test_preferred_election_moves_leadership_back(cluster_factory):
     wait_until(lambda: cluster.partition_state("pref")[0]["leader"] == preferred, 10, what="the preferred replica leads again")
     assert sorted(cluster.partition_state("pref")[0]["isrs"]) == [1, 2, 3]
 
-    # Unclean elections are never made: with a leader in place, none is needed.
+    # An unclean election is made only for a leaderless partition: with a leader in place, none is needed.
     result = admin.elect_leaders(ElectionType.UNCLEAN, [tp]).result(timeout=30)
     assert result[tp] is not None and result[tp].code() == ELECTION_NOT_NEEDED, result
 

@@ -1,6 +1,7 @@
-//! ElectLeaders: preferred leader election per partition, planned on the active controller
-//! (`metadata::reassignment::elect_leaders`). Unclean elections are never honoured:
-//! `unclean.leader.election.enable` is always false here.
+//! ElectLeaders: preferred or unclean leader election per partition, planned on the active
+//! controller (`metadata::reassignment::elect_leaders`). As in Kafka, the UNCLEAN type elects a
+//! replica outside the ISR for a leaderless partition whatever the topic's
+//! `unclean.leader.election.enable`.
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
