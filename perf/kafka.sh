@@ -83,12 +83,34 @@ kafka_node() {
         kafka.Kafka "$dir/node$n/server.properties"
 }
 
+# kafka_wait_ports N BASE: waits (up to 70 s) until every node's ports can be bound. A broker that
+# just stopped on them (a Ringlog run before this one) can leave TIME_WAIT sockets that block the
+# bind for a minute when its listener did not set SO_REUSEADDR.
+kafka_wait_ports() {
+    local size=$1 base=$2 waited=0
+    while ! python3 - "$size" "$base" 2>/dev/null <<'PY'
+import socket, sys
+size, base = int(sys.argv[1]), int(sys.argv[2])
+for port in [base + n * 10 + k for n in range(1, size + 1) for k in (0, 1)]:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+PY
+    do
+        [ $waited = 0 ] && echo "perf/kafka.sh: ports $((base + 10))..$((base + size * 10 + 1)) still in use; waiting" >&2
+        waited=$((waited + 1))
+        [ $waited -le 70 ] || { echo "perf/kafka.sh: ports $((base + 10))..$((base + size * 10 + 1)) still in use after 70 s" >&2; return 1; }
+        sleep 1
+    done
+}
+
 # kafka_start N: fetches, formats and starts N nodes on $DIR and $BASE (defaults as perf/cluster.sh),
 # logs in $DIR/nodeK.log; returns once every broker is in the metadata. PIDs in KAFKA_PIDS.
 kafka_start() {
     local size=$1 n
     DIR="${DIR:-/tmp/kafka-cluster}" BASE="${BASE:-${BASE_PORT:-19100}}"
     kafka_fetch || return 1
+    kafka_wait_ports "$size" "$BASE" || return 1
     rm -rf "$DIR" && mkdir -p "$DIR"
     kafka_format "$size" "$DIR" "$BASE" || return 1
     KAFKA_BOOTSTRAP=""
