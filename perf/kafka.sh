@@ -153,6 +153,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         node) [ $# = 3 ] || { sed -n '9p' "$0" >&2; exit 2; }; kafka_node "$2" "$3" ;;
         run)
             trap 'kafka_stop; rm -rf "$DIR"' EXIT
+            trap 'exit 130' INT TERM
             kafka_start "${2:-3}"
             echo "Kafka $KAFKA_VERSION: ${2:-3} brokers at $KAFKA_BOOTSTRAP (data in $DIR); Ctrl-C stops them"
             wait
