@@ -2,16 +2,19 @@
 """Failover time on a 3-broker cluster (issue 17): from a partition leader's SIGKILL to the first
 write acknowledged through its new leader, over N rounds; prints each round and p50/max.
 
-    perf/failover.py [--rounds 10] [--session-ms 2000]
+    perf/failover.py [--rounds 10] [--session-ms 2000] [--peer ringlog|kafka]
 
 Uses the e2e cluster harness (tests/e2e/cluster.py) and the release binary (RINGLOG_BIN to
-override). broker.session.timeout.ms bounds the time: the controller fences a broker that stops
+override); --peer kafka runs the same rounds, client and settings against three Apache Kafka 4.x
+KRaft nodes (perf/kafka_cluster.py, jars fetched by perf/kafka.sh). broker.session.timeout.ms
+bounds the time: the controller fences a broker that stops
 heartbeating after that long (Kafka's default is 9000 ms; --session-ms sets it).
 """
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -20,12 +23,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "perf"))
 os.environ.setdefault("RINGLOG_BIN", str(REPO / "target" / "release" / "ringlog"))
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
 
 import cluster as cl  # noqa: E402
+import kafka_cluster  # noqa: E402
 from conftest import wait_until  # noqa: E402
 
 
@@ -33,11 +38,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--session-ms", type=int, default=2000)
+    ap.add_argument("--peer", choices=["ringlog", "kafka"], default="ringlog")
+    ap.add_argument("--keep", action="store_true", help="keep the brokers' logs and data, and print where")
     args = ap.parse_args()
     config = {"broker.session.timeout.ms": args.session_ms, "broker.heartbeat.interval.ms": max(50, args.session_ms // 10)}
-    work = Path(tempfile.mkdtemp(prefix="ringlog-failover-"))
-    c = cl.Cluster(work, size=3, config=config).start()
-    print(json.dumps({"workdir": str(work)}), flush=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{args.peer}-failover-"))
+    try:
+        if args.peer == "kafka":
+            # The Ringlog harness's shortened timeouts too, so both peers run with the same settings.
+            c = kafka_cluster.KafkaCluster(work, size=3, config={**cl.FAST_FAILOVER, **config}).start()
+        else:
+            c = cl.Cluster(work, size=3, config=config).start()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     times = []
     try:
         admin = c.admin()
@@ -66,11 +80,15 @@ def main():
                               "error": str(err) if err else None}), flush=True)
             c.broker(leader).start(timeout=60)
         ok = [t for t in times if t is not None]
-        summary = {"rounds": len(times), "failed": len(times) - len(ok), "session_ms": args.session_ms,
+        summary = {"peer": args.peer, "rounds": len(times), "failed": len(times) - len(ok), "session_ms": args.session_ms,
                    "p50_s": round(statistics.median(ok), 3) if ok else None, "max_s": round(max(ok), 3) if ok else None}
         print(json.dumps(summary))
     finally:
         c.cleanup()
+        if args.keep:
+            print(json.dumps({"kept": str(work)}))
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
