@@ -98,6 +98,13 @@ impl Controller {
         let Ok(_turn) = self.turn.acquire_permit(1).await else {
             return AppResponse::NotController { leader: None };
         };
+        // A new leader has not committed the membership it inherited until an entry of its own
+        // term commits; openraft refuses a change before that (InProgress).
+        match self.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await {
+            Ok(_) => {}
+            Err(e) if e.forward_to_leader().is_some() => return AppResponse::NotController { leader: None },
+            Err(e) => return refuse(format!("cannot confirm leadership: {e}")),
+        }
         let node = BasicNode::new(addr.clone());
         let written = match known {
             None => self.raft.add_learner(id, node, false).await,
