@@ -249,12 +249,10 @@ fn controller_bind(config: &BrokerConfig, controller_listeners: &[Listener]) -> 
 }
 
 /// The cluster id every node of a quorum derives alike from its voters (Kafka's comes from
-/// `kafka-storage format`; Ringlog needs no format step).
+/// `kafka-storage format`; Ringlog needs no format step). A broker that knows the quorum by
+/// bootstrap servers only corrects it once it learns the voters (`cluster::controller`).
 fn cluster_id(config: &BrokerConfig) -> String {
-    let voters: Vec<String> = config.cluster.voters.iter().map(|v| format!("{}@{}:{}", v.id, v.host, v.port)).collect();
-    let digest = crc32c::crc32c(voters.join(",").as_bytes());
-    let id = uuid::Uuid::from_u64_pair(u64::from(digest) << 32 | u64::from(crc32c::crc32c(b"ringlog")), u64::from(digest));
-    id.simple().to_string()[..22].to_string()
+    crate::config::ClusterConfig::cluster_id_of(config.cluster.voters.iter().map(|v| (v.id, format!("{}:{}", v.host, v.port))))
 }
 
 /// This broker's registration: one endpoint per listener (its advertised address), and a new

@@ -204,6 +204,18 @@ impl ClusterConfig {
         if self.is_multi_node(node_id) { self.offsets_topic_replication_factor.max(1) } else { 1 }
     }
 
+    /// The cluster id every node of a quorum derives alike from its voters (`id`, `host:port`),
+    /// in id order, whatever order a node's config lists them in (Kafka's comes from `kafka-storage format`; Ringlog
+    /// needs no format step).
+    pub fn cluster_id_of(voters: impl IntoIterator<Item = (i32, String)>) -> String {
+        let mut voters: Vec<(i32, String)> = voters.into_iter().collect();
+        voters.sort();
+        let voters: Vec<String> = voters.into_iter().map(|(id, addr)| format!("{id}@{addr}")).collect();
+        let digest = crc32c::crc32c(voters.join(",").as_bytes());
+        let id = uuid::Uuid::from_u64_pair(u64::from(digest) << 32 | u64::from(crc32c::crc32c(b"ringlog")), u64::from(digest));
+        id.simple().to_string()[..22].to_string()
+    }
+
     /// The start-up check, Kafka's rules for `process.roles`: a controller is among the voters;
     /// a broker-only node is not, and knows the quorum by voters or bootstrap servers; only a
     /// broker may know the quorum by bootstrap servers alone.
@@ -302,6 +314,10 @@ mod tests {
         c.voters.clear();
         c.bootstrap_servers = ClusterConfig::list("a:9093,b:9093");
         assert_eq!(c.check(4), Ok(()), "a broker may know the quorum by bootstrap servers alone (Kafka 4)");
+        let id = ClusterConfig::cluster_id_of([(2, "b:9093".to_string()), (1, "a:9093".to_string())]);
+        assert_eq!(id, ClusterConfig::cluster_id_of([(1, "a:9093".to_string()), (2, "b:9093".to_string())]), "any order");
+        assert_ne!(id, ClusterConfig::cluster_id_of([(1, "a:9093".to_string())]));
+        assert_eq!(id.len(), 22);
         c.set_voters("1@a:9093").unwrap();
         assert_eq!(c.controller_addresses(), vec!["a:9093".to_string(), "b:9093".to_string()], "voters first, no address twice");
     }

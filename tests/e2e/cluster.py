@@ -3,7 +3,8 @@ each a combined broker and controller (`process.roles=broker,controller`) and a 
 `controller.quorum.voters`, with its own Kafka port, controller port, admin port and data dir.
 `roles` gives each node its own `process.roles` instead: controller-only nodes listen on their
 controller port only; broker-only nodes are not voters (they join as learners), and listen on a
-CONTROLLER port too unless `learner_listener=False` (they then bind an ephemeral one).
+CONTROLLER port too unless `learner_listener=False` (they then bind an ephemeral one), and know
+the quorum by `controller.quorum.bootstrap.servers` alone when `learner_bootstrap=True`.
 
 Timeouts are shortened from Kafka's defaults (heartbeat 2 s, session 9 s, replica lag 30 s) so a
 failover happens within a test's patience; the code paths are the same.
@@ -30,7 +31,7 @@ class Cluster:
     """N combined nodes, ids 1..N. `start()` starts them all and waits for one active controller."""
 
     def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None, cores: int = 1,
-                 roles: Optional[List[str]] = None, learner_listener: bool = True):
+                 roles: Optional[List[str]] = None, learner_listener: bool = True, learner_bootstrap: bool = False):
         self.brokers: List[Broker] = []
         self.roles = roles or ["broker,controller"] * size
         size = len(self.roles)
@@ -51,6 +52,10 @@ class Cluster:
                 **FAST_FAILOVER,
                 **(config or {}),
             }
+            if role == "broker" and learner_bootstrap:
+                del node_config["controller.quorum.voters"]
+                node_config["controller.quorum.bootstrap.servers"] = ",".join(
+                    f"127.0.0.1:{c}" for j, (_, c) in enumerate(ports) if "controller" in self.roles[j])
             b = Broker(workdir / f"node{i + 1}", cores=cores, config=node_config, listen_flags=False)
             b.port = kafka_port
             b.advertised_port = kafka_port

@@ -3,14 +3,17 @@ broker-only nodes that are not voters but follow the quorum's log as openraft le
 
 Five processes on this 2-core machine are too slow, so the first cluster is one controller-only
 voter and two broker-only nodes; the second is three combined voters and one broker-only node
-(which binds an ephemeral port for the quorum's log, having no CONTROLLER listener)."""
+(which binds an ephemeral port for the quorum's log, having no CONTROLLER listener, and knows the
+quorum by controller.quorum.bootstrap.servers alone)."""
 
 import socket
+import struct
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+import kafka_wire as kw
 from conftest import wait_until
 
 
@@ -62,6 +65,23 @@ def consume(bootstrap, topic, partitions, expected):
 def metadata_brokers(cluster):
     md = cluster.admin().list_topics(timeout=10)
     return sorted(md.brokers.keys()), md.controller_id
+
+
+def cluster_id_of(broker):
+    """The cluster id this broker itself answers (Metadata v2, no topics), on a raw connection."""
+    with kw.connect(broker.port) as sock:
+        data = kw.roundtrip(sock, kw.frame(3, 2, 7, kw.i32(0)))
+    pos = 4  # correlation id
+    (count,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(count):
+        pos += 4  # node id
+        (n,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + n + 4  # host, port
+        (n,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + max(n, 0)  # rack
+    (n,) = struct.unpack_from(">h", data, pos)
+    return data[pos + 2:pos + 2 + n].decode()
 
 
 def partition_dirs(broker, topic):
@@ -123,11 +143,14 @@ def test_controller_only_voter_and_broker_only_nodes(cluster_factory):
 
 
 def test_a_broker_only_node_joins_combined_voters(cluster_factory):
-    cluster = cluster_factory(roles=["broker,controller"] * 3 + ["broker"], learner_listener=False)
+    cluster = cluster_factory(roles=["broker,controller"] * 3 + ["broker"], learner_listener=False, learner_bootstrap=True)
     learner = cluster.broker(4)
     assert metadata_brokers(cluster)[0] == [1, 2, 3, 4]
     text = learner.log_path.read_text()
     assert "joined the quorum as a learner" in text
+    assert "controller.quorum.voters" not in learner.config_path.read_text(), "it knows the quorum by bootstrap servers"
+    wait_until(lambda: cluster_id_of(learner) == cluster_id_of(cluster.broker(1)), 10,
+               what="the learner answers the cluster id the voters derived")
 
     # Writes through the learner alone, to partitions it holds.
     create_topic(cluster, "mixed", partitions=4, rf=3)

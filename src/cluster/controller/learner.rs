@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers};
@@ -30,6 +31,7 @@ use super::{Controller, RETRY};
 use crate::cluster::rpc::{DEFAULT_CONNECT_TIMEOUT, RpcClient};
 use crate::cluster::types::{AppRequest, AppResponse, RemoteError};
 use crate::codes::ErrorCode;
+use crate::config::ClusterConfig;
 
 /// How long a learner waits for one controller's answer to AddLearner before it asks the next:
 /// adding a learner does not wait for it to catch up, so a live controller answers at once.
@@ -139,6 +141,7 @@ impl Controller {
                 match client.call_app(ask.clone(), ADD_LEARNER_TIMEOUT).await {
                     Ok(AppResponse::LearnerAdded(Ok(()))) => {
                         tracing::info!(node_id = self.me, %addr, controller = client.addr(), "joined the quorum as a learner");
+                        self.adopt_cluster_id().await;
                         return;
                     }
                     Ok(AppResponse::LearnerAdded(Err(e))) => {
@@ -150,5 +153,26 @@ impl Controller {
             }
             glommio::timer::sleep(RETRY * 5).await;
         }
+    }
+
+    /// A broker that knows the quorum by bootstrap servers only started with the cluster id of no
+    /// voters: once the membership in the log names the voters, its image takes the id every
+    /// voter derived from them (`ClusterConfig::cluster_id_of`).
+    async fn adopt_cluster_id(&self) {
+        if !self.config.cluster.voters.is_empty() {
+            return;
+        }
+        let known = self.raft.wait(None).metrics(|m| m.membership_config.membership().voter_ids().next().is_some(), "voters known").await;
+        let Ok(metrics) = known else { return };
+        let membership = metrics.membership_config.membership();
+        let voters = membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|node| (id as i32, node.addr.clone())));
+        let cluster_id = ClusterConfig::cluster_id_of(voters);
+        tracing::info!(node_id = self.me, %cluster_id, "cluster id taken from the quorum's voters");
+        // No await between load and store: the state machine applies on this thread only.
+        self.handle.rcu(|current| {
+            let mut next = (**current).clone();
+            next.cluster_id = cluster_id.clone();
+            Arc::new(next)
+        });
     }
 }
