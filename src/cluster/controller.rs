@@ -8,6 +8,10 @@
 //!  heartbeat loop ──► the active controller ─► session expired? ─► FenceBroker (leaders move, epochs bump)
 //! ```
 //!
+//! Voters (combined or controller-only nodes) run it as members of the quorum; a broker-only node
+//! runs it as an openraft learner that asks to be added (`controller/learner.rs`). A controller-only node
+//! never runs [`Controller::run_broker`].
+//!
 //! openraft runs in a glommio task queue of its own (openraft #1403: its heartbeats must not
 //! starve behind the shard's data-plane work), and never sees a `RefCell` borrow across an await.
 

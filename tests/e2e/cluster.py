@@ -71,7 +71,7 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(b.bootstrap for b in self.brokers if b.running() and "broker" in b.roles)
+        return ",".join(b.bootstrap for b in self.brokers if b.running() and "broker" in getattr(b, "roles", "broker"))
 
     def broker(self, node_id: int) -> Broker:
         return self.brokers[node_id - 1]
@@ -87,7 +87,7 @@ class Cluster:
                                           env=b.env, cwd=str(b.workdir))
         for b in self.brokers:
             b.wait_ready(timeout)
-        self.wait_for_brokers(sum("broker" in b.roles for b in self.brokers), timeout)
+        self.wait_for_brokers(sum("broker" in getattr(b, "roles", "broker") for b in self.brokers), timeout)
         self.wait_for_offsets_topic(timeout)
         return self
 
