@@ -1,10 +1,11 @@
 """KRaft's node roles (issue 17): controller-only voters that serve no Kafka listener, and
 broker-only nodes that are not voters but follow the quorum's log as openraft learners.
 
-Five processes on this 2-core machine are too slow, so the first cluster is one controller-only
-voter and two broker-only nodes; the second is three combined voters and one broker-only node
-(which binds an ephemeral port for the quorum's log, having no CONTROLLER listener, and knows the
-quorum by controller.quorum.bootstrap.servers alone)."""
+Three clusters: one controller-only voter and two broker-only nodes (produce/consume, a metadata
+change reaching the learners, a killed learner fenced, its restart); three combined voters and one
+broker-only node (which binds an ephemeral port for the quorum's log, having no CONTROLLER
+listener, and knows the quorum by controller.quorum.bootstrap.servers alone); and three
+controller-only voters under two broker-only nodes, whose active controller is killed."""
 
 import socket
 import struct
@@ -177,3 +178,23 @@ def test_a_broker_only_node_joins_combined_voters(cluster_factory):
     wait_until(lambda: 4 in metadata_brokers(cluster)[0], 30, what="the restarted learner unfenced")
     wait_until(lambda: all(4 in s["isrs"] for s in cluster.partition_state("mixed").values() if 4 in s["replicas"]),
                30, what="the restarted learner back in its partitions' ISRs")
+
+
+def test_three_controller_only_voters_fail_over_under_two_broker_only_nodes(cluster_factory):
+    cluster = cluster_factory(roles=["controller"] * 3 + ["broker"] * 2)
+    assert metadata_brokers(cluster)[0] == [4, 5]
+    create_topic(cluster, "before", partitions=2, rf=2)
+    acked = produce(cluster.bootstrap, "before", 2, 100)
+    assert consume(cluster.bootstrap, "before", 2, acked) == acked
+
+    # The controller that added the learners was the active one (nothing failed since): kill it.
+    active = [c for c in cluster.brokers[:3] if "learner added to the quorum" in c.log_path.read_text()]
+    assert len(active) == 1, [c.node_id for c in active]
+    active[0].kill()
+    create_topic(cluster, "after", partitions=2, rf=2)  # needs a new active controller
+    for b in cluster.brokers[3:]:
+        wait_until(lambda b=b: partition_dirs(b, "after") == ["after-0", "after-1"], 15,
+                   what=f"node {b.node_id} follows the new active controller's log")
+    assert metadata_brokers(cluster)[0] == [4, 5], "the new active controller keeps both brokers unfenced"
+    acked = produce(cluster.bootstrap, "after", 2, 100)
+    assert consume(cluster.bootstrap, "after", 2, acked) == acked
