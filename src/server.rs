@@ -10,7 +10,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::{BrokerConfig, Listener, ListenerError};
-use crate::cluster::controller::Controller;
+use crate::cluster::controller::{Controller, QuorumRole};
 use crate::cluster::state_machine::AppliedObserver;
 use crate::metadata::{
     BrokerEndpoint, BrokerRegistration, ClusterSnapshot, MetadataBootstrap, MetadataError, MetadataMutation, SnapshotHandle,
@@ -98,6 +98,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         .resolve()?
         .into_iter()
         .partition(|l| config.cluster.controller_listener_names.contains(&l.name));
+    config.cluster.check_listeners(listeners.iter().map(|l| l.name.as_str()))?;
     let listeners: Arc<[Arc<Listener>]> = listeners.into_iter().map(Arc::new).collect();
     for listener in listeners.iter() {
         ensure_address_free(listener.bind).map_err(|error| ServerError::AddressInUse {
@@ -111,13 +112,19 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         // Before any shard opens a partition: what a crashed broker journaled but never wrote.
         crate::storage::journal::replay(dir, &config.data_dir).map_err(|e| ServerError::Runtime(format!("append journal replay: {e}")))?;
     }
-    let cores = config.cores.max(1);
+    // A controller-only node serves no Kafka listener and hosts no partition: one shard runs its
+    // controller. `cores` stays as configured, since the active controller places partitions
+    // on its brokers' shards by it.
+    let cores = if config.cluster.is_controller_only() { 1 } else { config.cores.max(1) };
     let (metadata, store, cluster) = if config.cluster.is_multi_node(config.node_id) {
-        let bind = controller_bind(&config, &controller_listeners)?;
-        ensure_address_free(bind).map_err(|error| ServerError::AddressInUse { listener: "CONTROLLER".into(), addr: bind, error })?;
+        let (bind, role) = quorum_bind(&config, &controller_listeners, &listeners)?;
+        if bind.port() != 0 {
+            ensure_address_free(bind).map_err(|error| ServerError::AddressInUse { listener: "CONTROLLER".into(), addr: bind, error })?;
+        }
         // The image starts empty: the quorum's snapshot and log rebuild it on shard 0.
         let metadata: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(ClusterSnapshot::empty(cluster_id(&config))));
-        let start = ClusterStart { bind, registration: registration(&config, &listeners) };
+        let registration = config.cluster.roles.broker.then(|| registration(&config, &listeners));
+        let start = ClusterStart { bind, role, registration };
         (metadata, Arc::new(Mutex::new(None)), Some(start))
     } else {
         let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
@@ -191,8 +198,37 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
 struct ClusterStart {
     /// Where the controller RPCs are served.
     bind: std::net::SocketAddr,
-    /// This broker's registration (a new incarnation id).
-    registration: BrokerRegistration,
+    /// Voter or learner.
+    role: QuorumRole,
+    /// This broker's registration (a new incarnation id); none on a controller-only node.
+    registration: Option<BrokerRegistration>,
+}
+
+/// Where this node serves the quorum's RPCs, and how it takes part. A voter: as
+/// [`controller_bind`]. A broker-only node (a learner): its controller listener when `listeners`
+/// has one (Kafka refuses one on a broker, but its brokers pull the log while openraft pushes
+/// it), else an ephemeral port on the inter-broker listener's address, which it announces when
+/// it asks to be added.
+fn quorum_bind(
+    config: &BrokerConfig,
+    controller_listeners: &[Listener],
+    listeners: &[Arc<Listener>],
+) -> Result<(std::net::SocketAddr, QuorumRole), ServerError> {
+    if !config.cluster.is_broker_only() {
+        return Ok((controller_bind(config, controller_listeners)?, QuorumRole::Voter));
+    }
+    if let Some(l) = controller_listeners.first() {
+        let role = QuorumRole::Learner { advertised_host: l.advertised_host.clone(), advertised_port: Some(l.advertised_port) };
+        return Ok((l.bind, role));
+    }
+    let inter_broker = config.cluster.inter_broker_listener_name.as_ref();
+    let l = listeners
+        .iter()
+        .find(|l| inter_broker == Some(&l.name))
+        .or_else(|| listeners.first())
+        .ok_or_else(|| ServerError::Runtime("process.roles=broker: no listener to serve the quorum's log on".into()))?;
+    let role = QuorumRole::Learner { advertised_host: l.advertised_host.clone(), advertised_port: None };
+    Ok((std::net::SocketAddr::new(l.bind.ip(), 0), role))
 }
 
 /// Where this node serves the quorum's RPCs: its controller listener when `listeners` has one,
@@ -210,12 +246,10 @@ fn controller_bind(config: &BrokerConfig, controller_listeners: &[Listener]) -> 
 }
 
 /// The cluster id every node of a quorum derives alike from its voters (Kafka's comes from
-/// `kafka-storage format`; Ringlog needs no format step).
+/// `kafka-storage format`; Ringlog needs no format step). A broker that knows the quorum by
+/// bootstrap servers only corrects it once it learns the voters (`cluster::controller`).
 fn cluster_id(config: &BrokerConfig) -> String {
-    let voters: Vec<String> = config.cluster.voters.iter().map(|v| format!("{}@{}:{}", v.id, v.host, v.port)).collect();
-    let digest = crc32c::crc32c(voters.join(",").as_bytes());
-    let id = uuid::Uuid::from_u64_pair(u64::from(digest) << 32 | u64::from(crc32c::crc32c(b"ringlog")), u64::from(digest));
-    id.simple().to_string()[..22].to_string()
+    crate::config::ClusterConfig::cluster_id_of(config.cluster.voters.iter().map(|v| (v.id, format!("{}:{}", v.host, v.port))))
 }
 
 /// This broker's registration: one endpoint per listener (its advertised address), and a new
@@ -279,15 +313,23 @@ async fn shard_main(
     let writer = match (bootstrap, &cluster) {
         (Some(b), _) => Some(MetadataWriter::Local(Box::new(b.start().await?))),
         (None, Some(start)) if me.0 == 0 => {
-            let (tx, rx) = futures::channel::mpsc::unbounded();
-            applied_changes = Some(rx);
-            let observer: AppliedObserver = Rc::new(move |old, new, _index| {
-                let _ = tx.unbounded_send((Arc::clone(old), Arc::clone(new)));
-            });
-            let controller = Controller::start(Arc::clone(&config), Arc::clone(&metadata), start.bind, observer)
+            // A controller-only node hosts no replica: nothing acts on applied changes there.
+            let observer: AppliedObserver = match start.registration {
+                Some(_) => {
+                    let (tx, rx) = futures::channel::mpsc::unbounded();
+                    applied_changes = Some(rx);
+                    Rc::new(move |old, new, _index| {
+                        let _ = tx.unbounded_send((Arc::clone(old), Arc::clone(new)));
+                    })
+                }
+                None => Rc::new(|_, _, _| {}),
+            };
+            let controller = Controller::start(Arc::clone(&config), Arc::clone(&metadata), start.bind, observer, start.role.clone())
                 .await
                 .map_err(|e| ServerError::Runtime(e.to_string()))?;
-            glommio::spawn_local(Rc::clone(&controller).run_broker(start.registration.clone())).detach();
+            if let Some(registration) = &start.registration {
+                glommio::spawn_local(Rc::clone(&controller).run_broker(registration.clone())).detach();
+            }
             Some(MetadataWriter::Quorum(controller))
         }
         _ => None,
@@ -314,7 +356,7 @@ async fn shard_main(
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
     if let Some(applied) = applied_changes {
-        let incarnation = cluster.as_ref().map(|c| c.registration.incarnation_id).unwrap_or_default();
+        let incarnation = cluster.as_ref().and_then(|c| c.registration.as_ref()).map(|r| r.incarnation_id).unwrap_or_default();
         glommio::spawn_local(publish_metadata(Rc::clone(&router), applied, incarnation)).detach();
     }
 

@@ -8,6 +8,10 @@
 //!  heartbeat loop ──► the active controller ─► session expired? ─► FenceBroker (leaders move, epochs bump)
 //! ```
 //!
+//! Voters (combined or controller-only nodes) run it as members of the quorum; a broker-only node
+//! runs it as an openraft learner that asks to be added (`controller/learner.rs`). A controller-only node
+//! never runs [`Controller::run_broker`].
+//!
 //! openraft runs in a glommio task queue of its own (openraft #1403: its heartbeats must not
 //! starve behind the shard's data-plane work), and never sees a `RefCell` borrow across an await.
 
@@ -19,6 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, ServerState};
+
+mod learner;
+pub use learner::QuorumRole;
 use openraft_rt::watch::WatchReceiver;
 
 use super::liveness::PeerRefusals;
@@ -43,6 +50,13 @@ static ACTIVE_CONTROLLER: std::sync::atomic::AtomicI32 = std::sync::atomic::Atom
 pub fn active_controller_id() -> Option<i32> {
     let id = ACTIVE_CONTROLLER.load(std::sync::atomic::Ordering::Relaxed);
     (id >= 0).then_some(id)
+}
+
+/// The node id Metadata and DescribeCluster report as the controller: the active controller when
+/// it is a live broker, else this broker (Kafka 4 reports a live broker too, since clients cannot
+/// reach a controller-only node and a broker forwards their admin requests).
+pub fn controller_id_for_clients(snapshot: &crate::metadata::ClusterSnapshot, me: i32) -> i32 {
+    active_controller_id().filter(|id| snapshot.is_unfenced(*id)).unwrap_or(me)
 }
 
 /// The Raft handle of a node.
@@ -76,8 +90,9 @@ pub struct Controller {
     state_machine: MetadataStateMachine,
     handle: SnapshotHandle,
     config: Arc<BrokerConfig>,
-    /// RPC clients to the other voters, by node id (`controller.quorum.voters`).
-    peers: HashMap<u64, Rc<RpcClient>>,
+    /// RPC clients to the other voters, by node id (`controller.quorum.voters`, then the
+    /// membership's addresses as [`Controller::peer`] learns them).
+    peers: RefCell<HashMap<u64, Rc<RpcClient>>>,
     /// Active controller only: when each broker last sent a heartbeat.
     heartbeats: RefCell<HashMap<i32, Instant>>,
     /// Active controller only: the nodes whose ports closed (`liveness`), fenced at once.
@@ -96,12 +111,14 @@ pub struct Controller {
 
 impl Controller {
     /// Opens the Raft log and state machine under `<data_dir>/meta/raft`, starts openraft in its
-    /// own task queue and the RPC server on `bind`, and initialises the quorum on a new cluster.
+    /// own task queue and the RPC server on `bind`; a voter initialises the quorum on a new
+    /// cluster, a learner asks the quorum to add it ([`QuorumRole`]).
     pub async fn start(
         config: Arc<BrokerConfig>,
         handle: SnapshotHandle,
         bind: std::net::SocketAddr,
         observer: AppliedObserver,
+        role: QuorumRole,
     ) -> Result<Rc<Controller>, ControllerError> {
         let dir = config.data_dir.join("meta").join("raft");
         std::fs::create_dir_all(&dir)?;
@@ -152,7 +169,7 @@ impl Controller {
             state_machine,
             handle,
             config: Arc::clone(&config),
-            peers,
+            peers: RefCell::new(peers),
             heartbeats: RefCell::new(HashMap::new()),
             refusals,
             leading_since: Cell::new(None),
@@ -162,15 +179,20 @@ impl Controller {
             this: this.clone(),
         });
         let listener = glommio::net::TcpListener::bind(bind).map_err(|e| std::io::Error::other(e.to_string()))?;
-        tracing::info!(node_id = me, listen = %bind, voters = voters.len(), "controller listening");
+        let bound = listener.local_addr().map_err(|e| std::io::Error::other(e.to_string()))?;
+        tracing::info!(node_id = me, listen = %bound, voters = voters.len(), learner = role != QuorumRole::Voter, "controller listening");
         let app: Rc<dyn AppHandler> = Rc::clone(&controller) as Rc<dyn AppHandler>;
         let endpoint: Rc<dyn super::rpc::RaftEndpoint> = Rc::new(controller.raft.clone());
         glommio::spawn_local_into(super::rpc::serve(listener, endpoint, app), queue)
             .map_err(|e| ControllerError::Raft(e.to_string()))?
             .detach();
-        // Every node of a new cluster proposes the same voters; openraft keeps the first and
-        // refuses the rest (NotAllowed), which is why a refusal here is not an error.
-        if let Err(e) = controller.raft.initialize(voters).await {
+        if let Some(addr) = role.announced_addr(bound) {
+            glommio::spawn_local_into(Rc::clone(&controller).join_as_learner(addr), queue)
+                .map_err(|e| ControllerError::Raft(e.to_string()))?
+                .detach();
+        } else if let Err(e) = controller.raft.initialize(voters).await {
+            // Every voter of a new cluster proposes the same voters; openraft keeps the first
+            // and refuses the rest (NotAllowed), which is why a refusal here is not an error.
             tracing::debug!(node_id = me, error = %e, "quorum already initialised");
         }
         glommio::spawn_local_into(Rc::clone(&controller).run_sessions(), queue)
@@ -218,7 +240,7 @@ impl Controller {
         while Instant::now() < deadline {
             let answer = match self.raft.current_leader().await {
                 Some(leader) if leader == self.me as u64 => Some(self.answer(req.clone()).await),
-                Some(leader) => match self.peers.get(&leader) {
+                Some(leader) => match self.peer(leader) {
                     Some(peer) => match peer.call_app(req.clone(), rpc_timeout).await {
                         Ok(answer) => Some(answer),
                         Err(e) => {
@@ -259,6 +281,7 @@ impl Controller {
                 Err(e) => AppResponse::Mutated(Err(RemoteError { code: ErrorCode::from(&e).code(), message: e.to_string() })),
             },
             AppRequest::Heartbeat(hb) => AppResponse::Heartbeat(self.heartbeat(hb)),
+            AppRequest::AddLearner { node_id, addr } => self.add_learner(node_id, addr).await,
         }
     }
 
@@ -286,7 +309,8 @@ impl Controller {
             node_id: self.me,
             defaults: &self.config.topic_defaults,
             producer_ids_left: !self.producer_ids.borrow().is_empty(),
-            voters: self.config.cluster.voters.len().max(1),
+            // A lone controller-only voter is no single node: its brokers are elsewhere.
+            voters: if self.config.cluster.is_controller_only() { self.config.cluster.voters.len().max(2) } else { self.config.cluster.voters.len().max(1) },
             default_replication_factor: self.config.cluster.default_replication_factor,
         };
         let plan = plan(&current, m, &ctx)?;

@@ -19,6 +19,7 @@ use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, Config, OptionalSend, Raft, RaftMetrics};
+use openraft_rt::watch::WatchReceiver;
 
 use super::raft_log::{RaftLogStore, raft_dir};
 use super::raft_log_tests::{empty_handle, no_observer, on_executor, temp_dir, topic_records};
@@ -242,6 +243,75 @@ fn three_voters_replicate_fail_over_and_restart_from_their_directories() {
             wait_applied(node, fourth).await;
             assert_eq!(node.topics().len(), 4);
         }
+
+        for (id, node) in std::mem::take(&mut up) {
+            stop(&nodes, id, node).await;
+        }
+    });
+}
+
+/// The learner's address as the membership in `node`'s metrics has it.
+fn learner_addr(m: &RaftMetrics<C>, id: u64) -> Option<String> {
+    m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+}
+
+#[test]
+fn a_learner_follows_the_log_never_campaigns_and_keeps_its_membership_across_restarts() {
+    on_executor(|| async {
+        let base = temp_dir("learner");
+        let nodes: Nodes = Rc::default();
+        let mut up: BTreeMap<u64, Node> = BTreeMap::new();
+        for id in 1..=4 {
+            let node = start(&base, id, &nodes).await;
+            join(&nodes, id, &node);
+            up.insert(id, node);
+        }
+        // Nodes 1-3 are the voters; 4 is a broker-only node, added as a learner (as AddLearner does).
+        let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
+        up[&1].raft.initialize(members).await.unwrap();
+        let leader = wait_for(&up[&1], "a leader", |m| m.current_leader.is_some()).await.current_leader.unwrap();
+        // Added once the leader has committed in its term (before, the initial membership is
+        // still uncommitted and openraft refuses a change: InProgress), after a first write it
+        // then catches up on.
+        let first = write_topic(&up[&leader], "orders").await;
+        up[&leader].raft.add_learner(4, BasicNode::new("a:1"), false).await.unwrap();
+        wait_applied(&up[&4], first).await;
+        assert_eq!(up[&4].topics(), vec!["orders".to_string()], "the learner's image applies the log");
+        let m = up[&4].raft.metrics().borrow_watched().clone();
+        assert_eq!(m.state, openraft::ServerState::Learner);
+        assert_eq!(m.membership_config.membership().voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+
+        // openraft's AddNodes keeps a known node's old address (so Controller::add_learner
+        // writes SetNodes when a learner moved): re-adding writes an entry and changes nothing.
+        up[&leader].raft.add_learner(4, BasicNode::new("b:2"), false).await.unwrap();
+        assert_eq!(learner_addr(&up[&leader].raft.metrics().borrow_watched(), 4).as_deref(), Some("a:1"));
+        let set = openraft::ChangeMembers::SetNodes(BTreeMap::from([(4, BasicNode::new("b:2"))]));
+        up[&leader].raft.change_membership(set, true).await.unwrap();
+        let moved = wait_for(&up[&4], "the moved address", |m| learner_addr(m, 4).as_deref() == Some("b:2")).await;
+        assert_eq!(moved.membership_config.membership().voter_ids().collect::<Vec<_>>(), vec![1, 2, 3], "still a learner");
+
+        // The leader goes: a voter takes over (the learner never campaigns) and its writes reach the learner.
+        let old_leader = leader;
+        stop(&nodes, old_leader, up.remove(&old_leader).unwrap()).await;
+        let leader = wait_for(&up[&4], "a new leader", move |m| m.current_leader.is_some_and(|l| l != old_leader))
+            .await
+            .current_leader
+            .unwrap();
+        assert_ne!(leader, 4, "a learner never leads");
+        let second = write_topic(&up[&leader], "payments").await;
+        wait_applied(&up[&4], second).await;
+        assert_eq!(up[&4].raft.metrics().borrow_watched().state, openraft::ServerState::Learner);
+
+        // Restarted from its directory, the learner keeps its id and its membership, and follows on.
+        stop(&nodes, 4, up.remove(&4).unwrap()).await;
+        let node = start(&base, 4, &nodes).await;
+        assert_eq!(node.topics(), vec!["orders".to_string(), "payments".to_string()]);
+        assert_eq!(learner_addr(&node.raft.metrics().borrow_watched(), 4).as_deref(), Some("b:2"), "its membership is in its own log");
+        join(&nodes, 4, &node);
+        up.insert(4, node);
+        let third = write_topic(&up[&leader], "audit").await;
+        wait_applied(&up[&4], third).await;
+        assert_eq!(up[&4].topics().len(), 3);
 
         for (id, node) in std::mem::take(&mut up) {
             stop(&nodes, id, node).await;

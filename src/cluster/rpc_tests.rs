@@ -56,6 +56,7 @@ impl AppHandler for StubController {
                 unknown: heartbeat.broker_id != 7,
             }),
             AppRequest::Mutate(_) => AppResponse::NotController { leader: Some(self.node) },
+            AppRequest::AddLearner { .. } => AppResponse::LearnerAdded(Ok(())),
         };
         Box::pin(async move { response })
     }

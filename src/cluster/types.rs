@@ -82,6 +82,14 @@ pub enum AppRequest {
     Mutate(MetadataMutation),
     /// A broker is alive (`broker.heartbeat.interval.ms`).
     Heartbeat(BrokerHeartbeat),
+    /// A broker-only node asks to follow the quorum's log as an openraft learner, reached at
+    /// `addr` (its controller RPC listener). Asking again is harmless.
+    AddLearner {
+        /// Its `node.id`.
+        node_id: i32,
+        /// Its controller RPC listener, `host:port`.
+        addr: String,
+    },
 }
 
 /// The answer to an [`AppRequest`].
@@ -91,6 +99,8 @@ pub enum AppResponse {
     Mutated(Result<RemoteOutcome, RemoteError>),
     /// The heartbeat's answer.
     Heartbeat(HeartbeatReply),
+    /// The node is a learner of the quorum at the address it gave (or a refusal's reason).
+    LearnerAdded(Result<(), RemoteError>),
     /// This node is not the active controller; `leader` is, when known.
     NotController {
         /// The Raft leader's node id.

@@ -2,12 +2,12 @@
 //! `controller.quorum.bootstrap.servers`, `controller.listener.names` and
 //! `default.replication.factor`.
 //!
-//! Ringlog serves combined nodes (`process.roles=broker,controller`): one node that is its own
-//! quorum (the default), or a cluster whose every node is a voter of `controller.quorum.voters`.
-//! A configuration that asks for more (a broker with a remote quorum, a controller-only node, a
-//! quorum known only by bootstrap servers) is refused at start-up with one line that says so,
-//! instead of starting a node that would silently run alone and let clients believe their writes
-//! are replicated.
+//! Ringlog serves KRaft's three kinds of node: combined (`process.roles=broker,controller`, the
+//! default: one node that is its own quorum, or a voter of `controller.quorum.voters`),
+//! controller-only (a voter that serves no Kafka listener and hosts no partition) and broker-only
+//! (not a voter: it follows the quorum's log as an openraft learner). [`ClusterConfig::check`]
+//! applies Kafka's rules for them at start-up, each refusal one line; a quorum known only by
+//! bootstrap servers (KIP-853's dynamic voters) is served to brokers, refused to controllers.
 
 /// `process.roles`: what this node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,21 +75,34 @@ impl Default for ClusterConfig {
     }
 }
 
-/// A cluster setting this build cannot serve. Each names what was asked.
+/// A cluster setting this build cannot serve, or that Kafka refuses. Each names what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterConfigError {
-    /// `process.roles` without `broker`.
-    #[error("process.roles={roles}: a controller-only node is not served yet; Ringlog runs its controller inside a broker (process.roles=broker,controller)")]
-    ControllerOnly {
+    /// A broker-only or controller-only node with neither voters nor bootstrap servers.
+    #[error("process.roles={roles}: name the quorum in controller.quorum.voters (or controller.quorum.bootstrap.servers)")]
+    NoQuorum {
         /// The roles as configured.
-        roles: String,
+        roles: &'static str,
     },
-    /// `process.roles=broker`: the controller would be elsewhere.
-    #[error("process.roles=broker: a broker with a remote controller quorum is not served yet; use process.roles=broker,controller")]
-    RemoteController,
-    /// Bootstrap servers without voters (KIP-853's dynamic quorum).
-    #[error("{key} names other nodes ({others}): a quorum known only by bootstrap servers is not served yet; name its voters in controller.quorum.voters")]
+    /// A broker-only node named among the voters (Kafka's rule: it would be counted but never vote).
+    #[error("process.roles=broker: node.id {node_id} must not be among controller.quorum.voters ({voters})")]
+    BrokerIsAVoter {
+        /// This node.
+        node_id: i32,
+        /// The voters' ids.
+        voters: String,
+    },
+    /// A controller-only node with a listener that is not a controller listener.
+    #[error("process.roles=controller: listeners may name only controller listeners (controller.listener.names={controller_listeners}); found {listener}")]
+    ControllerWithKafkaListener {
+        /// The first listener that is not a controller listener.
+        listener: String,
+        /// `controller.listener.names`, as configured.
+        controller_listeners: String,
+    },
+    /// Bootstrap servers without voters on a controller (KIP-853's dynamic quorum).
+    #[error("{key} names other nodes ({others}): a controller of a quorum known only by bootstrap servers is not served yet; name its voters in controller.quorum.voters")]
     OtherNodes {
         /// The config key.
         key: &'static str,
@@ -147,9 +160,38 @@ impl ClusterConfig {
         value.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_string).collect()
     }
 
-    /// Whether this node runs with other voters (a multi-node cluster).
+    /// Whether this node runs with other nodes (a multi-node cluster): other voters, or a role
+    /// that needs other nodes (a controller-only node serves brokers elsewhere; a broker-only
+    /// node follows a quorum elsewhere).
     pub fn is_multi_node(&self, node_id: i32) -> bool {
-        self.voters.iter().any(|v| v.id != node_id)
+        self.voters.iter().any(|v| v.id != node_id) || !self.is_combined()
+    }
+
+    /// Whether this node is both broker and controller.
+    pub fn is_combined(&self) -> bool {
+        self.roles.broker && self.roles.controller
+    }
+
+    /// Whether this node is a broker only: an openraft learner of the quorum, never a voter.
+    pub fn is_broker_only(&self) -> bool {
+        self.roles.broker && !self.roles.controller
+    }
+
+    /// Whether this node is a controller only: a voter with no Kafka listener and no partitions.
+    pub fn is_controller_only(&self) -> bool {
+        self.roles.controller && !self.roles.broker
+    }
+
+    /// The controller addresses (`host:port`) a broker-only node asks to be added as a learner:
+    /// the voters', then the bootstrap servers' (either may be given; Kafka 4 accepts both).
+    pub fn controller_addresses(&self) -> Vec<String> {
+        let mut addresses: Vec<String> = self.voters.iter().map(|v| format!("{}:{}", v.host, v.port)).collect();
+        for server in &self.bootstrap_servers {
+            if !addresses.contains(server) {
+                addresses.push(server.clone());
+            }
+        }
+        addresses
     }
 
     /// This node's entry in `controller.quorum.voters`.
@@ -162,27 +204,64 @@ impl ClusterConfig {
         if self.is_multi_node(node_id) { self.offsets_topic_replication_factor.max(1) } else { 1 }
     }
 
-    /// The start-up check: combined nodes only, each among the voters when voters are named.
+    /// The cluster id every node of a quorum derives alike from its voters (`id`, `host:port`),
+    /// in id order, whatever order a node's config lists them in (Kafka's comes from `kafka-storage format`; Ringlog
+    /// needs no format step).
+    pub fn cluster_id_of(voters: impl IntoIterator<Item = (i32, String)>) -> String {
+        let mut voters: Vec<(i32, String)> = voters.into_iter().collect();
+        voters.sort();
+        let voters: Vec<String> = voters.into_iter().map(|(id, addr)| format!("{id}@{addr}")).collect();
+        let digest = crc32c::crc32c(voters.join(",").as_bytes());
+        let id = uuid::Uuid::from_u64_pair(u64::from(digest) << 32 | u64::from(crc32c::crc32c(b"ringlog")), u64::from(digest));
+        id.simple().to_string()[..22].to_string()
+    }
+
+    /// The start-up check, Kafka's rules for `process.roles`: a controller is among the voters;
+    /// a broker-only node is not, and knows the quorum by voters or bootstrap servers; only a
+    /// broker may know the quorum by bootstrap servers alone.
     pub fn check(&self, node_id: i32) -> Result<(), ClusterConfigError> {
-        if !self.roles.broker {
-            return Err(ClusterConfigError::ControllerOnly { roles: "controller".into() });
-        }
-        if !self.roles.controller {
-            return Err(ClusterConfigError::RemoteController);
-        }
         let ids = |voters: &[QuorumVoter]| voters.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(",");
+        let roles = match (self.roles.broker, self.roles.controller) {
+            (true, false) => "broker",
+            (false, true) => "controller",
+            _ => "broker,controller",
+        };
+        if !self.is_combined() && self.voters.is_empty() && self.bootstrap_servers.is_empty() {
+            return Err(ClusterConfigError::NoQuorum { roles });
+        }
+        if self.is_broker_only() {
+            if self.voters.iter().any(|v| v.id == node_id) {
+                return Err(ClusterConfigError::BrokerIsAVoter { node_id, voters: ids(&self.voters) });
+            }
+            return Ok(());
+        }
         if !self.voters.is_empty() && !self.voters.iter().any(|v| v.id == node_id) {
             return Err(ClusterConfigError::NotAVoter { node_id, voters: ids(&self.voters) });
         }
         if !self.bootstrap_servers.is_empty() && self.voters.is_empty() {
-            // A bootstrap list names the quorum by address only: with no voters of its own, this
-            // node cannot tell itself apart, so any list is a quorum it would not join.
+            // A bootstrap list names the quorum by address only: with no voters of its own, a
+            // controller cannot tell itself apart, so any list is a quorum it would not join.
             return Err(ClusterConfigError::OtherNodes {
                 key: "controller.quorum.bootstrap.servers",
                 others: self.bootstrap_servers.join(","),
             });
         }
         Ok(())
+    }
+
+    /// The listener check of a controller-only node (Kafka's rule): every listener of
+    /// `listeners` is a controller listener, since the node serves no Kafka clients.
+    pub fn check_listeners<'a>(&self, listener_names: impl IntoIterator<Item = &'a str>) -> Result<(), ClusterConfigError> {
+        if !self.is_controller_only() {
+            return Ok(());
+        }
+        match listener_names.into_iter().find(|name| !self.controller_listener_names.iter().any(|c| c == name)) {
+            Some(listener) => Err(ClusterConfigError::ControllerWithKafkaListener {
+                listener: listener.to_string(),
+                controller_listeners: self.controller_listener_names.join(","),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -191,7 +270,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_single_combined_node_is_served_and_anything_more_is_refused() {
+    fn a_combined_node_is_a_voter_or_a_cluster_of_itself() {
         let mut c = ClusterConfig::default();
         assert_eq!(c.check(1), Ok(()), "no quorum settings: a single node of itself");
         c.set_roles("broker,controller").unwrap();
@@ -210,19 +289,62 @@ mod tests {
         assert_eq!(c.offsets_replication_factor(1), 3, "Kafka's default");
         assert_eq!(c.check(4), Err(ClusterConfigError::NotAVoter { node_id: 4, voters: "1,2,3".into() }));
 
-        let mut c = ClusterConfig::default();
-        c.set_roles("broker").unwrap();
-        assert_eq!(c.check(1), Err(ClusterConfigError::RemoteController));
-        c.set_roles("controller").unwrap();
-        assert!(matches!(c.check(1), Err(ClusterConfigError::ControllerOnly { .. })));
-
         let mut c = ClusterConfig { bootstrap_servers: ClusterConfig::list("a:9093, b:9093"), ..Default::default() };
-        assert!(matches!(c.check(1), Err(ClusterConfigError::OtherNodes { key: "controller.quorum.bootstrap.servers", .. })));
+        assert!(matches!(c.check(1), Err(ClusterConfigError::OtherNodes { key: "controller.quorum.bootstrap.servers", .. })), "a controller needs its voters");
         c.set_voters("1@a:9093").unwrap();
         assert_eq!(c.check(1), Ok(()), "with voters named, bootstrap servers are only a hint");
         c.voters.clear();
         c.bootstrap_servers.clear();
         assert_eq!(c.check(1), Ok(()));
+    }
+
+    #[test]
+    fn a_broker_only_node_follows_a_quorum_it_is_not_a_voter_of() {
+        let mut c = ClusterConfig::default();
+        c.set_roles("broker").unwrap();
+        assert!(c.is_broker_only() && !c.is_combined() && !c.is_controller_only());
+        assert_eq!(c.check(4), Err(ClusterConfigError::NoQuorum { roles: "broker" }), "a broker alone has no controller");
+        assert!(c.is_multi_node(4), "a broker-only node is never a cluster of itself");
+
+        c.set_voters("1@a:9093,2@b:9093,3@c:9093").unwrap();
+        assert_eq!(c.check(4), Ok(()));
+        assert_eq!(c.check(2), Err(ClusterConfigError::BrokerIsAVoter { node_id: 2, voters: "1,2,3".into() }));
+        assert_eq!(c.check_listeners(["PLAINTEXT", "CONTROLLER"]), Ok(()), "the listener rule is a controller's");
+
+        c.voters.clear();
+        c.bootstrap_servers = ClusterConfig::list("a:9093,b:9093");
+        assert_eq!(c.check(4), Ok(()), "a broker may know the quorum by bootstrap servers alone (Kafka 4)");
+        let id = ClusterConfig::cluster_id_of([(2, "b:9093".to_string()), (1, "a:9093".to_string())]);
+        assert_eq!(id, ClusterConfig::cluster_id_of([(1, "a:9093".to_string()), (2, "b:9093".to_string())]), "any order");
+        assert_ne!(id, ClusterConfig::cluster_id_of([(1, "a:9093".to_string())]));
+        assert_eq!(id.len(), 22);
+        c.set_voters("1@a:9093").unwrap();
+        assert_eq!(c.controller_addresses(), vec!["a:9093".to_string(), "b:9093".to_string()], "voters first, no address twice");
+    }
+
+    #[test]
+    fn a_controller_only_node_is_a_voter_with_controller_listeners_only() {
+        let mut c = ClusterConfig::default();
+        c.set_roles("controller").unwrap();
+        assert!(c.is_controller_only());
+        assert_eq!(c.check(1), Err(ClusterConfigError::NoQuorum { roles: "controller" }));
+        c.set_voters("1@a:9093").unwrap();
+        assert_eq!(c.check(1), Ok(()), "a quorum of one controller-only voter (its brokers are elsewhere)");
+        assert!(c.is_multi_node(1), "a lone controller-only voter still runs the quorum, not the single-node store");
+        assert_eq!(c.check(2), Err(ClusterConfigError::NotAVoter { node_id: 2, voters: "1".into() }));
+
+        c.controller_listener_names = ClusterConfig::list("CONTROLLER");
+        assert_eq!(c.check_listeners(["CONTROLLER"]), Ok(()));
+        assert_eq!(
+            c.check_listeners(["CONTROLLER", "PLAINTEXT"]),
+            Err(ClusterConfigError::ControllerWithKafkaListener { listener: "PLAINTEXT".into(), controller_listeners: "CONTROLLER".into() })
+        );
+        let refusal = c.check_listeners(["PLAINTEXT"]).unwrap_err().to_string();
+        assert!(refusal.contains("process.roles=controller") && refusal.contains("PLAINTEXT"), "{refusal}");
+
+        c.voters.clear();
+        c.bootstrap_servers = ClusterConfig::list("a:9093");
+        assert!(matches!(c.check(1), Err(ClusterConfigError::OtherNodes { .. })), "a dynamic quorum is not served to controllers");
     }
 
     #[test]

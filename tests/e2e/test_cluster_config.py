@@ -1,8 +1,8 @@
 """The cluster settings as KRaft names them. Combined nodes are served, alone or as voters of a
-quorum (tests/e2e/test_cluster_failover.py runs three); a configuration this build cannot serve
-(a broker with a remote quorum, a controller-only node, a quorum named only by bootstrap servers)
-stops the start with one line, instead of starting a node that would run alone while its operator
-believes it is replicated.
+quorum (tests/e2e/test_cluster_failover.py runs three), and so are broker-only and controller-only
+nodes (tests/e2e/test_cluster_roles.py); a configuration Kafka refuses, or this build cannot serve
+(a controller of a quorum named only by bootstrap servers), stops the start with one line, instead
+of starting a node that would run alone while its operator believes it is replicated.
 `default.replication.factor` decides a new topic's replicas, and more than the registered
 brokers is refused, as in Kafka."""
 
@@ -18,11 +18,15 @@ ERR_INVALID_REPLICATION_FACTOR = 38
 
 
 @pytest.mark.parametrize("overrides, named", [
-    (["process.roles=broker"], "process.roles=broker: a broker with a remote controller quorum is not served yet"),
-    (["process.roles=controller"], "a controller-only node is not served yet"),
+    (["process.roles=broker"], "process.roles=broker: name the quorum in controller.quorum.voters"),
+    (["process.roles=controller"], "process.roles=controller: name the quorum in controller.quorum.voters"),
+    (["process.roles=broker", "controller.quorum.voters=0@127.0.0.1:19093"],
+     "process.roles=broker: node.id 0 must not be among controller.quorum.voters (0)"),
+    (["process.roles=controller", "controller.quorum.voters=0@127.0.0.1:19093", "controller.listener.names=CONTROLLER"],
+     "process.roles=controller: listeners may name only controller listeners (controller.listener.names=CONTROLLER); found PLAINTEXT"),
     (["controller.quorum.voters=3@127.0.0.1:19093"], "node.id 0 is not among controller.quorum.voters (3)"),
     (["controller.quorum.bootstrap.servers=127.0.0.1:19093"],
-     "a quorum known only by bootstrap servers is not served yet"),
+     "a controller of a quorum known only by bootstrap servers is not served yet"),
 ])
 def test_a_quorum_this_build_cannot_serve_stops_the_start(broker_factory, overrides, named):
     b = broker_factory(start=False)

@@ -25,7 +25,7 @@ pub async fn handle(ctx: &RequestContext<'_>, _req: DescribeClusterRequest) -> D
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(snapshot.cluster_id.clone()))
-        .with_controller_id(BrokerId(crate::cluster::controller::active_controller_id().unwrap_or(cfg.node_id)))
+        .with_controller_id(BrokerId(crate::cluster::controller::controller_id_for_clients(&snapshot, cfg.node_id)))
         .with_endpoint_type(1)
         .with_brokers(brokers)
 }

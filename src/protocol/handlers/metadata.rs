@@ -79,6 +79,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(snapshot.cluster_id.clone())))
-        .with_controller_id(BrokerId(crate::cluster::controller::active_controller_id().unwrap_or(cfg.node_id)))
+        .with_controller_id(BrokerId(crate::cluster::controller::controller_id_for_clients(&snapshot, cfg.node_id)))
         .with_topics(topics)
 }
