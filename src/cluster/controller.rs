@@ -508,7 +508,7 @@ impl Controller {
         if self.is_leader() || vote.leader_id().node_id != leader || !vote.is_committed() {
             return;
         }
-        let Some(addr) = self.peers.get(&leader).map(|p| p.addr().to_owned()) else { return };
+        let Some(addr) = self.peer(leader).map(|p| p.addr().to_owned()) else { return };
         // A killed process's listener may outlive its connections by a moment (the kernel
         // tears down its io_uring first) and still complete handshakes: probe a few times.
         let mut refused = false;
@@ -524,7 +524,8 @@ impl Controller {
         if !refused || self.raft.metrics().borrow_watched().vote != vote {
             return;
         }
-        let successor = self.config.cluster.voters.iter().map(|v| v.id as u64).filter(|id| *id != leader).min();
+        let voters: Vec<u64> = self.raft.metrics().borrow_watched().membership_config.membership().voter_ids().collect();
+        let successor = voters.into_iter().filter(|id| *id != leader).min();
         let Some(successor) = successor else { return };
         tracing::warn!(node_id = self.me, leader, successor, "active controller's port refuses connections; electing a new one without waiting out its lease");
         if successor == self.me as u64 {
