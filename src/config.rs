@@ -292,6 +292,7 @@ impl BrokerConfig {
             "inter.broker.listener.name" => self.cluster.inter_broker_listener_name = Some(value.to_string()),
             "offsets.topic.replication.factor" => self.cluster.offsets_topic_replication_factor = num(key, value)?,
             "controller.quorum.fetch.timeout.ms" => self.cluster.quorum_fetch_timeout_ms = num(key, value)?,
+            "replica.fetch.max.bytes" => self.cluster.replica_fetch_max_bytes = num(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics = boolean(key, value)?,
             "num.partitions" => self.num_partitions = num(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = num(key, value)?,

@@ -362,7 +362,7 @@ async fn shard_main(
 
     // Every shard binds every listener (SO_REUSEPORT): the kernel spreads each one's clients.
     for listener in listeners.iter() {
-        let socket = glommio::net::TcpListener::bind(listener.bind)
+        let socket = crate::net::bind_listener(listener.bind, true)
             .map_err(|e| ServerError::Runtime(format!("listener {}: cannot listen on {}: {e}", listener.name, listener.bind)))?;
         tracing::info!(shard = %me, listener = %listener.name, listen = %listener.bind, "shard listening");
         glommio::spawn_local(crate::net::serve_listener(socket, Arc::clone(listener), Rc::clone(&router), splice.clone())).detach();
@@ -370,7 +370,7 @@ async fn shard_main(
     metrics.shards_listening.fetch_add(1, Ordering::Release);
     if let (0, Some(addr)) = (me.0, config.admin_listen) {
         // A busy admin port must not stop the broker: metrics are an aid, not a dependency.
-        match ensure_address_free(addr).and_then(|()| glommio::net::TcpListener::bind(addr).map_err(|e| std::io::Error::other(e.to_string()))) {
+        match ensure_address_free(addr).and_then(|()| crate::net::bind_listener(addr, false)) {
             Ok(admin) => {
                 tracing::info!(listen = %addr, "admin listener (/metrics, /health)");
                 glommio::spawn_local(crate::metrics::http::serve(admin, Arc::clone(&metrics))).detach();

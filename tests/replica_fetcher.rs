@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ApiKey, MetadataRequest, ProduceRequest, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use ringlog::cluster::client::{BrokerPool, versions};
 use ringlog::cluster::fetcher::memory::MemoryLog;
-use ringlog::cluster::fetcher::{FetchTarget, FetcherExit, FetcherState, FollowerLog, ReplicaFetcher, StopSignal};
+use ringlog::cluster::fetcher::{FetchTarget, FetcherExit, FetcherState, FollowerLog, PARTITION_MAX_BYTES, ReplicaFetcher, StopSignal};
 use ringlog::codes::ErrorCode;
 use ringlog::storage::batch::{BatchHeader, RecordRef, build, records, stamp};
 
@@ -111,6 +111,7 @@ fn fetcher_replicates_a_real_brokers_partition() {
                 leader_addr: addr.clone(),
                 leader_epoch,
                 node_id: 9,
+                max_bytes: PARTITION_MAX_BYTES,
             };
             let fetcher = ReplicaFetcher::new(target, log.clone(), Rc::clone(&pool), Rc::clone(&stop));
             let progress = fetcher.progress();
@@ -186,6 +187,7 @@ fn fetcher_truncates_a_divergent_tail_then_follows() {
                 leader_addr: addr.clone(),
                 leader_epoch,
                 node_id: 9,
+                max_bytes: PARTITION_MAX_BYTES,
             };
             let fetcher = ReplicaFetcher::new(target, log.clone(), Rc::clone(&pool), Rc::clone(&stop));
             let progress = fetcher.progress();

@@ -178,7 +178,7 @@ impl Controller {
             turn: glommio::sync::Semaphore::new(1),
             this: this.clone(),
         });
-        let listener = glommio::net::TcpListener::bind(bind).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let listener = crate::net::bind_listener(bind, false)?;
         let bound = listener.local_addr().map_err(|e| std::io::Error::other(e.to_string()))?;
         tracing::info!(node_id = me, listen = %bound, voters = voters.len(), learner = role != QuorumRole::Voter, "controller listening");
         let app: Rc<dyn AppHandler> = Rc::clone(&controller) as Rc<dyn AppHandler>;

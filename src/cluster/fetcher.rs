@@ -50,11 +50,12 @@ pub use decide::{
 };
 
 /// Kafka's follower fetch settings: `replica.fetch.wait.max.ms` (500), `replica.fetch.min.bytes`
-/// (1), `replica.fetch.max.bytes` (1 MiB) and `replica.fetch.response.max.bytes` (10 MiB).
+/// (1), `replica.fetch.max.bytes` (1 MiB, configurable: [`FetchTarget::max_bytes`]) and
+/// `replica.fetch.response.max.bytes` (10 MiB).
 pub const FETCH_MAX_WAIT_MS: i32 = 500;
 /// See [`FETCH_MAX_WAIT_MS`].
 pub const FETCH_MIN_BYTES: i32 = 1;
-/// See [`FETCH_MAX_WAIT_MS`].
+/// See [`FETCH_MAX_WAIT_MS`]: the default of `replica.fetch.max.bytes`.
 pub const PARTITION_MAX_BYTES: i32 = 1 << 20;
 /// See [`FETCH_MAX_WAIT_MS`].
 pub const RESPONSE_MAX_BYTES: i32 = 10 << 20;
@@ -106,6 +107,9 @@ pub struct FetchTarget {
     pub leader_epoch: i32,
     /// This broker's node id: the replica id of the fetches.
     pub node_id: i32,
+    /// `replica.fetch.max.bytes`: the most one fetch asks of the partition. Each round ends in
+    /// an fdatasync, so a larger round moves more per sync (`perf/RESULTS.md`, session 14).
+    pub max_bytes: i32,
 }
 
 /// Where a fetcher is, for logs, metrics and tests.
@@ -433,12 +437,12 @@ impl ReplicaFetcher {
             .with_current_leader_epoch(t.leader_epoch)
             .with_fetch_offset(fetch_offset)
             .with_log_start_offset(-1)
-            .with_partition_max_bytes(PARTITION_MAX_BYTES);
+            .with_partition_max_bytes(t.max_bytes);
         let mut topic = FetchTopic::default().with_topic_id(t.topic_id).with_partitions(vec![partition]);
         let mut request = FetchRequest::default()
             .with_max_wait_ms(FETCH_MAX_WAIT_MS)
             .with_min_bytes(FETCH_MIN_BYTES)
-            .with_max_bytes(RESPONSE_MAX_BYTES)
+            .with_max_bytes(RESPONSE_MAX_BYTES.max(t.max_bytes))
             // No fetch session: every request is a full one (Kafka's FINAL_EPOCH).
             .with_session_id(0)
             .with_session_epoch(-1);

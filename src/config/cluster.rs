@@ -55,6 +55,9 @@ pub struct ClusterConfig {
     /// `controller.quorum.fetch.timeout.ms`: a voter that hears nothing from the active
     /// controller this long starts an election (Kafka's default 2000).
     pub quorum_fetch_timeout_ms: u64,
+    /// `replica.fetch.max.bytes`: the most a follower's fetch asks of one partition (Kafka's
+    /// default 1 MiB).
+    pub replica_fetch_max_bytes: i32,
 }
 
 impl Default for ClusterConfig {
@@ -71,6 +74,7 @@ impl Default for ClusterConfig {
             inter_broker_listener_name: None,
             offsets_topic_replication_factor: 3,
             quorum_fetch_timeout_ms: 2000,
+            replica_fetch_max_bytes: 1 << 20,
         }
     }
 }

@@ -67,3 +67,20 @@ pub async fn serve_listener(socket: TcpListener, listener: Arc<Listener>, router
         }
     }
 }
+
+/// A listener on `addr` that binds even while connections of an earlier owner of the port linger
+/// in TIME_WAIT (SO_REUSEADDR): glommio's own `bind` sets only SO_REUSEPORT, and another
+/// program's TIME_WAIT sockets (Kafka's, run on the same ports before) block that for a minute.
+/// `shared`: SO_REUSEPORT too, for a listener every shard binds (the kernel spreads clients);
+/// otherwise the port is this socket's alone.
+pub fn bind_listener(addr: std::net::SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // socket2 opens it close-on-exec.
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(shared)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket whose ownership moves here.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}

@@ -186,6 +186,7 @@ impl Shard {
             leader_addr,
             leader_epoch,
             node_id: self.config.node_id,
+            max_bytes: self.config.cluster.replica_fetch_max_bytes,
         };
         tracing::info!(partition = %tp, leader, leader_epoch, "following partition");
         let stop = StopSignal::new();

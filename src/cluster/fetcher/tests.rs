@@ -258,6 +258,7 @@ fn target(addr: &str) -> FetchTarget {
         leader_addr: addr.into(),
         leader_epoch: 5,
         node_id: 1,
+        max_bytes: PARTITION_MAX_BYTES,
     }
 }
 
