@@ -97,6 +97,9 @@ pub struct Controller {
     heartbeats: RefCell<HashMap<i32, Instant>>,
     /// Active controller only: the nodes whose ports closed (`liveness`), fenced at once.
     refusals: Rc<PeerRefusals>,
+    /// A follower probing its silent leader's port: one probe at a time, however many of the
+    /// leader's connections closed.
+    probing_leader: Cell<bool>,
     /// Active controller only: since when this node leads (brokers get a session's grace).
     leading_since: Cell<Option<Instant>>,
     /// Active controller only: brokers whose fence or unfence is being written.
@@ -172,6 +175,7 @@ impl Controller {
             peers: RefCell::new(peers),
             heartbeats: RefCell::new(HashMap::new()),
             refusals,
+            probing_leader: Cell::new(false),
             leading_since: Cell::new(None),
             changing: RefCell::new(HashSet::new()),
             producer_ids: RefCell::new(0..0),
@@ -482,8 +486,16 @@ impl AppHandler for Controller {
     }
 
     fn leader_hung_up(&self, leader: u64) {
+        if self.probing_leader.get() {
+            return;
+        }
         if let Some(this) = self.this.upgrade() {
-            glommio::spawn_local(async move { this.elect_past_dead_leader(leader).await }).detach();
+            self.probing_leader.set(true);
+            glommio::spawn_local(async move {
+                this.elect_past_dead_leader(leader).await;
+                this.probing_leader.set(false);
+            })
+            .detach();
         }
     }
 }
