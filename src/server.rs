@@ -324,7 +324,8 @@ async fn shard_main(
                 }
                 None => Rc::new(|_, _, _| {}),
             };
-            let controller = Controller::start(Arc::clone(&config), Arc::clone(&metadata), start.bind, observer, start.role.clone())
+            let listener = crate::net::bind_listener(start.bind, false).map_err(|e| ServerError::Runtime(format!("controller listener {}: {e}", start.bind)))?;
+            let controller = Controller::start(Arc::clone(&config), Arc::clone(&metadata), listener, observer, start.role.clone())
                 .await
                 .map_err(|e| ServerError::Runtime(e.to_string()))?;
             if let Some(registration) = &start.registration {

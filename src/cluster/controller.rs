@@ -114,12 +114,12 @@ pub struct Controller {
 
 impl Controller {
     /// Opens the Raft log and state machine under `<data_dir>/meta/raft`, starts openraft in its
-    /// own task queue and the RPC server on `bind`; a voter initialises the quorum on a new
+    /// own task queue and the RPC server on `listener` (bound by the caller); a voter initialises the quorum on a new
     /// cluster, a learner asks the quorum to add it ([`QuorumRole`]).
     pub async fn start(
         config: Arc<BrokerConfig>,
         handle: SnapshotHandle,
-        bind: std::net::SocketAddr,
+        listener: glommio::net::TcpListener,
         observer: AppliedObserver,
         role: QuorumRole,
     ) -> Result<Rc<Controller>, ControllerError> {
@@ -182,7 +182,6 @@ impl Controller {
             turn: glommio::sync::Semaphore::new(1),
             this: this.clone(),
         });
-        let listener = crate::net::bind_listener(bind, false)?;
         let bound = listener.local_addr().map_err(|e| std::io::Error::other(e.to_string()))?;
         tracing::info!(node_id = me, listen = %bound, voters = voters.len(), learner = role != QuorumRole::Voter, "controller listening");
         let app: Rc<dyn AppHandler> = Rc::clone(&controller) as Rc<dyn AppHandler>;
