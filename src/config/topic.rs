@@ -338,5 +338,32 @@ pub fn validate_topic_configs(defaults: &BTreeMap<String, String>, overrides: &B
     Ok(())
 }
 
+/// IncrementalAlterConfigs' APPEND and SUBTRACT on a LIST topic config: the new value from the
+/// `current` effective one (override or broker default), as Kafka's controller computes it.
+/// APPEND adds the items not yet listed, SUBTRACT removes the items given. Any other config
+/// type is refused (Kafka: "Config value append is not allowed for config key ...").
+pub fn apply_list_change(name: &str, current: &str, items: &str, append: bool) -> Result<String, String> {
+    match topic_config_def(name) {
+        None => return Err(format!("Unknown topic config name: {name}")),
+        Some(d) if d.config_type != ConfigType::List => {
+            let op = if append { "append" } else { "subtract" };
+            return Err(format!("Config value {op} is not allowed for config key: {name}"));
+        }
+        Some(_) => {}
+    }
+    let given = list_items(items);
+    let mut list: Vec<&str> = list_items(current);
+    if append {
+        for item in given {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+    } else {
+        list.retain(|item| !given.contains(item));
+    }
+    Ok(list.join(","))
+}
+
 #[cfg(test)]
 mod tests;

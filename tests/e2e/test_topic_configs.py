@@ -210,6 +210,36 @@ def test_an_invalid_value_of_each_type_is_invalid_config_naming_the_key(broker):
     assert (got["compression.type"].value, got["compression.zstd.level"].value) == ("lz4", "19")
 
 
+def test_append_and_subtract_apply_to_list_configs_only(broker):
+    admin = admin_for(broker)
+    create_topic(broker, "lists", 1)
+
+    def alter(name: str, value: str, op):
+        res = ConfigResource(ResourceType.TOPIC, "lists", incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=op)])
+        return error_of(admin.incremental_alter_configs([res], request_timeout=T)[res])
+
+    def value(name: str):
+        e = describe(admin, ResourceType.TOPIC, "lists")[name]
+        return e.value, ConfigSource(e.source)
+
+    # From Kafka's default "delete": APPEND adds, a repeated item is not added twice.
+    assert alter("cleanup.policy", "compact", AlterConfigOpType.APPEND) is None
+    assert value("cleanup.policy") == ("delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG)
+    assert alter("cleanup.policy", "delete", AlterConfigOpType.APPEND) is None
+    assert value("cleanup.policy")[0] == "delete,compact"
+    assert alter("cleanup.policy", "delete", AlterConfigOpType.SUBTRACT) is None
+    assert value("cleanup.policy")[0] == "compact"
+    assert alter("leader.replication.throttled.replicas", "0:0", AlterConfigOpType.APPEND) is None
+    assert value("leader.replication.throttled.replicas")[0] == "0:0"
+    # Not a list: refused, naming the key; and an appended item is still validated.
+    err = alter("retention.ms", "5", AlterConfigOpType.APPEND)
+    assert err is not None and err.code() == KafkaError.INVALID_CONFIG and "retention.ms" in err.str(), err
+    err = alter("cleanup.policy", "shred", AlterConfigOpType.APPEND)
+    assert err is not None and err.code() == KafkaError.INVALID_CONFIG and "cleanup.policy" in err.str(), err
+    assert value("cleanup.policy")[0] == "compact"
+
+
 def test_describe_lists_every_config_with_kafkas_default_source_type_synonyms_and_doc(broker):
     admin = admin_for(broker)
     create_topic(broker, "defaults", 1, config={"retention.ms": "1234"})

@@ -118,3 +118,14 @@ fn compaction_lags_may_not_cross() {
     let min_only: BTreeMap<String, String> = [("min.compaction.lag.ms".to_string(), "60".to_string())].into();
     assert!(validate_topic_configs(&defaults, &min_only).is_err());
 }
+
+#[test]
+fn append_and_subtract_work_on_list_configs_only() {
+    assert_eq!(apply_list_change("cleanup.policy", "delete", "compact", true), Ok("delete,compact".into()));
+    assert_eq!(apply_list_change("cleanup.policy", "delete,compact", "delete", true), Ok("delete,compact".into()));
+    assert_eq!(apply_list_change("cleanup.policy", "delete,compact", "delete", false), Ok("compact".into()));
+    assert_eq!(apply_list_change("leader.replication.throttled.replicas", "", "0:1,1:1", true), Ok("0:1,1:1".into()));
+    let err = apply_list_change("retention.ms", "1000", "5", true).unwrap_err();
+    assert!(err.contains("retention.ms") && err.contains("append"), "{err}");
+    assert!(apply_list_change("no.such", "", "x", false).is_err());
+}
