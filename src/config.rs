@@ -4,7 +4,9 @@
 //! operator's knowledge carries over. Flags win over the file.
 
 pub mod cluster;
+pub mod described;
 pub mod listeners;
+pub mod topic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 
 pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use listeners::{Endpoint, Listener, ListenerConfig, ListenerError, SecurityProtocol};
+pub use topic::{TOPIC_CONFIGS, TopicConfigDef, default_of, validate_topic_config, validate_topic_configs};
 
 /// Errors met while loading configuration.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +110,15 @@ pub struct BrokerConfig {
     pub cold_read_splice: bool,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
-    /// Broker-wide defaults of topic configs (`log.*` keys in Kafka).
+    /// Broker-wide defaults of topic configs (`log.*` keys in Kafka), by topic config name and
+    /// in its units (`retention.ms`, whether `log.retention.hours` or `log.retention.ms` set it).
     pub topic_defaults: BTreeMap<String, String>,
+    /// Kafka broker settings with no field here yet ([`described::BROKER_LOG_SETTINGS`], e.g.
+    /// `log.cleaner.backoff.ms`), by Kafka name: Kafka's default unless the file sets one.
+    pub log_settings: BTreeMap<String, String>,
+    /// Every key the config file or `--override` set, by Kafka name, with the value as given:
+    /// DescribeConfigs reports these as `STATIC_BROKER_CONFIG`, the rest as Kafka's default.
+    pub static_keys: BTreeMap<String, String>,
     /// Consumer group coordinator settings.
     pub group: GroupConfig,
     /// Admin HTTP listener (`/metrics`, `/health`); `None` turns it off.
@@ -145,24 +155,6 @@ impl Default for GroupConfig {
     }
 }
 
-/// Topic config names Ringlog understands, with Kafka's defaults, and the broker key that overrides them.
-pub const TOPIC_CONFIGS: &[(&str, &str, &str)] = &[
-    ("cleanup.policy", "delete", "log.cleanup.policy"),
-    ("retention.ms", "604800000", "log.retention.ms"),
-    ("retention.bytes", "-1", "log.retention.bytes"),
-    ("segment.bytes", "1073741824", "log.segment.bytes"),
-    ("segment.ms", "604800000", "log.roll.ms"),
-    ("max.message.bytes", "1048588", "message.max.bytes"),
-    ("flush.messages", "9223372036854775807", "log.flush.interval.messages"),
-    ("flush.ms", "9223372036854775807", "log.flush.interval.ms"),
-    ("message.timestamp.type", "CreateTime", "log.message.timestamp.type"),
-    ("min.insync.replicas", "1", "min.insync.replicas"),
-    ("segment.index.bytes", "10485760", "log.index.size.max.bytes"),
-    ("index.interval.bytes", "4096", "log.index.interval.bytes"),
-    ("delete.retention.ms", "86400000", "log.cleaner.delete.retention.ms"),
-    ("unclean.leader.election.enable", "false", "unclean.leader.election.enable"),
-];
-
 impl BrokerConfig {
     /// Each shard's batch cache budget: `batch_cache_bytes` where set, else
     /// [`DEFAULT_BATCH_CACHE_BYTES`] capped at a quarter of the machine's memory over the shards,
@@ -176,10 +168,9 @@ impl BrokerConfig {
 
     /// Defaults for a single-node broker with data in `./data` and one PLAINTEXT listener on `listen`.
     pub fn new(listen: SocketAddr) -> Self {
-        let topic_defaults = TOPIC_CONFIGS
-            .iter()
-            .map(|(name, default, _)| (name.to_string(), default.to_string()))
-            .collect();
+        let topic_defaults = TOPIC_CONFIGS.iter().map(|d| (d.name.to_string(), d.default.to_string())).collect();
+        let log_settings =
+            described::BROKER_LOG_SETTINGS.iter().map(|d| (d.name.to_string(), d.default.to_string())).collect();
         BrokerConfig {
             listeners: ListenerConfig::plaintext(listen),
             data_dir: PathBuf::from("./data"),
@@ -204,6 +195,8 @@ impl BrokerConfig {
             cold_read_splice: false,
             retention_check_interval_ms: 300_000,
             topic_defaults,
+            log_settings,
+            static_keys: BTreeMap::new(),
             group: GroupConfig::default(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
         }
@@ -239,8 +232,25 @@ impl BrokerConfig {
         self.apply_key(key.trim(), value.trim())
     }
 
-    /// Applies one Kafka-named broker key.
+    /// Applies one Kafka-named broker key, and remembers it as set (see [`BrokerConfig::static_keys`]).
     pub fn apply_key(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.apply_key_value(key, value)?;
+        // Ringlog's older spellings are recorded under Kafka's name, which DescribeConfigs shows.
+        let own = [key];
+        let names: &[&str] = match key {
+            "data_dir" | "log.dir" => &["log.dirs"],
+            "node.id" | "broker.id" => &["node.id", "broker.id"],
+            "listen" => &["listeners"],
+            "advertised_listener" => &["advertised.listeners"],
+            _ => &own,
+        };
+        for name in names {
+            self.static_keys.insert(name.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    fn apply_key_value(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
             value.parse().map_err(|_| ConfigError::Invalid {
                 key: key.to_string(),
@@ -312,16 +322,33 @@ impl BrokerConfig {
             "offsets.retention.minutes" => self.group.offsets_retention_minutes = num(key, value)?,
             "offsets.topic.num.partitions" => self.group.offsets_topic_partitions = num(key, value)?,
             "offset.metadata.max.bytes" => self.group.offset_metadata_max_bytes = num(key, value)?,
-            "log.retention.hours" => {
-                let hours: i64 = num(key, value)?;
-                self.topic_defaults.insert("retention.ms".into(), (hours * 3_600_000).to_string());
+            // Kafka's coarse time keys; a negative value means no limit (-1), as in Kafka.
+            "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" | "log.roll.jitter.hours" => {
+                let count: i64 = num(key, value)?;
+                let unit = if key.ends_with("minutes") { 60_000 } else { 3_600_000 };
+                let millis = if count < 0 { -1 } else { count.saturating_mul(unit) };
+                let topic_key = match key {
+                    "log.roll.hours" => "segment.ms",
+                    "log.roll.jitter.hours" => "segment.jitter.ms",
+                    _ => "retention.ms",
+                };
+                topic::validate_topic_config(topic_key, &millis.to_string())
+                    .map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?;
+                self.topic_defaults.insert(topic_key.into(), millis.to_string());
             }
-            other => match TOPIC_CONFIGS.iter().find(|(_, _, broker_key)| *broker_key == other) {
-                Some((topic_key, _, _)) => {
-                    self.topic_defaults.insert(topic_key.to_string(), value.to_string());
+            other => {
+                let invalid = |reason| ConfigError::Invalid { key: other.into(), reason };
+                if let Some(d) = topic::topic_config_of_broker_key(other) {
+                    // Checked with the topic config's own rule, so a typo fails start-up.
+                    topic::check_value(other, d.config_type, d.rule, value).map_err(invalid)?;
+                    self.topic_defaults.insert(d.name.to_string(), value.trim().to_string());
+                } else if let Some(d) = described::broker_setting_def(other) {
+                    described::validate_broker_setting(d, value).map_err(invalid)?;
+                    self.log_settings.insert(d.name.to_string(), value.trim().to_string());
+                } else {
+                    tracing::warn!(key = other, "ignoring unknown config key");
                 }
-                None => tracing::warn!(key = other, "ignoring unknown config key"),
-            },
+            }
         }
         Ok(())
     }
@@ -390,38 +417,6 @@ impl TopicConfig {
 pub fn unclean_leader_election_enabled(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> bool {
     let key = "unclean.leader.election.enable";
     overrides.get(key).or_else(|| defaults.get(key)).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-}
-
-/// Kafka's default of a topic config, or "" when unknown.
-pub fn default_of(name: &str) -> &'static str {
-    TOPIC_CONFIGS.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d).unwrap_or("")
-}
-
-/// Checks a topic config override: known name and a value of the right shape.
-pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
-    if !TOPIC_CONFIGS.iter().any(|(n, _, _)| *n == name) {
-        return Err(format!("unknown topic config {name}"));
-    }
-    match name {
-        "cleanup.policy" => match value {
-            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-            _ => Err(format!("invalid cleanup.policy {value}")),
-        },
-        "message.timestamp.type" => match value {
-            "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(format!("invalid message.timestamp.type {value}")),
-        },
-        // Kafka's BOOLEAN config type: true or false in any case.
-        "unclean.leader.election.enable" => match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("unclean.leader.election.enable must be true or false, got {value}")),
-        },
-        "min.insync.replicas" => match value.parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(()),
-            _ => Err(format!("min.insync.replicas must be at least 1, got {value}")),
-        },
-        _ => value.parse::<i64>().map(|_| ()).map_err(|_| format!("{name} must be a number, got {value}")),
-    }
 }
 
 /// `MemTotal` from /proc/meminfo, in bytes (cgroup limits are not read).

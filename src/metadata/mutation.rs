@@ -17,7 +17,7 @@ use super::records::{
     TopicRecord,
 };
 use super::{ClusterSnapshot, MetadataError, TopicMeta, place, valid_topic_name};
-use crate::config::{TopicConfig, unclean_leader_election_enabled, validate_topic_config};
+use crate::config::{TopicConfig, unclean_leader_election_enabled, validate_topic_config, validate_topic_configs};
 
 /// Producer ids are reserved in blocks, so the log gets one record per block, not per id.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -259,6 +259,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             for (k, v) in &configs {
                 validate_topic_config(k, v).map_err(|reason| MetadataError::InvalidConfig { reason })?;
             }
+            validate_topic_configs(ctx.defaults, &configs).map_err(|reason| MetadataError::InvalidConfig { reason })?;
             let topic_id = Uuid::new_v4();
             let mut records = vec![MetadataRecord::Topic(TopicRecord { name: name.clone(), topic_id })];
             records.extend(partition_records(current, ctx, topic_id, 0, replicas));
@@ -296,6 +297,7 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
                     }
                 }
             }
+            validate_topic_configs(ctx.defaults, &wanted).map_err(|reason| MetadataError::InvalidConfig { reason })?;
             // Resolving reports nothing today; it is kept so a future check has its place.
             let _ = TopicConfig::resolve(ctx.defaults, &wanted);
             // With unclean elections allowed (typically: just switched on), the topic's leaderless

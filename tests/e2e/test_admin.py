@@ -44,23 +44,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:alter_configs has been deprecate
 
 T = 15  # seconds: per admin call / future
 
-# Every topic config the broker knows, with Kafka's default.
-TOPIC_DEFAULTS = {
-    "cleanup.policy": "delete",
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-    "segment.bytes": "1073741824",
-    "segment.ms": "604800000",
-    "max.message.bytes": "1048588",
-    "flush.messages": "9223372036854775807",
-    "flush.ms": "9223372036854775807",
-    "message.timestamp.type": "CreateTime",
-    "min.insync.replicas": "1",
-    "segment.index.bytes": "10485760",
-    "index.interval.bytes": "4096",
-    "delete.retention.ms": "86400000",
-    "unclean.leader.election.enable": "false",
-}
+# Every topic config the broker knows, with Kafka's default (Kafka 4's full list).
+from test_topic_configs import KAFKA4_TOPIC_DEFAULTS as TOPIC_DEFAULTS  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+use super::*;
+
+fn broker() -> BrokerConfig {
+    BrokerConfig::new("127.0.0.1:9092".parse().unwrap())
+}
+
+fn find<'a>(rows: &'a [DescribedConfig], name: &str) -> &'a DescribedConfig {
+    rows.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} is described"))
+}
+
+#[test]
+fn a_topic_lists_every_config_with_kafkas_default_and_source() {
+    let b = broker();
+    let rows = topic_configs(&b, &BTreeMap::new());
+    assert_eq!(rows.len(), TOPIC_CONFIGS.len());
+    for (row, d) in rows.iter().zip(TOPIC_CONFIGS) {
+        assert_eq!((row.name.as_str(), row.value.as_deref(), row.source), (d.name, Some(d.default), ConfigSource::Default));
+        assert!(!row.read_only && !row.sensitive);
+    }
+    let c = find(&rows, "min.cleanable.dirty.ratio");
+    assert_eq!(c.config_type, ConfigType::Double);
+    assert_eq!(
+        c.synonyms,
+        vec![Synonym { name: "log.cleaner.min.cleanable.ratio".into(), value: Some("0.5".into()), source: ConfigSource::Default }]
+    );
+    assert!(find(&rows, "leader.replication.throttled.replicas").synonyms.is_empty(), "no server default in Kafka");
+}
+
+#[test]
+fn override_then_broker_file_then_default() {
+    let mut b = broker();
+    b.apply_key("log.retention.hours", "1").unwrap();
+    b.apply_key("compression.type", "zstd").unwrap();
+    let overrides: BTreeMap<String, String> = [("segment.ms".to_string(), "60000".to_string())].into();
+    let rows = topic_configs(&b, &overrides);
+    let retention = find(&rows, "retention.ms");
+    assert_eq!((retention.value.as_deref(), retention.source), (Some("3600000"), ConfigSource::StaticBroker));
+    let names: Vec<_> = retention.synonyms.iter().map(|s| (s.name.as_str(), s.value.as_deref(), s.source)).collect();
+    assert_eq!(
+        names,
+        [("log.retention.hours", Some("1"), ConfigSource::StaticBroker), ("log.retention.ms", Some("604800000"), ConfigSource::Default)]
+    );
+    let compression = find(&rows, "compression.type");
+    assert_eq!((compression.value.as_deref(), compression.source), (Some("zstd"), ConfigSource::StaticBroker));
+    let segment = find(&rows, "segment.ms");
+    assert_eq!((segment.value.as_deref(), segment.source), (Some("60000"), ConfigSource::DynamicTopic));
+    assert_eq!(segment.synonyms[0].source, ConfigSource::DynamicTopic);
+    assert_eq!(find(&rows, "segment.bytes").source, ConfigSource::Default);
+}
+
+#[test]
+fn the_broker_lists_its_settings_and_every_log_default() {
+    let mut b = broker();
+    b.apply_key("num.partitions", "3").unwrap();
+    b.apply_key("log.cleaner.backoff.ms", "2000").unwrap();
+    assert!(b.apply_key("log.cleaner.threads", "many").is_err(), "a typo fails start-up");
+    assert!(b.apply_key("log.segment.bytes", "100").is_err(), "below Kafka 4's 1 MiB");
+    assert!(b.apply_key("compression.type", "brotli").is_err());
+    let rows = broker_configs(&b);
+    let value = |name: &str| {
+        let c = find(&rows, name);
+        (c.value.clone().unwrap_or_default(), c.source)
+    };
+    assert_eq!(value("num.partitions"), ("3".into(), ConfigSource::StaticBroker));
+    assert_eq!(value("log.cleaner.backoff.ms"), ("2000".into(), ConfigSource::StaticBroker));
+    assert_eq!(value("log.cleaner.enable"), ("true".into(), ConfigSource::Default));
+    assert_eq!(value("log.segment.bytes"), ("1073741824".into(), ConfigSource::Default));
+    assert_eq!(value("log.retention.hours"), ("168".into(), ConfigSource::Default));
+    assert_eq!(value("log.segment.delete.delay.ms"), ("60000".into(), ConfigSource::Default));
+    assert_eq!(value("message.max.bytes"), ("1048588".into(), ConfigSource::Default));
+    assert_eq!(value("broker.id"), ("0".into(), ConfigSource::Default));
+    assert!(rows.iter().all(|c| c.read_only), "no dynamic broker configs");
+    assert!(rows.windows(2).all(|w| w[0].name < w[1].name), "sorted, one row per name");
+    // Every topic config with a server default has its broker key listed.
+    for d in TOPIC_CONFIGS {
+        for key in d.broker_keys {
+            find(&rows, key);
+        }
+    }
+    assert_eq!(find(&rows, "log.cleaner.threads").config_type, ConfigType::Int);
+    // The default of a fresh broker: log.cleaner.backoff.ms is Kafka's 15000.
+    assert_eq!(find(&broker_configs(&broker()), "log.cleaner.backoff.ms").value.as_deref(), Some("15000"));
+}
