@@ -381,6 +381,12 @@ pub struct TopicConfig {
     /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas, or gets
     /// NOT_ENOUGH_REPLICAS.
     pub min_insync_replicas: usize,
+    /// `cleanup.policy` includes `compact`: produce refuses records without a key.
+    pub compacted: bool,
+    /// `message.timestamp.before.max.ms`: how far before now a CreateTime timestamp may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far after now a CreateTime timestamp may be.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl TopicConfig {
@@ -408,6 +414,9 @@ impl TopicConfig {
             index_interval_bytes: get("index.interval.bytes").max(1) as u64,
             delete_retention: text("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
             min_insync_replicas: get("min.insync.replicas").max(1) as usize,
+            compacted: text("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            timestamp_before_max_ms: get("message.timestamp.before.max.ms").max(0),
+            timestamp_after_max_ms: get("message.timestamp.after.max.ms").max(0),
         }
     }
 }

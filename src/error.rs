@@ -34,6 +34,10 @@ impl From<&StorageError> for ErrorCode {
             // offsets again and truncating, which is what this needs; the code is retriable and
             // never reaches a client.
             StorageError::OffsetMismatch { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+            // Issue 18, produce-side record checks (storage::validate, KIP-467): Kafka's
+            // InvalidRecordException and InvalidTimestampException.
+            StorageError::InvalidRecords(_) => ErrorCode::INVALID_RECORD,
+            StorageError::InvalidTimestamps(_) => ErrorCode::INVALID_TIMESTAMP,
         }
     }
 }
@@ -241,6 +245,8 @@ mod tests {
             (StorageError::FencedLeaderEpoch { requested: 0, current: 1 }, 74),
             (StorageError::Closed, 6),
             (StorageError::OffsetMismatch { expected: 4, got: 7 }, 1),
+            (StorageError::InvalidRecords(vec![]), 87),
+            (StorageError::InvalidTimestamps(vec![]), 32),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `storage`.
         let ordinal = |e: &StorageError| match e {
@@ -256,8 +262,10 @@ mod tests {
             StorageError::UnknownLeaderEpoch { .. } => 9,
             StorageError::FencedLeaderEpoch { .. } => 10,
             StorageError::OffsetMismatch { .. } => 11,
+            StorageError::InvalidRecords(_) => 12,
+            StorageError::InvalidTimestamps(_) => 13,
         };
-        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 12);
+        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 14);
         for (e, code) in &storage {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
         }

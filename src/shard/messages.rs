@@ -41,12 +41,14 @@ pub struct ProducePartResult {
     pub log_start_offset: i64,
     /// Error text.
     pub message: Option<String>,
+    /// The refused records, for INVALID_RECORD and INVALID_TIMESTAMP (KIP-467); else empty.
+    pub record_errors: Vec<crate::storage::validate::RecordError>,
 }
 
 impl ProducePartResult {
     /// A part that failed with `error_code`, and why.
     pub fn failed(error_code: ErrorCode, message: Option<String>) -> Self {
-        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message }
+        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message, record_errors: Vec::new() }
     }
 }
 

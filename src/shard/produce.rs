@@ -15,6 +15,8 @@ impl Shard {
     pub(super) async fn produce(&self, conn_shard: ShardId, acks: i16, timeout_ms: u64, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
         let snapshot = self.metadata.load();
         let mut pending = Vec::with_capacity(parts.len());
+        // Parts the log refused, answered as they are (with KIP-467's record errors) by index.
+        let mut refused: Vec<(usize, ProducePartResult)> = Vec::new();
         for part in parts {
             let log = match self.led_log(&part.tp) {
                 Ok(log) => log,
@@ -48,7 +50,13 @@ impl Shard {
                 }
                 Err(e) => {
                     tracing::debug!(partition = %part.tp, error = %e, "produce rejected");
-                    pending.push((Err((ErrorCode::from(&e), Some(e.to_string()))), start, None, None));
+                    let rejected = ProducePartResult {
+                        log_start_offset: start,
+                        record_errors: e.record_errors().to_vec(),
+                        ..ProducePartResult::failed(ErrorCode::from(&e), Some(e.to_string()))
+                    };
+                    refused.push((pending.len(), rejected));
+                    pending.push((Err((ErrorCode::from(&e), None)), start, None, None));
                 }
             }
         }
@@ -69,10 +77,15 @@ impl Shard {
                     log_append_time,
                     log_start_offset: start,
                     message: None,
+                    record_errors: Vec::new(),
                 },
                 Err((error_code, message)) => ProducePartResult::failed(error_code, message),
             }
         });
-        join_all(waits).await
+        let mut results = join_all(waits).await;
+        for (index, rejected) in refused {
+            results[index] = rejected;
+        }
+        results
     }
 }

@@ -231,7 +231,7 @@ pub fn stamp(batch: &Bytes, base_offset: i64, leader_epoch: i32, append_time: Op
 }
 
 /// Reads a zig-zag varint (Kafka record fields) and advances `buf`.
-fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+pub(crate) fn read_varint(buf: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {

@@ -14,6 +14,7 @@ pub mod log;
 pub mod producers;
 pub mod reader;
 pub mod segment;
+pub mod validate;
 pub mod volume;
 
 pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
@@ -81,6 +82,15 @@ pub enum StorageError {
         /// This replica's epoch.
         current: i32,
     },
+    /// Records refused by the produce-side checks ([`validate`]): a keyless record on a
+    /// compacted topic (Kafka's `InvalidRecordException` with KIP-467 record errors).
+    #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        .0.len(), .0.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    InvalidRecords(Vec<validate::RecordError>),
+    /// Records refused for a timestamp outside `message.timestamp.{before,after}.max.ms`
+    /// (Kafka's `InvalidTimestampException`; the record errors may name keyless records too).
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    InvalidTimestamps(Vec<validate::RecordError>),
     /// The partition was deleted or failed.
     #[error("partition is closed")]
     Closed,
@@ -100,6 +110,17 @@ pub enum StorageError {
         /// The offset the fetch wanted.
         offset: i64,
     },
+}
+
+impl StorageError {
+    /// The refused records a produce response lists (KIP-467's `record_errors`); empty for an
+    /// error about the whole batch.
+    pub fn record_errors(&self) -> &[validate::RecordError] {
+        match self {
+            StorageError::InvalidRecords(errors) | StorageError::InvalidTimestamps(errors) => errors,
+            _ => &[],
+        }
+    }
 }
 
 impl From<std::io::Error> for StorageError {

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use super::str_bytes;
@@ -88,7 +90,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
                 .with_log_append_time_ms(r.log_append_time)
                 .with_log_start_offset(r.log_start_offset);
             if ctx.version >= 8 && r.error_code.is_err() {
-                pr = pr.with_error_message(r.message.map(str_bytes));
+                // KIP-467: which records of the batch were refused, and why.
+                let record_errors = r
+                    .record_errors
+                    .into_iter()
+                    .map(|e| BatchIndexAndErrorMessage::default().with_batch_index(e.batch_index).with_batch_index_error_message(Some(str_bytes(e.message))))
+                    .collect();
+                pr = pr.with_error_message(r.message.map(str_bytes)).with_record_errors(record_errors);
             }
             if ctx.version >= KIP_951_VERSION
                 && let Some((leader, epoch)) = hints.hint(r.error_code, &name, index, false)

@@ -12,6 +12,7 @@ use crate::storage::StorageError;
 use crate::storage::batch::{self, BatchHeader, StampedBatch};
 use crate::storage::journal::{AppendJournal, JournalPartition};
 use crate::storage::producers::SequenceCheck;
+use crate::storage::validate::{RecordRules, check_records};
 use crate::types::now_ms;
 
 impl PartitionLog {
@@ -39,12 +40,22 @@ impl PartitionLog {
         if batches.is_empty() {
             return Err(StorageError::CorruptBatch("produce carried no record batch".into()));
         }
+        let rules = RecordRules {
+            compacted: config.compacted,
+            create_time: !config.log_append_time,
+            before_max_ms: config.timestamp_before_max_ms,
+            after_max_ms: config.timestamp_after_max_ms,
+        };
+        let now = now_ms();
         let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
             if b.len() > config.max_message_bytes {
                 return Err(StorageError::MessageTooLarge { size: b.len(), max: config.max_message_bytes });
             }
-            headers.push(batch::validate(b)?);
+            let header = batch::validate(b)?;
+            // Before anything is queued: one refused record refuses the whole request.
+            check_records(b, &header, &rules, now, &self.tp)?;
+            headers.push(header);
         }
         let st = self.state.borrow_mut();
         if st.failed {
@@ -57,7 +68,6 @@ impl PartitionLog {
                 "duplicate batch acknowledged without a write");
             return Ok(AppendOutcome { base_offset, log_append_time: -1, done: None });
         }
-        let now = now_ms();
         let append_time = config.log_append_time.then_some(now);
         let base_offset = st.log_end;
         let leader_epoch = st.epochs.latest();
