@@ -94,10 +94,10 @@ def topic_id(admin, topic: str) -> str:
 
 
 def produce_one(producer: Producer, topic: str, value: bytes, partition: int = 0,
-                timestamp: Optional[int] = None):
+                timestamp: Optional[int] = None, key: Optional[bytes] = None):
     """Produce one record and flush: (error or None, offset)."""
     out = []
-    kwargs = {"partition": partition, "on_delivery": lambda err, msg: out.append((err, msg.offset()))}
+    kwargs = {"partition": partition, "key": key, "on_delivery": lambda err, msg: out.append((err, msg.offset()))}
     if timestamp is not None:
         kwargs["timestamp"] = timestamp
     producer.produce(topic, value, **kwargs)
@@ -581,8 +581,9 @@ def test_admin_changes_survive_restart(broker_factory):
     assert error_of(admin.create_partitions([NewPartitions("kept", 4)], request_timeout=T)["kept"]) is None
     wait_for_topic(broker, "kept", 4, admin=admin)
     p = single_batch_producer(broker, **{"enable.idempotence": True})
+    # "kept" is compacted now: its records need keys (issue 18), as in Kafka.
     for i in range(3):
-        assert produce_one(p, "kept", b"p3-%d" % i, partition=3) == (None, i)
+        assert produce_one(p, "kept", b"p3-%d" % i, partition=3, key=b"k%d" % i) == (None, i)
     tp = TopicPartition("kept", 3, 2)
     assert admin.delete_records([tp], request_timeout=T)[tp].result(timeout=T).low_watermark == 2
     assert error_of(admin.delete_topics(["gone"], request_timeout=T)["gone"]) is None
@@ -615,5 +616,5 @@ def test_admin_changes_survive_restart(broker_factory):
 
     # Still writable after the restart: the new partitions, with an idempotent producer (new producer id).
     p = single_batch_producer(broker, **{"enable.idempotence": True})
-    assert produce_one(p, "kept", b"p3-3", partition=3) == (None, 3)
-    assert produce_one(p, "kept", b"p2-0", partition=2) == (None, 0)
+    assert produce_one(p, "kept", b"p3-3", partition=3, key=b"k3") == (None, 3)
+    assert produce_one(p, "kept", b"p2-0", partition=2, key=b"k0") == (None, 0)
