@@ -546,4 +546,20 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "x").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
     }
+
+    /// What produce's record checks read (storage::validate): Kafka 4's defaults, then overrides.
+    #[test]
+    fn record_check_configs_resolve_with_kafka_defaults() {
+        let cfg = BrokerConfig::new("127.0.0.1:9092".parse().unwrap());
+        let default = TopicConfig::resolve(&cfg.topic_defaults, &BTreeMap::new());
+        assert!(!default.compacted && !default.log_append_time);
+        assert_eq!((default.timestamp_before_max_ms, default.timestamp_after_max_ms), (i64::MAX, 3_600_000));
+        let o: BTreeMap<String, String> = [("cleanup.policy", "delete, compact"), ("message.timestamp.before.max.ms", "60000")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let topic = TopicConfig::resolve(&cfg.topic_defaults, &o);
+        assert!(topic.compacted && topic.delete_retention);
+        assert_eq!(topic.timestamp_before_max_ms, 60_000);
+    }
 }
