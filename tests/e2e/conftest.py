@@ -24,6 +24,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Producer,
     TopicPartition,
 )
@@ -438,6 +439,15 @@ def pytest_runtest_makereport(item, call):
 
 def admin_for(broker: Broker) -> AdminClient:
     return AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+
+
+def error_of(fut, timeout: float = 15.0) -> Optional[KafkaError]:
+    """The KafkaError an admin future fails with, or None when it succeeds."""
+    try:
+        fut.result(timeout=timeout)
+    except KafkaException as e:
+        return e.args[0]
+    return None
 
 
 def create_topics(broker: Broker, topics: Dict[str, int], config: Optional[Dict[str, str]] = None,

@@ -11,7 +11,6 @@ import pytest
 from confluent_kafka import (
     Consumer,
     KafkaError,
-    KafkaException,
     Producer,
     TopicCollection,
     TopicPartition,
@@ -33,6 +32,7 @@ from conftest import (
     consume_all,
     consumer_conf,
     create_topic,
+    error_of,
     producer_conf,
     wait_for_topic,
     wait_until,
@@ -51,15 +51,6 @@ from test_topic_configs import KAFKA4_TOPIC_DEFAULTS as TOPIC_DEFAULTS  # noqa: 
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-
-def error_of(fut) -> Optional[KafkaError]:
-    """The KafkaError a future fails with, or None when it succeeds."""
-    try:
-        fut.result(timeout=T)
-    except KafkaException as e:
-        return e.args[0]
-    return None
-
 
 def expect_error(fut, code: int, what: str) -> KafkaError:
     err = error_of(fut)

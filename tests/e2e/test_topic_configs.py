@@ -6,11 +6,11 @@ resource with its `log.*` defaults (log.cleaner.backoff.ms=15000)."""
 import struct
 from typing import Dict, List, Optional
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic, ResourceType
 
 import kafka_wire as kw
-from conftest import admin_for, create_topic
+from conftest import admin_for, create_topic, error_of
 
 T = 15  # seconds: per admin call / future
 
@@ -110,14 +110,6 @@ INVALID = [
 ]
 
 CONFIG_TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "LONG": 5, "DOUBLE": 6, "LIST": 7}
-
-
-def error_of(fut) -> Optional[KafkaError]:
-    try:
-        fut.result(timeout=T)
-    except KafkaException as e:
-        return e.args[0]
-    return None
 
 
 def describe(admin, rtype, name: str) -> Dict[str, ConfigEntry]:
