@@ -139,6 +139,21 @@ async fn wait_for(node: &Node, what: &str, check: impl Fn(&RaftMetrics<C>) -> bo
     node.raft.wait(WAIT).metrics(check, what).await.unwrap()
 }
 
+/// Starts nodes `1..=count`, each reachable by the others, initialises `1..=voters` as the
+/// quorum, and returns the nodes and the first leader.
+async fn start_quorum(base: &Path, nodes: &Nodes, count: u64, voters: u64) -> (BTreeMap<u64, Node>, u64) {
+    let mut up: BTreeMap<u64, Node> = BTreeMap::new();
+    for id in 1..=count {
+        let node = start(base, id, nodes).await;
+        join(nodes, id, &node);
+        up.insert(id, node);
+    }
+    let members: BTreeMap<u64, BasicNode> = (1..=voters).map(|id| (id, BasicNode::default())).collect();
+    up[&1].raft.initialize(members).await.unwrap();
+    let leader = wait_for(&up[&1], "a leader", |m| m.current_leader.is_some()).await.current_leader.unwrap();
+    (up, leader)
+}
+
 async fn wait_applied(node: &Node, index: u64) {
     wait_for(node, "applied", move |m| m.last_applied.is_some_and(|l| l.index() >= index)).await;
 }
@@ -169,15 +184,7 @@ fn three_voters_replicate_fail_over_and_restart_from_their_directories() {
     on_executor(|| async {
         let base = temp_dir("quorum");
         let nodes: Nodes = Rc::default();
-        let mut up: BTreeMap<u64, Node> = BTreeMap::new();
-        for id in 1..=3 {
-            let node = start(&base, id, &nodes).await;
-            join(&nodes, id, &node);
-            up.insert(id, node);
-        }
-        let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
-        up[&1].raft.initialize(members).await.unwrap();
-        let leader = wait_for(&up[&1], "a leader", |m| m.current_leader.is_some()).await.current_leader.unwrap();
+        let (mut up, leader) = start_quorum(&base, &nodes, 3, 3).await;
         tracing::info!(leader, "first leader");
 
         // A write reaches every node's metadata.
@@ -260,16 +267,8 @@ fn a_learner_follows_the_log_never_campaigns_and_keeps_its_membership_across_res
     on_executor(|| async {
         let base = temp_dir("learner");
         let nodes: Nodes = Rc::default();
-        let mut up: BTreeMap<u64, Node> = BTreeMap::new();
-        for id in 1..=4 {
-            let node = start(&base, id, &nodes).await;
-            join(&nodes, id, &node);
-            up.insert(id, node);
-        }
         // Nodes 1-3 are the voters; 4 is a broker-only node, added as a learner (as AddLearner does).
-        let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
-        up[&1].raft.initialize(members).await.unwrap();
-        let leader = wait_for(&up[&1], "a leader", |m| m.current_leader.is_some()).await.current_leader.unwrap();
+        let (mut up, leader) = start_quorum(&base, &nodes, 4, 3).await;
         // Added once the leader has committed in its term (before, the initial membership is
         // still uncommitted and openraft refuses a change: InProgress), after a first write it
         // then catches up on.
