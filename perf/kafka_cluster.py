@@ -13,11 +13,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from confluent_kafka.admin import AdminClient
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+from cluster import MetadataView  # noqa: E402  (Metadata reads shared with Ringlog's harness)
 
 KAFKA_SH = Path(__file__).resolve().parent / "kafka.sh"
 
@@ -100,7 +102,7 @@ class KafkaNode:
                 self.kill()
 
 
-class KafkaCluster:
+class KafkaCluster(MetadataView):
     """N Kafka nodes, ids 1..N, in `workdir`; `config` adds broker configs (KAFKA_OVERRIDES)."""
 
     def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None):
@@ -142,16 +144,6 @@ class KafkaCluster:
             return len(self.admin().list_topics(timeout=5).brokers)
         except Exception:
             return 0
-
-    def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap})
-
-    def partition_state(self, topic: str) -> Dict[int, dict]:
-        """{partition: {leader, replicas, isrs}} as Metadata reports it."""
-        md = self.admin().list_topics(topic=topic, timeout=10)
-        t = md.topics[topic]
-        return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
-                for p, pm in t.partitions.items()}
 
     def cleanup(self):
         """Stops every node (all at once: the quorum goes away together)."""

@@ -27,7 +27,22 @@ FAST_FAILOVER = {
 }
 
 
-class Cluster:
+class MetadataView:
+    """What a cluster with a `bootstrap` address answers through Kafka's Metadata; Ringlog's
+    Cluster and perf/kafka_cluster.py's KafkaCluster share it."""
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap})
+
+    def partition_state(self, topic: str) -> Dict[int, dict]:
+        """{partition: {leader, replicas, isrs}} as Metadata reports it."""
+        md = self.admin().list_topics(topic=topic, timeout=10)
+        t = md.topics[topic]
+        return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
+                for p, pm in t.partitions.items()}
+
+
+class Cluster(MetadataView):
     """N combined nodes, ids 1..N. `start()` starts them all and waits for one active controller."""
 
     def __init__(self, workdir: Path, size: int = 3, config: Optional[Dict[str, object]] = None, cores: int = 1,
@@ -105,9 +120,6 @@ class Cluster:
                 return False
         wait_until(ready, timeout, interval=0.2, what="__consumer_offsets with a leader for every partition")
 
-    def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap})
-
     def live_brokers(self) -> List[int]:
         """Broker ids the cluster's metadata lists (fenced brokers are left out, as in Kafka)."""
         admin = self.admin()
@@ -121,14 +133,6 @@ class Cluster:
             except Exception:
                 return False
         wait_until(enough, timeout, interval=0.2, what=f"{count} live brokers in the metadata")
-
-    def partition_state(self, topic: str) -> Dict[int, dict]:
-        """{partition: {leader, replicas, isrs}} as Metadata reports it."""
-        admin = self.admin()
-        md = admin.list_topics(topic=topic, timeout=10)
-        t = md.topics[topic]
-        return {p: {"leader": pm.leader, "replicas": list(pm.replicas), "isrs": list(pm.isrs)}
-                for p, pm in t.partitions.items()}
 
     def cleanup(self):
         for b in self.brokers:
