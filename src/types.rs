@@ -50,3 +50,17 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// A transaction marker for one partition, as WriteTxnMarkers carries it: it ends one producer's
+/// transaction there, as a control batch in the partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// The producer whose transaction ends.
+    pub producer_id: i64,
+    /// The producer's epoch the coordinator ends it with (older epochs are fenced).
+    pub producer_epoch: i16,
+    /// The epoch of the `__transaction_state` partition's leader that wrote it (zombie coordinators are refused).
+    pub coordinator_epoch: i32,
+    /// Commit (true) or abort (false).
+    pub commit: bool,
+}

@@ -16,6 +16,7 @@ pub mod control;
 pub mod fetch;
 pub mod groups;
 pub mod log_dirs;
+pub mod markers;
 pub mod messages;
 pub mod offsets;
 pub mod partitions;
