@@ -91,6 +91,8 @@ kafka_codes! {
     ELIGIBLE_LEADERS_NOT_AVAILABLE => EligibleLeadersNotAvailable,
     ELECTION_NOT_NEEDED => ElectionNotNeeded,
     NO_REASSIGNMENT_IN_PROGRESS => NoReassignmentInProgress,
+    // TxnOffsetCommit and OffsetFetch's require_stable (KIP-447).
+    UNSTABLE_OFFSET_COMMIT => UnstableOffsetCommit,
 }
 
 impl ErrorCode {

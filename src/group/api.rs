@@ -32,6 +32,18 @@ pub struct OffsetEntry {
     pub leader_epoch: i32,
     /// Client metadata.
     pub metadata: String,
+    /// An open transaction holds a newer offset for this partition (TxnOffsetCommit).
+    pub unstable: bool,
+}
+
+/// The transactional producer of a TxnOffsetCommit: its offsets count once its transaction
+/// commits (a commit marker on the group's `__consumer_offsets` partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
 }
 
 /// A consumer-group operation, run on the group's coordinator shard.
@@ -85,6 +97,8 @@ pub enum GroupCall {
         instance_id: Option<String>,
         /// Offsets.
         parts: Vec<CommitPart>,
+        /// The transaction the offsets belong to (TxnOffsetCommit), `None` for OffsetCommit.
+        txn: Option<TxnProducer>,
     },
     /// OffsetFetch; `None` means every committed partition.
     FetchOffsets {

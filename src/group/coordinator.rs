@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::{consumer_group_describe_response, ConsumerGroupHeartbeatResponse, GroupId};
 
-use super::api::{GroupCall, GroupReply};
+use super::api::{GroupCall, GroupReply, TxnProducer};
 use super::consumer;
 use super::error::{outcome_code, GroupError};
 use super::loading::ServedPartitions;
@@ -34,6 +34,13 @@ pub struct GroupCoordinator {
 pub trait GroupLog {
     /// Appends records to a `__consumer_offsets` partition with acks=all; the log's Kafka error code on failure.
     fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> impl std::future::Future<Output = Result<(), ErrorCode>>;
+    /// As [`GroupLog::append`], as one transactional batch of `producer` (TxnOffsetCommit).
+    fn append_txn(
+        &self,
+        partition: i32,
+        producer: TxnProducer,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> impl std::future::Future<Output = Result<(), ErrorCode>>;
     /// Whether a topic partition exists (commits for missing topics are refused).
     fn partition_exists(&self, topic: &str, partition: i32) -> bool;
     /// Every topic's id and partition count (KIP-848 assignors).
@@ -145,8 +152,8 @@ impl GroupCoordinator {
                     Err(e) => GroupReply::Leave(ErrorCode::from(&e), vec![ErrorCode::from(&e); count]),
                 }
             }
-            GroupCall::Commit { group, generation, member_id, instance_id, parts } => {
-                let outcomes = self.commit(&group, generation, &member_id, instance_id.as_deref(), parts, log).await;
+            GroupCall::Commit { group, generation, member_id, instance_id, parts, txn } => {
+                let outcomes = self.commit(&group, generation, &member_id, instance_id.as_deref(), parts, txn, log).await;
                 GroupReply::Committed(outcomes.iter().map(outcome_code).collect())
             }
             GroupCall::FetchOffsets { group, partitions } => GroupReply::Offsets(self.fetch_offsets(&group, partitions)),

@@ -170,7 +170,7 @@ mod tests {
 
     fn commit(group: &str, offset: i64) -> GroupCall {
         let part = CommitPart { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None };
-        GroupCall::Commit { group: group.into(), generation: -1, member_id: String::new(), instance_id: None, parts: vec![part] }
+        GroupCall::Commit { group: group.into(), generation: -1, member_id: String::new(), instance_id: None, parts: vec![part], txn: None }
     }
 
     fn fetch(group: &str) -> GroupCall {

@@ -31,8 +31,9 @@ mod state;
 #[cfg(test)]
 mod testing;
 mod timers;
+mod txn_offsets;
 
-pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry};
+pub use api::{CommitPart, GroupCall, GroupReply, OffsetEntry, TxnProducer};
 pub use coordinator::{GroupCoordinator, GroupLog, GroupWrite};
 pub use error::GroupError;
 pub use loading::LoadId;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::api::{CommitPart, OffsetEntry};
+use super::api::{CommitPart, OffsetEntry, TxnProducer};
 use super::coordinator::{GroupCoordinator, GroupLog};
 use super::error::GroupError;
 use super::records::{GroupKey, OffsetValue};
@@ -13,7 +13,9 @@ use crate::types::now_ms;
 type PartOutcome = Result<(), GroupError>;
 
 impl GroupCoordinator {
-    /// OffsetCommit: one outcome per part, in order; accepted offsets count once durable.
+    /// OffsetCommit and TxnOffsetCommit: one outcome per part, in order; accepted offsets count
+    /// once durable, and a transaction's once its commit marker lands ([`GroupCoordinator::complete_txn`]).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit(
         &self,
         group_id: &str,
@@ -21,6 +23,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         parts: Vec<CommitPart>,
+        txn: Option<TxnProducer>,
         log: &impl GroupLog,
     ) -> Vec<PartOutcome> {
         let all = |e: GroupError| vec![Err(e); parts.len()];
@@ -43,14 +46,15 @@ impl GroupCoordinator {
                 if generation != g.generation {
                     return all(GroupError::IllegalGeneration { generation, current: g.generation });
                 }
-                if g.state == GroupState::CompletingRebalance {
+                if g.state == GroupState::CompletingRebalance && txn.is_none() {
                     return all(GroupError::RebalanceInProgress { group: group_id.to_string() });
                 }
                 if let Some(m) = g.member_mut(member_id) {
                     m.last_heartbeat = Instant::now();
                 }
-            } else if !g.members.is_empty() {
-                // Kafka: a commit from outside the group while it has members names no member.
+            } else if !g.members.is_empty() && txn.is_none() {
+                // Kafka: a commit from outside the group while it has members names no member; a
+                // transaction's commit without group metadata is taken as it is.
                 return all(GroupError::UnknownMemberId { member_id: member_id.to_string() });
             }
         }
@@ -81,15 +85,20 @@ impl GroupCoordinator {
         if records.is_empty() {
             return outcomes;
         }
-        match log.append(self.partition_of(group_id), records).await {
+        let written = match txn {
+            Some(producer) => log.append_txn(self.partition_of(group_id), producer, records).await,
+            None => log.append(self.partition_of(group_id), records).await,
+        };
+        match written {
             // Durable either way; a partition given up meanwhile is not re-created here (its next
             // leader replays the commit).
             Ok(()) if !self.serves(group_id) => outcomes,
             Ok(()) => {
                 let mut groups = self.groups.borrow_mut();
                 let g = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
-                for (k, v) in accepted {
-                    g.offsets.insert(k, v);
+                match txn {
+                    Some(producer) => g.txn_offsets.entry(producer.producer_id).or_default().extend(accepted),
+                    None => g.offsets.extend(accepted),
                 }
                 outcomes
             }
@@ -110,6 +119,7 @@ impl GroupCoordinator {
                 offset: v.map(|v| v.offset).unwrap_or(-1),
                 leader_epoch: v.map(|v| v.leader_epoch).unwrap_or(-1),
                 metadata: v.map(|v| v.metadata.clone()).unwrap_or_default(),
+                unstable: g.is_some_and(|g| g.offset_is_unstable(&(topic.to_string(), partition))),
             }
         };
         match partitions {
@@ -183,7 +193,7 @@ mod tests {
         let log = MemLog::default();
         let config = GroupConfig { offsets_retention_minutes: 0, ..GroupConfig::default() };
         let c = GroupCoordinator::serving_all(config);
-        let codes = futures::executor::block_on(c.commit("g", -1, "", None, vec![commit_part(7)], &log));
+        let codes = futures::executor::block_on(c.commit("g", -1, "", None, vec![commit_part(7)], None, &log));
         assert_eq!(codes, vec![Ok(())]);
         let missing = futures::executor::block_on(c.commit(
             "g",
@@ -191,6 +201,7 @@ mod tests {
             "",
             None,
             vec![CommitPart { topic: "nope".into(), ..commit_part(1) }],
+            None,
             &log,
         ));
         assert_eq!(missing, vec![Err(GroupError::UnknownTopicOrPartition { topic: "nope".into(), partition: 0 })]);
@@ -218,7 +229,7 @@ mod tests {
         let log = MemLog::failing(ErrorCode::NOT_LEADER_OR_FOLLOWER);
         let c = GroupCoordinator::serving_all(GroupConfig::default());
         let parts = vec![commit_part(7), CommitPart { topic: "nope".into(), ..commit_part(1) }];
-        let call = GroupCall::Commit { group: "g".into(), generation: -1, member_id: String::new(), instance_id: None, parts };
+        let call = GroupCall::Commit { group: "g".into(), generation: -1, member_id: String::new(), instance_id: None, parts, txn: None };
         let reply = futures::executor::block_on(c.handle(call, &log));
         let GroupReply::Committed(codes) = reply else { panic!("not a commit reply: {reply:?}") };
         // A lost leadership tells the client to find the coordinator again (Kafka 4's mapping).
@@ -232,12 +243,12 @@ mod tests {
         let config = GroupConfig { offset_metadata_max_bytes: 4, ..GroupConfig::default() };
         let c = GroupCoordinator::serving_all(config);
         let too_long = CommitPart { metadata: Some("12345".into()), ..commit_part(1) };
-        let got = futures::executor::block_on(c.commit("g", -1, "", None, vec![too_long], &log));
+        let got = futures::executor::block_on(c.commit("g", -1, "", None, vec![too_long], None, &log));
         assert_eq!(got, vec![Err(GroupError::OffsetMetadataTooLarge { size: 5, max: 4 })]);
-        let got = futures::executor::block_on(c.commit("", -1, "", None, vec![commit_part(1)], &log));
+        let got = futures::executor::block_on(c.commit("", -1, "", None, vec![commit_part(1)], None, &log));
         assert_eq!(got, vec![Err(GroupError::InvalidGroupId)]);
         // A member id the group does not know, in a generation: UNKNOWN_MEMBER_ID on the wire.
-        let call = GroupCall::Commit { group: "g".into(), generation: 3, member_id: "m-1".into(), instance_id: None, parts: vec![commit_part(1)] };
+        let call = GroupCall::Commit { group: "g".into(), generation: 3, member_id: "m-1".into(), instance_id: None, parts: vec![commit_part(1)], txn: None };
         let reply = futures::executor::block_on(c.handle(call, &log));
         assert!(matches!(&reply, GroupReply::Committed(codes) if codes == &[ErrorCode::UNKNOWN_MEMBER_ID]), "{reply:?}");
     }

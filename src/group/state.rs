@@ -75,6 +75,8 @@ pub(super) struct Group {
     pub(super) next_seq: u64,
     pub(super) pending: HashSet<String>,
     pub(super) offsets: HashMap<(String, i32), OffsetValue>,
+    /// Offsets committed inside transactions not yet ended, by producer id (TxnOffsetCommit).
+    pub(super) txn_offsets: HashMap<i64, HashMap<(String, i32), OffsetValue>>,
     pub(super) rebalance_deadline: Option<Instant>,
     pub(super) join_not_before: Option<Instant>,
     pub(super) state_timestamp: i64,
@@ -93,6 +95,7 @@ impl Group {
             next_seq: 0,
             pending: HashSet::new(),
             offsets: HashMap::new(),
+            txn_offsets: HashMap::new(),
             rebalance_deadline: None,
             join_not_before: None,
             state_timestamp: now_ms(),

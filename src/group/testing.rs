@@ -4,6 +4,7 @@ use std::cell::RefCell;
 
 use bytes::Bytes;
 
+use super::api::TxnProducer;
 use super::consumer::TopicInfo;
 use super::coordinator::{GroupCoordinator, GroupLog};
 use crate::codes::ErrorCode;
@@ -31,6 +32,10 @@ impl GroupLog for MemLog {
         }
         self.records.borrow_mut().extend(records.into_iter().map(|(k, v)| (partition, k, v)));
         Ok(())
+    }
+
+    async fn append_txn(&self, partition: i32, _producer: TxnProducer, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+        self.append(partition, records).await
     }
 
     fn partition_exists(&self, topic: &str, _partition: i32) -> bool {

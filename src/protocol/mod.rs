@@ -147,6 +147,7 @@ registry! {
     Heartbeat => heartbeat,
     LeaveGroup => leave_group,
     OffsetCommit => offset_commit,
+    TxnOffsetCommit => txn_offset_commit,
     OffsetFetch => offset_fetch,
     OffsetDelete => offset_delete,
     DescribeGroups => describe_groups,

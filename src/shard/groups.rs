@@ -20,9 +20,9 @@ use bytes::Bytes;
 use super::messages::ShardRequest;
 use super::{Router, Shard};
 use crate::codes::ErrorCode;
-use crate::group::{GroupCall, GroupCoordinator, GroupLog, GroupReply, LoadId, OFFSETS_TOPIC};
+use crate::group::{GroupCall, GroupCoordinator, GroupLog, GroupReply, LoadId, TxnProducer, OFFSETS_TOPIC};
 use crate::metadata::PartitionChange;
-use crate::storage::batch::BatchHeader;
+use crate::storage::batch::{BatchHeader, BatchProducer};
 use crate::storage::{AppendOutcome, PartitionLog, StorageError};
 use crate::types::{ShardId, TopicPartition};
 
@@ -156,11 +156,20 @@ async fn replay_partition(groups: &GroupCoordinator, log: &PartitionLog, until: 
         }
         let Some(last) = read.records.last().and_then(|b| BatchHeader::parse(b)) else { break };
         for batch in &read.records {
+            let Some(header) = BatchHeader::parse(batch) else { continue };
             for r in crate::storage::batch::records(batch).unwrap_or_default() {
-                if let Some(key) = &r.key {
+                let Some(key) = &r.key else { continue };
+                if header.is_control() {
+                    // An end-transaction marker's key: version i16, then type i16 (1 commit, 0 abort).
+                    if let Some(kind) = key.get(2..4) {
+                        groups.complete_txn(log.tp.partition, header.producer_id, kind == [0, 1]);
+                    }
+                } else if header.is_transactional() {
+                    groups.replay_txn(header.producer_id, key, r.value.as_deref());
+                } else {
                     groups.replay(key, r.value.as_deref());
-                    replayed += 1;
                 }
+                replayed += 1;
             }
         }
         offset = last.last_offset() + 1;
@@ -168,14 +177,15 @@ async fn replay_partition(groups: &GroupCoordinator, log: &PartitionLog, until: 
     Ok(Some(replayed))
 }
 
-impl GroupLog for Shard {
-    /// Appends as the partition's leader with acks=all: answered once the ISR holds the records.
-    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+impl Shard {
+    /// Appends one batch of `producer` to a `__consumer_offsets` partition as its leader, with
+    /// acks=all: answered once the ISR holds the records.
+    async fn append_group_records(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>, producer: &BatchProducer) -> Result<(), ErrorCode> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         // Only the leader writes; a follower's copy comes from its fetcher.
         let log = self.led_log(&tp)?;
         let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
-        let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
+        let batch = crate::storage::batch::build_for(&refs, crate::types::now_ms(), producer);
         let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e))?;
         // Registered before any await: the log end is this append's end.
         let replicated = self.ack_after_replication(&tp, log.offsets().log_end);
@@ -184,6 +194,17 @@ impl GroupLog for Shard {
             Some(ack) => self.replicated(&tp, ack, GROUP_WRITE_TIMEOUT).await.map_err(|(code, _)| code),
             None => Ok(()),
         }
+    }
+}
+
+impl GroupLog for Shard {
+    async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+        self.append_group_records(partition, records, &BatchProducer { id: -1, epoch: -1, base_sequence: -1, transactional: false }).await
+    }
+
+    async fn append_txn(&self, partition: i32, producer: TxnProducer, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
+        let producer = BatchProducer { id: producer.producer_id, epoch: producer.producer_epoch, base_sequence: -1, transactional: true };
+        self.append_group_records(partition, records, &producer).await
     }
 
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {

@@ -351,6 +351,25 @@ pub type RecordRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// idempotent producer id and base sequence (-1 for none). Used for the broker's own records
 /// (`__consumer_offsets`) and by tests.
 pub fn build(records: &[RecordRef<'_>], ts0: i64, producer_id: i64, base_sequence: i32) -> Bytes {
+    build_for(records, ts0, &BatchProducer { id: producer_id, epoch: 0, base_sequence, transactional: false })
+}
+
+/// The producer fields of a batch the broker builds itself.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProducer {
+    /// Producer id, or -1.
+    pub id: i64,
+    /// Producer epoch.
+    pub epoch: i16,
+    /// Base sequence, or -1.
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction (attribute bit 0x10).
+    pub transactional: bool,
+}
+
+/// Builds an uncompressed v2 batch at base offset 0, timestamps `ts0, ts0+1, ...`, written by
+/// `producer` (a coordinator's transactional offsets carry the transaction's producer).
+pub fn build_for(records: &[RecordRef<'_>], ts0: i64, producer: &BatchProducer) -> Bytes {
     let mut body = BytesMut::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = BytesMut::new();
@@ -370,13 +389,13 @@ pub fn build(records: &[RecordRef<'_>], ts0: i64, producer_id: i64, base_sequenc
     b.put_i32(0);
     b.put_i8(2);
     b.put_u32(0);
-    b.put_i16(0);
+    b.put_i16(if producer.transactional { TRANSACTIONAL_BIT } else { 0 });
     b.put_i32(n - 1);
     b.put_i64(ts0);
     b.put_i64(ts0 + i64::from(n.max(1)) - 1);
-    b.put_i64(producer_id);
-    b.put_i16(0);
-    b.put_i32(base_sequence);
+    b.put_i64(producer.id);
+    b.put_i16(producer.epoch);
+    b.put_i32(producer.base_sequence);
     b.put_i32(n);
     b.put_slice(&body);
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);

@@ -29,6 +29,7 @@ pub mod list_offsets;
 pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
+pub mod txn_offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;

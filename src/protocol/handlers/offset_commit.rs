@@ -33,6 +33,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         parts,
+        txn: None,
     };
     let codes = match ctx.router.group_call(&group, call).await {
         GroupReply::Committed(codes) => codes,

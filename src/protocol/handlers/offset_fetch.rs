@@ -16,17 +16,30 @@ use crate::shard::Router;
 pub const VERSIONS: (i16, i16) = (1, 9);
 
 /// Looks up one group's offsets, grouped by topic in first-seen order. Errors: the group's code.
-async fn fetch_group(router: &Router, group: &str, wanted: Option<Vec<(String, i32)>>) -> Result<Vec<(String, Vec<OffsetEntry>)>, ErrorCode> {
+/// With `require_stable` (KIP-447), an offset an open transaction will replace is not given:
+/// that partition answers UNSTABLE_OFFSET_COMMIT and the client asks again.
+async fn fetch_group(
+    router: &Router,
+    group: &str,
+    wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
+) -> Result<Vec<(String, Vec<(OffsetEntry, ErrorCode)>)>, ErrorCode> {
     let call = GroupCall::FetchOffsets { group: group.to_string(), partitions: wanted };
     let entries = match router.group_call(group, call).await {
         GroupReply::Offsets(e) => e,
         other => return Err(other.refusal_code()),
     };
-    let mut topics: Vec<(String, Vec<OffsetEntry>)> = Vec::new();
-    for e in entries {
+    let mut topics: Vec<(String, Vec<(OffsetEntry, ErrorCode)>)> = Vec::new();
+    for mut e in entries {
+        let code = if require_stable && e.unstable {
+            e.offset = -1;
+            ErrorCode::UNSTABLE_OFFSET_COMMIT
+        } else {
+            ErrorCode::NONE
+        };
         match topics.iter_mut().find(|(t, _)| *t == e.topic) {
-            Some((_, v)) => v.push(e),
-            None => topics.push((e.topic.clone(), vec![e])),
+            Some((_, v)) => v.push((e, code)),
+            None => topics.push((e.topic.clone(), vec![(e, code)])),
         }
     }
     Ok(topics)
@@ -43,7 +56,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
         for g in &req.groups {
             let wanted = wanted_of(g.topics.as_ref().map(|ts| ts.iter().map(|t| (&t.name, &t.partition_indexes))));
             let group = g.group_id.0.to_string();
-            let (error, topics) = match fetch_group(ctx.router, &group, wanted).await {
+            let (error, topics) = match fetch_group(ctx.router, &group, wanted, req.require_stable).await {
                 Ok(t) => (ErrorCode::NONE, t),
                 Err(e) => (e, Vec::new()),
             };
@@ -53,9 +66,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
                     OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(name))).with_partitions(
                         entries
                             .into_iter()
-                            .map(|e| {
+                            .map(|(e, code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(e.partition)
+                                    .with_error_code(code.code())
                                     .with_committed_offset(e.offset)
                                     .with_committed_leader_epoch(e.leader_epoch)
                                     .with_metadata(Some(str_bytes(e.metadata)))
@@ -70,7 +84,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
     }
     let group = req.group_id.0.to_string();
     let wanted = wanted_of(req.topics.as_ref().map(|ts| ts.iter().map(|t| (&t.name, &t.partition_indexes))));
-    let (error, topics) = match fetch_group(ctx.router, &group, wanted).await {
+    let (error, topics) = match fetch_group(ctx.router, &group, wanted, ctx.version >= 7 && req.require_stable).await {
         Ok(t) => (ErrorCode::NONE, t),
         Err(e) => (e, Vec::new()),
     };
@@ -81,9 +95,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
             OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(name))).with_partitions(
                 entries
                     .into_iter()
-                    .map(|e| {
+                    .map(|(e, code)| {
                         let p = OffsetFetchResponsePartition::default()
                             .with_partition_index(e.partition)
+                            .with_error_code(code.code())
                             .with_committed_offset(e.offset)
                             .with_metadata(Some(str_bytes(e.metadata)));
                         if version >= 5 { p.with_committed_leader_epoch(e.leader_epoch) } else { p }
