@@ -21,6 +21,7 @@ pub mod messages;
 pub mod offsets;
 pub mod partitions;
 pub mod produce;
+pub mod remote_txn;
 pub mod replication;
 
 use std::cell::{Cell, RefCell};

@@ -52,7 +52,7 @@ pub struct Replication {
     led: RefCell<HashMap<TopicPartition, Led>>,
     following: RefCell<HashMap<TopicPartition, Fetching>>,
     /// Connections to leaders, shared by this core's fetchers.
-    pool: Rc<BrokerPool>,
+    pub(super) pool: Rc<BrokerPool>,
 }
 
 impl Replication {
@@ -204,7 +204,7 @@ impl Shard {
 
     /// `host:port` of `broker`'s inter-broker listener (`inter.broker.listener.name`, else the
     /// first of its endpoints).
-    fn inter_broker_address(&self, broker: i32) -> Option<String> {
+    pub(super) fn inter_broker_address(&self, broker: i32) -> Option<String> {
         let snapshot = self.metadata.load();
         let registration = snapshot.brokers.get(&broker)?;
         let wanted = self.config.cluster.inter_broker_listener_name.as_deref();
