@@ -76,6 +76,10 @@ pub struct Workload {
     /// Extra librdkafka properties for the producers (e.g. `socket.nagle.disable`).
     #[serde(default)]
     pub producer_properties: std::collections::BTreeMap<String, String>,
+    /// Records per transaction (each producer gets its own `transactional.id` and commits every
+    /// this many records); 0 = no transactions.
+    #[serde(default)]
+    pub transaction_records: u64,
 }
 
 fn default_consume_from() -> String {
@@ -349,6 +353,10 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
         for (key, value) in &w.producer_properties {
             config.set(key, value);
         }
+        let txn_records = w.transaction_records;
+        if txn_records > 0 {
+            config.set("transactional.id", format!("ringlog-bench-{index}"));
+        }
         let producer: BaseProducer<BenchContext> = match config.create_with_context(BenchContext { stats: Arc::clone(&stats) }) {
             Ok(p) => p,
             Err(e) => {
@@ -362,6 +370,15 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             eprintln!("producer {index}: cannot open topic {}", w.topic);
             return;
         };
+        let txn_timeout = Duration::from_secs(60);
+        if txn_records > 0 {
+            if let Err(e) = producer.init_transactions(txn_timeout).and_then(|()| producer.begin_transaction()) {
+                eprintln!("producer {index}: cannot start a transaction: {e}");
+                return;
+            }
+        }
+        // Records queued in the open transaction.
+        let mut in_txn: u64 = 0;
         let mut seq: u64 = 0;
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ index as u64;
         let start = stats.now_ns();
@@ -392,6 +409,8 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             } else {
                 BURST
             };
+            // A burst never crosses a transaction's end.
+            let burst = if txn_records > 0 { burst.min(txn_records - in_txn) } else { burst };
             for i in 0..burst.min(limit - seq) {
                 let intended = if per_producer_rate > 0.0 { due_ns(seq + i) } else { now };
                 rng ^= rng << 13;
@@ -401,12 +420,26 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             }
             let (tried, sent) = burst_buf.send();
             seq += sent;
+            in_txn += sent;
+            if txn_records > 0 && in_txn >= txn_records {
+                // Commit flushes the transaction's records, then ends it: the producer waits.
+                if let Err(e) = producer.commit_transaction(txn_timeout).and_then(|()| producer.begin_transaction()) {
+                    eprintln!("producer {index}: transaction failed: {e}");
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                in_txn = 0;
+                continue;
+            }
             if sent < tried {
                 // The local queue is full: wait for deliveries to free it.
                 stats.poll_wait(&producer);
             } else {
                 stats.poll_now(&producer);
             }
+        }
+        if txn_records > 0 {
+            let _ = producer.commit_transaction(txn_timeout);
         }
         let _ = producer.flush(Duration::from_secs(60));
         stats.producers_done.fetch_add(1, Ordering::SeqCst);
