@@ -205,6 +205,8 @@ impl PartitionLog {
             reply_all(std::mem::take(&mut st.waiters), &Err(StorageError::Closed));
             let epochs_changed = st.epochs.truncate_from_end(cut);
             let emptied = st.producers.truncate_from(cut);
+            let keep = st.aborted.partition_point(|a| a.last_offset < cut);
+            st.aborted.truncate(keep);
             (removed, file, path, emptied, epochs_changed)
         };
         self.cache.drop_from(self.uid, cut);
@@ -223,6 +225,7 @@ impl PartitionLog {
             if let Some(seg) = st.segments.get(&seg_base) {
                 // Stale entries past the cut must not survive in the files of a closed segment.
                 seg.write_index_files()?;
+                super::txn::write_txn_index(seg, &st.aborted)?;
             }
             if epochs_changed {
                 st.epochs.write(&self.dir)?;
@@ -251,7 +254,7 @@ impl PartitionLog {
                 break;
             }
             let mut here = Vec::new();
-            segment::scan_log(&path, 0, false, |h, _| {
+            segment::scan_log(&path, 0, false, |h, _, _| {
                 if wanted.contains(&h.producer_id) {
                     here.push(*h);
                 }
@@ -263,7 +266,8 @@ impl PartitionLog {
         }
         let mut st = self.state.borrow_mut();
         for h in found.iter().rev().flatten() {
-            st.producers.record(h);
+            // Sequences only: the transactions' state was cut back above.
+            st.producers.restore_batch(h);
         }
         Ok(())
     }
@@ -288,6 +292,7 @@ impl PartitionLog {
             reply_all(std::mem::take(&mut st.waiters), &Err(StorageError::Closed));
             st.epochs.truncate_from_end(i64::MIN);
             st.producers = Default::default();
+            st.aborted.clear();
             removed
         };
         self.cache.drop_partition(self.uid);
@@ -316,9 +321,9 @@ impl PartitionLog {
     }
 }
 
-/// Deletes a segment's `.log`, `.index` and `.timeindex` files (an open handle keeps reading).
+/// Deletes a segment's `.log`, `.index`, `.timeindex` and `.txnindex` files (an open handle keeps reading).
 fn remove_segment_files(seg: &Segment) {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         let _ = std::fs::remove_file(seg.log_path.with_extension(ext));
     }
     tracing::info!(segment = %seg.log_path.display(), "deleted segment cut by truncation");
