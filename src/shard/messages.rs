@@ -17,7 +17,7 @@ use crate::group::{GroupCall, GroupReply};
 use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
 use crate::storage::reader::Located;
-use crate::types::{ShardId, TopicPartition};
+use crate::types::{ShardId, TopicPartition, TxnMarker};
 
 /// One partition's records in a produce request.
 #[derive(Debug)]
@@ -197,6 +197,8 @@ pub enum ShardRequest {
     DeleteRecords(Vec<(TopicPartition, i64)>),
     /// Data plane: the sizes of partitions' logs (DescribeLogDirs).
     LogSizes(Vec<TopicPartition>),
+    /// Data plane: transaction markers to append to partitions led here (WriteTxnMarkers).
+    TxnMarkers(Vec<(TopicPartition, TxnMarker)>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
     Group(Box<GroupCall>),
     /// Control plane: a metadata mutation (shard 0 only).
@@ -221,6 +223,7 @@ impl Routed for ShardRequest {
             | ShardRequest::EpochEndOffsets(_)
             | ShardRequest::DeleteRecords(_)
             | ShardRequest::LogSizes(_)
+            | ShardRequest::TxnMarkers(_)
             | ShardRequest::Group(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
@@ -242,6 +245,8 @@ pub enum ShardResponse {
     Offsets(Vec<OffsetAnswer>),
     /// Log sizes.
     LogSizes(Vec<LogSize>),
+    /// Each transaction marker's outcome.
+    TxnMarkers(Vec<ErrorCode>),
     /// Opened, removed or reloaded.
     Done,
     /// A mutation's result.
@@ -292,6 +297,8 @@ response_parts! {
     into_offsets: Offsets(Vec<OffsetAnswer>);
     /// The log sizes, or the code that stands for all of them.
     into_log_sizes: LogSizes(Vec<LogSize>);
+    /// The markers' outcomes, or the code that stands for all of them.
+    into_txn_markers: TxnMarkers(Vec<ErrorCode>);
     /// The group reply, or the code that stands for it.
     into_group: Group(GroupReply);
     /// The mutation's result, or the code that stands for it.
