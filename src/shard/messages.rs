@@ -65,6 +65,8 @@ pub struct FetchPart {
     pub current_leader_epoch: i32,
     /// The follower broker fetching (Fetch's replica id), `None` for a consumer.
     pub replica: Option<i32>,
+    /// isolation_level 1: read only below the last stable offset, and list aborted transactions.
+    pub read_committed: bool,
 }
 
 /// The outcome of one [`FetchPart`].
@@ -76,6 +78,11 @@ pub struct FetchPartResult {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// Last stable offset (-1 when unknown).
+    pub last_stable_offset: i64,
+    /// read_committed only: the aborted transactions (producer id, first offset) that overlap
+    /// what may be returned.
+    pub aborted: Option<Vec<(i64, i64)>>,
     /// Where the batches are: cached bytes, or a range for the connection's shard to read.
     pub records: Located,
     /// Fires when the partition's high watermark moves: registered on the owner before it read
@@ -86,7 +93,7 @@ pub struct FetchPartResult {
 impl FetchPartResult {
     /// A part that failed with `error_code`: nothing located, no offsets known.
     pub fn failed(error_code: ErrorCode) -> Self {
-        FetchPartResult { error_code, high_watermark: -1, log_start_offset: -1, ..Default::default() }
+        FetchPartResult { error_code, high_watermark: -1, log_start_offset: -1, last_stable_offset: -1, ..Default::default() }
     }
 }
 
@@ -97,6 +104,8 @@ pub enum OffsetQuery {
     Earliest,
     /// The high watermark (-1).
     Latest,
+    /// The last stable offset (-1 with isolation_level 1, read_committed).
+    LastStable,
     /// The record with the largest timestamp (-3).
     MaxTimestamp,
     /// The first record at or after a timestamp.
