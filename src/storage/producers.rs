@@ -59,6 +59,8 @@ pub struct ProducerStates {
     unreplicated: BTreeMap<i64, (i64, i64)>,
     /// KIP-890 verification guards: producer id → (epoch, guard) (see [`ProducerStates::verify`]).
     guards: HashMap<i64, (i16, u64)>,
+    /// Ended transactions with markers below this were forgotten ([`ProducerStates::prune_decided`]).
+    decided_below: i64,
 }
 
 /// One producer as DescribeProducers lists it.
@@ -237,7 +239,14 @@ impl ProducerStates {
     pub fn prune_decided(&mut self, hw: i64) {
         if self.unreplicated.first_key_value().is_some_and(|(m, _)| *m < hw) {
             self.unreplicated = self.unreplicated.split_off(&hw);
+            self.decided_below = self.decided_below.max(hw);
         }
+    }
+
+    /// Whether a cut at `offset` may remove a marker whose transaction was forgotten: then
+    /// [`ProducerStates::truncate_from`] cannot reopen it, and the state must be replayed.
+    pub fn cut_needs_replay(&self, offset: i64) -> bool {
+        offset < self.decided_below
     }
 
     /// KIP-890: whether a transactional batch from `h`'s producer may be appended. Appended

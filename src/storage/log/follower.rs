@@ -186,7 +186,7 @@ impl PartitionLog {
     /// Cuts the log at `cut`, at position `pos` of the segment at `seg_base`; the caller holds
     /// `flush_lock` and has written every pending batch.
     async fn cut_at(&self, seg_base: i64, cut: i64, pos: u64) -> Result<(), StorageError> {
-        let (removed, file, path, emptied, epochs_changed) = {
+        let (removed, file, path, emptied, epochs_changed, replay) = {
             let mut st = self.state.borrow_mut();
             let removed: Vec<Segment> = st.segments.split_off(&(seg_base + 1)).into_values().collect();
             let seg = st.segments.get_mut(&seg_base).ok_or(StorageError::Closed)?;
@@ -204,10 +204,11 @@ impl PartitionLog {
             st.pending_since = None;
             reply_all(std::mem::take(&mut st.waiters), &Err(StorageError::Closed));
             let epochs_changed = st.epochs.truncate_from_end(cut);
+            let replay = st.producers.cut_needs_replay(cut);
             let emptied = st.producers.truncate_from(cut);
             let keep = st.aborted.partition_point(|a| a.last_offset < cut);
             st.aborted.truncate(keep);
-            (removed, file, path, emptied, epochs_changed)
+            (removed, file, path, emptied, epochs_changed, replay)
         };
         self.cache.drop_from(self.uid, cut);
         if let Some((j, p)) = &self.journal {
@@ -231,7 +232,10 @@ impl PartitionLog {
                 st.epochs.write(&self.dir)?;
             }
         }
-        if !emptied.is_empty() {
+        if replay {
+            // A cut below the high watermark removed a marker whose transaction was forgotten.
+            self.replay_producers()?;
+        } else if !emptied.is_empty() {
             self.reload_producers(emptied)?;
         }
         file.fdatasync().await?;

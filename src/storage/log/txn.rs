@@ -105,3 +105,26 @@ impl PartitionLog {
         self.state.borrow().aborted.clone()
     }
 }
+
+impl PartitionLog {
+    /// Rebuilds the producer and transaction state by reading every segment (blocking reads, as
+    /// recovery's): after a cut that no cheaper repair covers.
+    pub(super) fn replay_producers(&self) -> Result<(), StorageError> {
+        let paths: Vec<_> = self.state.borrow().segments.values().map(|s| s.log_path.clone()).collect();
+        let mut producers = crate::storage::producers::ProducerStates::default();
+        let mut aborted = Vec::new();
+        for path in paths {
+            crate::storage::segment::scan_log(&path, 0, false, |h, _, marker| match marker {
+                Some(marker) => record_marker(&mut producers, &mut aborted, h, marker),
+                None if !h.is_control() => producers.record(h),
+                None => {}
+            })?;
+        }
+        let mut st = self.state.borrow_mut();
+        producers.prune_decided(st.high_watermark);
+        st.producers = producers;
+        st.aborted = aborted;
+        tracing::info!(partition = %self.tp, aborted = st.aborted.len(), "producer state replayed after a truncation");
+        Ok(())
+    }
+}

@@ -132,3 +132,37 @@ fn an_unverified_transactional_batch_gets_a_guard_and_a_marker_clears_it() {
         assert!(matches!(log.append(&forged, -1), Err(StorageError::CorruptBatch(_))), "clients write no markers");
     });
 }
+
+/// A leader's stored batch: `raw` stamped at `offset` and leader epoch 1.
+fn as_leader_stored(raw: &bytes::Bytes, offset: i64) -> bytes::Bytes {
+    batch::stamp(raw, offset, 1, None).to_bytes()
+}
+
+#[test]
+fn a_follower_tracks_transactions_from_its_leaders_batches_and_truncation_reopens_a_cut_one() {
+    run(|dir| async move {
+        let log = open(&dir, config(1 << 20)).await;
+        let abort = crate::storage::txn::ControlMarker { commit: false, coordinator_epoch: 2 };
+        let mut leader = Vec::new();
+        leader.extend_from_slice(&as_leader_stored(&txn_batch(&[b"a", b"b"], 9, 0, 0), 0));
+        leader.extend_from_slice(&as_leader_stored(&make_batch(&[b"p"], 1, -1, -1), 2));
+        leader.extend_from_slice(&as_leader_stored(&abort.build(9, 0, 1), 3));
+        leader.extend_from_slice(&as_leader_stored(&txn_batch(&[b"c"], 9, 0, 2), 4));
+        let out = log.append_as_follower(&bytes::Bytes::from(leader)).unwrap();
+        out.done.unwrap().await.unwrap().unwrap();
+        assert_eq!(log.aborted_txns(), vec![AbortedTxn { producer_id: 9, first_offset: 0, last_offset: 3, last_stable_offset: 4 }]);
+        // A follower's high watermark comes from its leader.
+        assert_eq!(log.last_stable_offset(), 0);
+        log.set_high_watermark(3);
+        assert_eq!(log.last_stable_offset(), 0, "the abort marker is not below the high watermark");
+        log.set_high_watermark(5);
+        assert_eq!(log.last_stable_offset(), 4, "held by the transaction opened at 4");
+        log.truncate_to(4).await.unwrap();
+        assert_eq!(log.last_stable_offset(), 4);
+        assert_eq!(log.active_producers()[0].current_txn_start_offset, -1);
+        assert_eq!(log.aborted_txns().len(), 1);
+        log.truncate_to(3).await.unwrap();
+        assert!(log.aborted_txns().is_empty(), "the cut marker's abort is gone");
+        assert_eq!(log.active_producers()[0].current_txn_start_offset, 0, "its transaction is open again");
+    });
+}
