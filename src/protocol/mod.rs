@@ -158,6 +158,7 @@ registry! {
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
     WriteTxnMarkers => write_txn_markers,
+    DescribeProducers => describe_producers,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

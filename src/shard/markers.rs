@@ -54,6 +54,11 @@ impl Router {
 }
 
 impl Shard {
+    /// The active producers of each partition, which this core must lead (DescribeProducers).
+    pub(super) fn active_producers(&self, parts: &[TopicPartition]) -> Vec<Result<Vec<crate::storage::producers::ActiveProducer>, ErrorCode>> {
+        parts.iter().map(|tp| self.led_log(tp).map(|log| log.active_producers())).collect()
+    }
+
     /// Appends each marker to the partition it names, which this core must lead: all are queued
     /// before the first await (one group commit), then each waits for its fdatasync and the ISR.
     /// A marker on a `__consumer_offsets` partition then completes the transaction's offsets.

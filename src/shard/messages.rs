@@ -16,6 +16,7 @@ use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
+use crate::storage::producers::ActiveProducer;
 use crate::storage::reader::Located;
 use crate::types::{ShardId, TopicPartition, TxnMarker};
 
@@ -26,6 +27,10 @@ pub struct ProducePart {
     pub tp: TopicPartition,
     /// Record batches, as sliced from the request frame.
     pub records: Bytes,
+    /// KIP-890: the verification guard the owner handed out for this part's transactional
+    /// batches ([`ProducePartResult::verify_txn`]), once the coordinator verified the
+    /// partition is in the producer's transaction; `None` on the first try.
+    pub txn_guard: Option<u64>,
 }
 
 /// The outcome of one [`ProducePart`].
@@ -43,12 +48,15 @@ pub struct ProducePartResult {
     pub message: Option<String>,
     /// The refused records, for INVALID_RECORD and INVALID_TIMESTAMP (KIP-467); else empty.
     pub record_errors: Vec<crate::storage::validate::RecordError>,
+    /// KIP-890: the part was transactional and not verified (INVALID_TXN_STATE, nothing
+    /// written): verify it with the coordinator, then resend it with this guard.
+    pub verify_txn: Option<u64>,
 }
 
 impl ProducePartResult {
     /// A part that failed with `error_code`, and why.
     pub fn failed(error_code: ErrorCode, message: Option<String>) -> Self {
-        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message, record_errors: Vec::new() }
+        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message, record_errors: Vec::new(), verify_txn: None }
     }
 }
 
@@ -206,6 +214,8 @@ pub enum ShardRequest {
     DeleteRecords(Vec<(TopicPartition, i64)>),
     /// Data plane: the sizes of partitions' logs (DescribeLogDirs).
     LogSizes(Vec<TopicPartition>),
+    /// Data plane: the active producers of partitions led here (DescribeProducers).
+    DescribeProducers(Vec<TopicPartition>),
     /// Data plane: transaction markers to append to partitions led here (WriteTxnMarkers).
     TxnMarkers(Vec<(TopicPartition, TxnMarker)>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
@@ -233,6 +243,7 @@ impl Routed for ShardRequest {
             | ShardRequest::DeleteRecords(_)
             | ShardRequest::LogSizes(_)
             | ShardRequest::TxnMarkers(_)
+            | ShardRequest::DescribeProducers(_)
             | ShardRequest::Group(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
@@ -256,6 +267,8 @@ pub enum ShardResponse {
     LogSizes(Vec<LogSize>),
     /// Each transaction marker's outcome.
     TxnMarkers(Vec<ErrorCode>),
+    /// Each partition's active producers, or why it has none to tell.
+    Producers(Vec<Result<Vec<ActiveProducer>, ErrorCode>>),
     /// Opened, removed or reloaded.
     Done,
     /// A mutation's result.
@@ -308,6 +321,8 @@ response_parts! {
     into_log_sizes: LogSizes(Vec<LogSize>);
     /// The markers' outcomes, or the code that stands for all of them.
     into_txn_markers: TxnMarkers(Vec<ErrorCode>);
+    /// The partitions' active producers, or the code that stands for all of them.
+    into_producers: Producers(Vec<Result<Vec<ActiveProducer>, ErrorCode>>);
     /// The group reply, or the code that stands for it.
     into_group: Group(GroupReply);
     /// The mutation's result, or the code that stands for it.

@@ -127,6 +127,7 @@ impl ShardHandler for Shard {
             ShardRequest::DeleteRecords(parts) => ShardResponse::Offsets(self.delete_records(parts).await),
             ShardRequest::LogSizes(parts) => ShardResponse::LogSizes(self.log_sizes(&parts)),
             ShardRequest::TxnMarkers(markers) => ShardResponse::TxnMarkers(self.write_markers(markers).await),
+            ShardRequest::DescribeProducers(parts) => ShardResponse::Producers(self.active_producers(&parts)),
             ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
             ShardRequest::OpenPartitions(topic) => {
