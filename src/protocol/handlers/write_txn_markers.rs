@@ -10,8 +10,8 @@ use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest, WriteTxnMarker
 use crate::protocol::RequestContext;
 use crate::types::{TopicPartition, TxnMarker};
 
-/// Versions served (Kafka 4.0: 0–1).
-pub const VERSIONS: (i16, i16) = (0, 1);
+/// Versions served (Kafka 4.0: 1; version 0 was removed).
+pub const VERSIONS: (i16, i16) = (1, 1);
 
 /// Handles WriteTxnMarkers: every marker's partitions are written together, then answered in
 /// the request's shape.
