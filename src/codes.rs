@@ -66,6 +66,8 @@ kafka_codes! {
     OUT_OF_ORDER_SEQUENCE_NUMBER => OutOfOrderSequenceNumber,
     DUPLICATE_SEQUENCE_NUMBER => DuplicateSequenceNumber,
     INVALID_PRODUCER_EPOCH => InvalidProducerEpoch,
+    INVALID_TXN_STATE => InvalidTxnState,
+    TRANSACTION_COORDINATOR_FENCED => TransactionCoordinatorFenced,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED => TransactionalIdAuthorizationFailed,
     KAFKA_STORAGE_ERROR => KafkaStorageError,
     UNKNOWN_PRODUCER_ID => UnknownProducerId,

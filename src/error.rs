@@ -38,6 +38,10 @@ impl From<&StorageError> for ErrorCode {
             // InvalidRecordException and InvalidTimestampException.
             StorageError::InvalidRecords(_) => ErrorCode::INVALID_RECORD,
             StorageError::InvalidTimestamps(_) => ErrorCode::INVALID_TIMESTAMP,
+            // Issue 18, the partition side of transactions (storage::producers): KIP-890's
+            // unverified transactional write, and a marker from a zombie coordinator.
+            StorageError::InvalidTxnState(_) => ErrorCode::INVALID_TXN_STATE,
+            StorageError::CoordinatorFenced { .. } => ErrorCode::TRANSACTION_COORDINATOR_FENCED,
         }
     }
 }
@@ -247,6 +251,8 @@ mod tests {
             (StorageError::OffsetMismatch { expected: 4, got: 7 }, 1),
             (StorageError::InvalidRecords(vec![]), 87),
             (StorageError::InvalidTimestamps(vec![]), 32),
+            (StorageError::InvalidTxnState("unverified".into()), 48),
+            (StorageError::CoordinatorFenced { got: 1, current: 2 }, 52),
         ];
         // Exhaustive: a new variant does not compile until it is listed here and in `storage`.
         let ordinal = |e: &StorageError| match e {
@@ -264,8 +270,10 @@ mod tests {
             StorageError::OffsetMismatch { .. } => 11,
             StorageError::InvalidRecords(_) => 12,
             StorageError::InvalidTimestamps(_) => 13,
+            StorageError::InvalidTxnState(_) => 14,
+            StorageError::CoordinatorFenced { .. } => 15,
         };
-        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 14);
+        assert_eq!(storage.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 16);
         for (e, code) in &storage {
             assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
         }

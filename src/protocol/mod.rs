@@ -158,6 +158,8 @@ registry! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    WriteTxnMarkers => write_txn_markers,
+    DescribeProducers => describe_producers,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

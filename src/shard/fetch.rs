@@ -20,8 +20,14 @@ impl Shard {
                     return FetchPartResult::failed(ErrorCode::from(&e));
                 }
                 let wake = listen.then(|| log.data_event().listen());
+                let mut aborted = None;
                 let located = match part.replica {
                     Some(_) => log.locate_for_replica(part.offset, part.max_bytes),
+                    // Up to the last stable offset; the zero-copy read is the same.
+                    None if part.read_committed => log.locate_committed(part.offset, part.max_bytes).map(|(found, list)| {
+                        aborted = Some(list);
+                        found
+                    }),
                     None => log.locate(part.offset, part.max_bytes),
                 };
                 if let (Some(replica), Ok(_)) = (part.replica, &located) {
@@ -34,6 +40,8 @@ impl Shard {
                         error_code: ErrorCode::NONE,
                         high_watermark: r.high_watermark,
                         log_start_offset: r.log_start_offset,
+                        last_stable_offset: r.last_stable_offset,
+                        aborted,
                         records: r.records,
                         wake,
                     },
@@ -43,6 +51,7 @@ impl Shard {
                             error_code: ErrorCode::from(&e),
                             high_watermark: offsets.high_watermark,
                             log_start_offset: offsets.log_start,
+                            last_stable_offset: log.last_stable_offset(),
                             wake,
                             ..Default::default()
                         }

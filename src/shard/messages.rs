@@ -16,8 +16,9 @@ use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
 use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
+use crate::storage::producers::ActiveProducer;
 use crate::storage::reader::Located;
-use crate::types::{ShardId, TopicPartition};
+use crate::types::{ShardId, TopicPartition, TxnMarker};
 
 /// One partition's records in a produce request.
 #[derive(Debug)]
@@ -26,6 +27,10 @@ pub struct ProducePart {
     pub tp: TopicPartition,
     /// Record batches, as sliced from the request frame.
     pub records: Bytes,
+    /// KIP-890: the verification guard the owner handed out for this part's transactional
+    /// batches ([`ProducePartResult::verify_txn`]), once the coordinator verified the
+    /// partition is in the producer's transaction; `None` on the first try.
+    pub txn_guard: Option<u64>,
 }
 
 /// The outcome of one [`ProducePart`].
@@ -43,12 +48,15 @@ pub struct ProducePartResult {
     pub message: Option<String>,
     /// The refused records, for INVALID_RECORD and INVALID_TIMESTAMP (KIP-467); else empty.
     pub record_errors: Vec<crate::storage::validate::RecordError>,
+    /// KIP-890: the part was transactional and not verified (INVALID_TXN_STATE, nothing
+    /// written): verify it with the coordinator, then resend it with this guard.
+    pub verify_txn: Option<u64>,
 }
 
 impl ProducePartResult {
     /// A part that failed with `error_code`, and why.
     pub fn failed(error_code: ErrorCode, message: Option<String>) -> Self {
-        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message, record_errors: Vec::new() }
+        ProducePartResult { error_code, base_offset: -1, log_append_time: -1, log_start_offset: -1, message, record_errors: Vec::new(), verify_txn: None }
     }
 }
 
@@ -65,6 +73,8 @@ pub struct FetchPart {
     pub current_leader_epoch: i32,
     /// The follower broker fetching (Fetch's replica id), `None` for a consumer.
     pub replica: Option<i32>,
+    /// isolation_level 1: read only below the last stable offset, and list aborted transactions.
+    pub read_committed: bool,
 }
 
 /// The outcome of one [`FetchPart`].
@@ -76,6 +86,11 @@ pub struct FetchPartResult {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// Last stable offset (-1 when unknown).
+    pub last_stable_offset: i64,
+    /// read_committed only: the aborted transactions (producer id, first offset) that overlap
+    /// what may be returned.
+    pub aborted: Option<Vec<(i64, i64)>>,
     /// Where the batches are: cached bytes, or a range for the connection's shard to read.
     pub records: Located,
     /// Fires when the partition's high watermark moves: registered on the owner before it read
@@ -86,7 +101,7 @@ pub struct FetchPartResult {
 impl FetchPartResult {
     /// A part that failed with `error_code`: nothing located, no offsets known.
     pub fn failed(error_code: ErrorCode) -> Self {
-        FetchPartResult { error_code, high_watermark: -1, log_start_offset: -1, ..Default::default() }
+        FetchPartResult { error_code, high_watermark: -1, log_start_offset: -1, last_stable_offset: -1, ..Default::default() }
     }
 }
 
@@ -97,6 +112,8 @@ pub enum OffsetQuery {
     Earliest,
     /// The high watermark (-1).
     Latest,
+    /// The last stable offset (-1 with isolation_level 1, read_committed).
+    LastStable,
     /// The record with the largest timestamp (-3).
     MaxTimestamp,
     /// The first record at or after a timestamp.
@@ -197,6 +214,10 @@ pub enum ShardRequest {
     DeleteRecords(Vec<(TopicPartition, i64)>),
     /// Data plane: the sizes of partitions' logs (DescribeLogDirs).
     LogSizes(Vec<TopicPartition>),
+    /// Data plane: the active producers of partitions led here (DescribeProducers).
+    DescribeProducers(Vec<TopicPartition>),
+    /// Data plane: transaction markers to append to partitions led here (WriteTxnMarkers).
+    TxnMarkers(Vec<(TopicPartition, TxnMarker)>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
     Group(Box<GroupCall>),
     /// Control plane: a metadata mutation (shard 0 only).
@@ -221,6 +242,8 @@ impl Routed for ShardRequest {
             | ShardRequest::EpochEndOffsets(_)
             | ShardRequest::DeleteRecords(_)
             | ShardRequest::LogSizes(_)
+            | ShardRequest::TxnMarkers(_)
+            | ShardRequest::DescribeProducers(_)
             | ShardRequest::Group(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
@@ -242,6 +265,10 @@ pub enum ShardResponse {
     Offsets(Vec<OffsetAnswer>),
     /// Log sizes.
     LogSizes(Vec<LogSize>),
+    /// Each transaction marker's outcome.
+    TxnMarkers(Vec<ErrorCode>),
+    /// Each partition's active producers, or why it has none to tell.
+    Producers(Vec<Result<Vec<ActiveProducer>, ErrorCode>>),
     /// Opened, removed or reloaded.
     Done,
     /// A mutation's result.
@@ -292,6 +319,10 @@ response_parts! {
     into_offsets: Offsets(Vec<OffsetAnswer>);
     /// The log sizes, or the code that stands for all of them.
     into_log_sizes: LogSizes(Vec<LogSize>);
+    /// The markers' outcomes, or the code that stands for all of them.
+    into_txn_markers: TxnMarkers(Vec<ErrorCode>);
+    /// The partitions' active producers, or the code that stands for all of them.
+    into_producers: Producers(Vec<Result<Vec<ActiveProducer>, ErrorCode>>);
     /// The group reply, or the code that stands for it.
     into_group: Group(GroupReply);
     /// The mutation's result, or the code that stands for it.

@@ -6,6 +6,7 @@
 //!                                                                            ├► offsets.rs   ListOffsets, epochs, DeleteRecords
 //!                                                                            ├► log_dirs.rs  log sizes (DescribeLogDirs)
 //!                                                                            ├► groups.rs    the group coordinator and its log
+//!                                                                            ├► markers.rs   transaction markers (WriteTxnMarkers)
 //!                                                                            ├► control.rs   metadata mutations (shard 0)
 //!                                                                            └► partitions.rs open, remove, reload, retention
 //! ```
@@ -126,6 +127,8 @@ impl ShardHandler for Shard {
             ShardRequest::EpochEndOffsets(parts) => ShardResponse::Offsets(self.epoch_end_offsets(parts)),
             ShardRequest::DeleteRecords(parts) => ShardResponse::Offsets(self.delete_records(parts).await),
             ShardRequest::LogSizes(parts) => ShardResponse::LogSizes(self.log_sizes(&parts)),
+            ShardRequest::TxnMarkers(markers) => ShardResponse::TxnMarkers(self.write_markers(markers).await),
+            ShardRequest::DescribeProducers(parts) => ShardResponse::Producers(self.active_producers(&parts)),
             ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
             ShardRequest::OpenPartitions(topic) => {

@@ -29,6 +29,7 @@ impl Shard {
         let found = match part.query {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
             OffsetQuery::Latest => Ok(Some((hw, -1))),
+            OffsetQuery::LastStable => Ok(Some((log.last_stable_offset(), -1))),
             OffsetQuery::MaxTimestamp => log.max_timestamp_offset().await,
             OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await,
         };

@@ -7,6 +7,7 @@ use super::Shard;
 use super::messages::{ProducePart, ProducePartResult};
 use crate::codes::ErrorCode;
 use crate::storage::AppendOutcome;
+use crate::storage::producers::TxnVerification;
 use crate::types::ShardId;
 
 impl Shard {
@@ -34,6 +35,25 @@ impl Shard {
                 if in_sync < needed {
                     let message = format!("{in_sync} in-sync replica(s), fewer than min.insync.replicas {needed}");
                     pending.push((Err((ErrorCode::NOT_ENOUGH_REPLICAS, Some(message))), start, None, None));
+                    continue;
+                }
+            }
+            // KIP-890: a transactional part appends only into a transaction verified here. The
+            // one branch on the non-transactional path.
+            if part.txn_guard.is_some() || crate::storage::batch::starts_transactional(&part.records) {
+                let refusal = match log.verify_txn(&part.records, part.txn_guard) {
+                    Ok(TxnVerification::Append) => None,
+                    Ok(TxnVerification::Verify(guard)) => Some(ProducePartResult {
+                        log_start_offset: start,
+                        verify_txn: Some(guard),
+                        ..ProducePartResult::failed(ErrorCode::INVALID_TXN_STATE, Some("the transaction is not verified yet".into()))
+                    }),
+                    Err(e) => Some(ProducePartResult { log_start_offset: start, ..ProducePartResult::failed(ErrorCode::from(&e), Some(e.to_string())) }),
+                };
+                if let Some(refused_part) = refusal {
+                    tracing::debug!(partition = %part.tp, verify_txn = ?refused_part.verify_txn, "transactional produce not verified");
+                    refused.push((pending.len(), refused_part));
+                    pending.push((Err((ErrorCode::INVALID_TXN_STATE, None)), start, None, None));
                     continue;
                 }
             }
@@ -78,6 +98,7 @@ impl Shard {
                     log_start_offset: start,
                     message: None,
                     record_errors: Vec::new(),
+                    verify_txn: None,
                 },
                 Err((error_code, message)) => ProducePartResult::failed(error_code, message),
             }

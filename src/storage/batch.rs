@@ -121,6 +121,12 @@ impl BatchHeader {
     }
 }
 
+/// Whether the first batch of `records` (a produce part) is transactional: read from its
+/// attributes without parsing the header, for the produce path's one branch (KIP-890).
+pub fn starts_transactional(records: &[u8]) -> bool {
+    records.get(ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2).is_some_and(|a| i16::from_be_bytes([a[0], a[1]]) & TRANSACTIONAL_BIT != 0)
+}
+
 /// Checks one whole batch: length, magic and CRC.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, StorageError> {
     let header = BatchHeader::parse(batch)

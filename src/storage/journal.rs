@@ -415,7 +415,7 @@ fn replay_partition(dir: &Path, batches: &[&[u8]]) -> Result<(), StorageError> {
     };
     let path = dir.join(format!("{}.log", segment::file_stem(base)));
     let mut end = base;
-    let scan = segment::scan_log(&path, 0, true, |h, _| end = h.last_offset() + 1)?;
+    let scan = segment::scan_log(&path, 0, true, |h, _, _| end = h.last_offset() + 1)?;
     let file = std::fs::OpenOptions::new().write(true).open(&path)?;
     file.set_len(scan.valid_len)?;
     let (mut at, mut replayed) = (scan.valid_len, 0usize);
@@ -562,7 +562,7 @@ mod tests {
 
         replay(&dir, &data).unwrap();
         let mut seen = Vec::new();
-        let scan = segment::scan_log(&log, 0, true, |h, _| seen.push(h.base_offset)).unwrap();
+        let scan = segment::scan_log(&log, 0, true, |h, _, _| seen.push(h.base_offset)).unwrap();
         assert_eq!(seen, vec![0, 1, 2, 3], "offsets 2 and 3 appended once, after the written ones");
         assert_eq!(scan.trailing, 0, "the padding was cut before the append");
         assert!(!j.path.exists() && !gone.exists(), "ours and the orphan are deleted");

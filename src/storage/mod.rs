@@ -5,7 +5,7 @@
 //! `append`, `flush` (the group-commit flusher and syncer), `recovery`, `read` and `retention`)
 //! → [`journal`] (appended batches in shared memory until written) → [`reader`] (zero-copy reads
 //! on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`]
-//! (idempotent producer state).
+//! (idempotent and transactional producer state) → [`txn`] (transaction markers, `.txnindex`).
 
 pub mod batch;
 pub mod cache;
@@ -14,6 +14,7 @@ pub mod log;
 pub mod producers;
 pub mod reader;
 pub mod segment;
+pub mod txn;
 pub mod validate;
 pub mod volume;
 
@@ -91,6 +92,18 @@ pub enum StorageError {
     /// (Kafka's `InvalidTimestampException`; the record errors may name keyless records too).
     #[error("One or more records have been rejected due to invalid timestamp")]
     InvalidTimestamps(Vec<validate::RecordError>),
+    /// A transactional write that does not fit the producer's transaction state here: not
+    /// verified with the coordinator (KIP-890), or a plain batch inside an open transaction.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from an older coordinator than the last one seen.
+    #[error("coordinator epoch {got} is older than {current}")]
+    CoordinatorFenced {
+        /// Epoch received.
+        got: i32,
+        /// The newest seen.
+        current: i32,
+    },
     /// The partition was deleted or failed.
     #[error("partition is closed")]
     Closed,

@@ -16,6 +16,7 @@ use glommio::io::DmaFile;
 
 use super::StorageError;
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::txn::ControlMarker;
 use crate::types::FilePos;
 
 /// The file name of a segment: its base offset in 20 digits.
@@ -232,13 +233,14 @@ impl ScanWindow {
 }
 
 /// Walks the batches of a `.log` file from position `from` (a batch start), calling
-/// `on_batch(header, position)` for each valid one. Stops at the first torn, zero or (with
+/// `on_batch(header, position, marker)` for each valid one, with the transaction marker a
+/// control batch holds (read whole for it; other batches only by their headers). Stops at the first torn, zero or (with
 /// `verify_crc`) corrupt batch. Blocking I/O: start-up only.
 pub fn scan_log(
     path: &Path,
     from: u64,
     verify_crc: bool,
-    mut on_batch: impl FnMut(&BatchHeader, u64),
+    mut on_batch: impl FnMut(&BatchHeader, u64, Option<ControlMarker>),
 ) -> Result<ScanResult, StorageError> {
     let file = std::fs::File::open(path)?;
     let file_len = file.metadata()?.len();
@@ -254,7 +256,8 @@ pub fn scan_log(
             tracing::warn!(path = %path.display(), pos, "recovery found a corrupt batch; truncating here");
             break;
         }
-        on_batch(&h, pos);
+        let marker = if h.is_control() { window.get(pos, total as usize)?.and_then(ControlMarker::parse) } else { None };
+        on_batch(&h, pos, marker);
         pos += total;
     }
     let probe = (file_len - pos).min(batch::LOG_OVERHEAD as u64) as usize;
@@ -298,7 +301,7 @@ mod tests {
         data.extend_from_slice(&[0u8; 100]);
         std::fs::write(&path, &data).unwrap();
         let mut seen = Vec::new();
-        let r = scan_log(&path, 0, true, |h, pos| seen.push((h.base_offset, pos))).unwrap();
+        let r = scan_log(&path, 0, true, |h, pos, _| seen.push((h.base_offset, pos))).unwrap();
         assert_eq!(r.valid_len as usize, a.len() + b.len());
         assert!(r.torn);
         assert_eq!(seen, vec![(0, 0), (1, a.len() as u64)]);
@@ -306,7 +309,7 @@ mod tests {
         let mut corrupt = data.clone();
         corrupt[a.len() + 70] ^= 1; // inside the second batch's records
         std::fs::write(&path, &corrupt).unwrap();
-        let r = scan_log(&path, 0, true, |_, _| {}).unwrap();
+        let r = scan_log(&path, 0, true, |_, _, _| {}).unwrap();
         assert_eq!(r.valid_len as usize, a.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }

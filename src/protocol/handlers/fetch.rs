@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 
 use super::str_bytes;
 use crate::codes::ErrorCode;
@@ -96,6 +96,15 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
         .collect()
 }
 
+/// The response's aborted-transaction list: read_committed's, or empty.
+fn aborted_transactions(aborted: Option<&[(i64, i64)]>) -> Vec<AbortedTransaction> {
+    aborted
+        .unwrap_or_default()
+        .iter()
+        .map(|&(producer_id, first_offset)| AbortedTransaction::default().with_producer_id(ProducerId(producer_id)).with_first_offset(first_offset))
+        .collect()
+}
+
 /// Handles Fetch. The response's records fields hold placeholders for the splicer's chunks.
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, RecordsSplicer) {
     let router = ctx.router;
@@ -126,6 +135,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                             max_bytes: (p.partition_max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
                             current_leader_epoch: p.current_leader_epoch,
                             replica,
+                            read_committed: req.isolation_level == 1 && replica.is_none(),
                         },
                     )),
                     _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
@@ -194,9 +204,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 .with_partition_index(w.partition)
                 .with_error_code(r.error_code.code())
                 .with_high_watermark(r.high_watermark)
-                .with_last_stable_offset(r.high_watermark)
+                .with_last_stable_offset(r.last_stable_offset)
                 .with_log_start_offset(r.log_start_offset)
-                .with_aborted_transactions(Some(Vec::new()))
+                .with_aborted_transactions(Some(aborted_transactions(r.aborted.as_deref())))
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(records)),
         );

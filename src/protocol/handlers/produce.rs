@@ -20,6 +20,52 @@ pub const VERSIONS: (i16, i16) = (3, 12);
 /// The first version whose NOT_LEADER_OR_FOLLOWER carries KIP-951's leader hint.
 const KIP_951_VERSION: i16 = 10;
 
+/// KIP-890 SEAM: whether the transaction coordinator confirms that `tp` is in the ongoing
+/// transaction of `transactional_id` (AddPartitionsToTxn v4+ with verifyOnly). The lead wires the
+/// coordinator here; until then every part counts as verified, as Kafka behaves with
+/// `transaction.partition.verification.enable=false`.
+async fn coordinator_verified(_router: &crate::shard::Router, _transactional_id: Option<&str>, _tp: &TopicPartition) -> bool {
+    true
+}
+
+/// KIP-890: the transactional parts an owner refused for want of verification
+/// ([`ProducePartResult::verify_txn`]) are verified with the coordinator and sent again with
+/// their guard; the owner appends them only if no marker or newer epoch came in between.
+async fn verify_and_resend(
+    router: &crate::shard::Router,
+    transactional_id: Option<&str>,
+    acks: i16,
+    timeout_ms: u64,
+    transactional: Vec<(usize, crate::types::ShardId, TopicPartition, bytes::Bytes)>,
+    results: &mut [Option<ProducePartResult>],
+) {
+    let mut slots = Vec::new();
+    let mut items = Vec::new();
+    for (slot, owner, tp, records) in transactional {
+        let Some(guard) = results[slot].as_ref().and_then(|r| r.verify_txn) else { continue };
+        if !coordinator_verified(router, transactional_id, &tp).await {
+            continue; // INVALID_TXN_STATE stands, as the owner answered.
+        }
+        slots.push(slot);
+        items.push((owner, ProducePart { tp, records, txn_guard: Some(guard) }));
+    }
+    if items.is_empty() {
+        return;
+    }
+    let me = router.me;
+    let answers = router
+        .split_join(
+            items,
+            |parts| ShardRequest::Produce { conn_shard: me, acks, timeout_ms, parts },
+            |response| response.into_produce(),
+            |code| ProducePartResult::failed(code, Some("the partition's owner shard did not answer".into())),
+        )
+        .await;
+    for (slot, answer) in slots.into_iter().zip(answers) {
+        results[slot] = Some(answer);
+    }
+}
+
 /// Handles Produce; `None` when acks=0.
 pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
     let router = ctx.router;
@@ -30,6 +76,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     let mut items = Vec::new();
     let mut slots = Vec::new();
     let mut results: Vec<Option<ProducePartResult>> = Vec::new();
+    let mut transactional = Vec::new();
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let meta = snapshot.topics.get(&name);
@@ -49,8 +97,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
             match (early, owner) {
                 (None, Some(owner)) => {
                     let records = p.records.unwrap_or_default();
+                    let tp = TopicPartition::new(name.clone(), p.index);
+                    if crate::storage::batch::starts_transactional(&records) {
+                        // Kept for KIP-890's resend after verification (a refcount, no copy).
+                        transactional.push((results.len(), owner, tp.clone(), records.clone()));
+                    }
                     slots.push(results.len());
-                    items.push((owner, ProducePart { tp: TopicPartition::new(name.clone(), p.index), records }));
+                    items.push((owner, ProducePart { tp, records, txn_guard: None }));
                     results.push(None);
                 }
                 (early, _) => results.push(early),
@@ -72,6 +125,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     for (slot, answer) in slots.into_iter().zip(answers) {
         results[slot] = Some(answer);
     }
+    verify_and_resend(router, transactional_id.as_deref(), acks, timeout_ms, transactional, &mut results).await;
     if acks == 0 {
         return None;
     }

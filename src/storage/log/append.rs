@@ -53,6 +53,10 @@ impl PartitionLog {
                 return Err(StorageError::MessageTooLarge { size: b.len(), max: config.max_message_bytes });
             }
             let header = batch::validate(b)?;
+            if header.is_control() {
+                // Only the broker writes markers (WriteTxnMarkers); a client's would forge one.
+                return Err(StorageError::CorruptBatch("a client may not write a control batch".into()));
+            }
             // Before anything is queued: one refused record refuses the whole request.
             check_records(b, &header, &rules, now, &self.tp)?;
             headers.push(header);
@@ -104,7 +108,7 @@ impl PartitionLog {
         let mut messages = 0i64;
         for (stamped, h) in batches {
             let offset = h.base_offset;
-            st.producers.record(&h);
+            super::txn::record_batch(&mut st, &stamped, &h);
             let len = stamped.len() as u64;
             let age = now - st.projected_created_ms;
             if st.projected_size > 0

@@ -278,6 +278,7 @@ impl PartitionLog {
             let st = self.state.borrow();
             let seg = st.segments.values().next_back().ok_or(StorageError::Closed)?;
             seg.write_index_files()?;
+            super::txn::write_txn_index(seg, &st.aborted)?;
             (Rc::clone(&seg.file), seg.size)
         };
         file.fdatasync().await?;

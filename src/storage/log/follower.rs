@@ -186,7 +186,7 @@ impl PartitionLog {
     /// Cuts the log at `cut`, at position `pos` of the segment at `seg_base`; the caller holds
     /// `flush_lock` and has written every pending batch.
     async fn cut_at(&self, seg_base: i64, cut: i64, pos: u64) -> Result<(), StorageError> {
-        let (removed, file, path, emptied, epochs_changed) = {
+        let (removed, file, path, emptied, epochs_changed, replay) = {
             let mut st = self.state.borrow_mut();
             let removed: Vec<Segment> = st.segments.split_off(&(seg_base + 1)).into_values().collect();
             let seg = st.segments.get_mut(&seg_base).ok_or(StorageError::Closed)?;
@@ -204,8 +204,11 @@ impl PartitionLog {
             st.pending_since = None;
             reply_all(std::mem::take(&mut st.waiters), &Err(StorageError::Closed));
             let epochs_changed = st.epochs.truncate_from_end(cut);
+            let replay = st.producers.cut_needs_replay(cut);
             let emptied = st.producers.truncate_from(cut);
-            (removed, file, path, emptied, epochs_changed)
+            let keep = st.aborted.partition_point(|a| a.last_offset < cut);
+            st.aborted.truncate(keep);
+            (removed, file, path, emptied, epochs_changed, replay)
         };
         self.cache.drop_from(self.uid, cut);
         if let Some((j, p)) = &self.journal {
@@ -223,12 +226,16 @@ impl PartitionLog {
             if let Some(seg) = st.segments.get(&seg_base) {
                 // Stale entries past the cut must not survive in the files of a closed segment.
                 seg.write_index_files()?;
+                super::txn::write_txn_index(seg, &st.aborted)?;
             }
             if epochs_changed {
                 st.epochs.write(&self.dir)?;
             }
         }
-        if !emptied.is_empty() {
+        if replay {
+            // A cut below the high watermark removed a marker whose transaction was forgotten.
+            self.replay_producers()?;
+        } else if !emptied.is_empty() {
             self.reload_producers(emptied)?;
         }
         file.fdatasync().await?;
@@ -251,7 +258,7 @@ impl PartitionLog {
                 break;
             }
             let mut here = Vec::new();
-            segment::scan_log(&path, 0, false, |h, _| {
+            segment::scan_log(&path, 0, false, |h, _, _| {
                 if wanted.contains(&h.producer_id) {
                     here.push(*h);
                 }
@@ -263,7 +270,8 @@ impl PartitionLog {
         }
         let mut st = self.state.borrow_mut();
         for h in found.iter().rev().flatten() {
-            st.producers.record(h);
+            // Sequences only: the transactions' state was cut back above.
+            st.producers.restore_batch(h);
         }
         Ok(())
     }
@@ -288,6 +296,7 @@ impl PartitionLog {
             reply_all(std::mem::take(&mut st.waiters), &Err(StorageError::Closed));
             st.epochs.truncate_from_end(i64::MIN);
             st.producers = Default::default();
+            st.aborted.clear();
             removed
         };
         self.cache.drop_partition(self.uid);
@@ -316,9 +325,9 @@ impl PartitionLog {
     }
 }
 
-/// Deletes a segment's `.log`, `.index` and `.timeindex` files (an open handle keeps reading).
+/// Deletes a segment's `.log`, `.index`, `.timeindex` and `.txnindex` files (an open handle keeps reading).
 fn remove_segment_files(seg: &Segment) {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         let _ = std::fs::remove_file(seg.log_path.with_extension(ext));
     }
     tracing::info!(segment = %seg.log_path.display(), "deleted segment cut by truncation");

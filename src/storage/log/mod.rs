@@ -16,8 +16,8 @@
 //!
 //! This file holds the log's type, its state, `open` and `close`. Beside it: `append` (the
 //! append path and idempotence), `flush` (the flusher, syncer, segment writes and rolls),
-//! `recovery` (start-up), `read` (fetches and lookups), `retention` (moving the log start) and
-//! `follower` (a replica's appends of its leader's batches, and KIP-101 truncation).
+//! `recovery` (start-up), `read` (fetches and lookups), `retention` (moving the log start),
+//! `txn` (markers, the last stable offset, read_committed) and `follower` (a replica's appends of its leader's batches, and KIP-101 truncation).
 
 mod append;
 mod epochs;
@@ -28,6 +28,7 @@ mod recovery;
 mod retention;
 #[cfg(test)]
 mod tests;
+mod txn;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -112,6 +113,8 @@ pub struct ReadOutcome<R> {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
 }
 
 enum Pending {
@@ -161,6 +164,9 @@ struct LogState {
     /// The flush policy (`flush.messages`, `flush.ms`) asked for an fdatasync.
     sync_requested: bool,
     producers: ProducerStates,
+    /// Every aborted transaction in the log, by marker offset: the segments' `.txnindex`
+    /// entries, and those of the active segment, which its file gets when it rolls or closes.
+    aborted: Vec<super::txn::AbortedTxn>,
     unsynced_messages: i64,
     last_sync_ms: i64,
     failed: bool,
@@ -268,7 +274,7 @@ impl PartitionLog {
         }
 
         let recovered = recover(&tp, &dir, &bases, was_clean, config.index_interval_bytes).await?;
-        let Recovered { segments, producers, tail, bytes_read } = recovered;
+        let Recovered { segments, producers, aborted, tail, bytes_read } = recovered;
         let (log_end, created) = segments
             .values()
             .next_back()
@@ -308,6 +314,7 @@ impl PartitionLog {
                 sync_waiters: Vec::new(),
                 sync_requested: false,
                 producers,
+                aborted,
                 unsynced_messages: 0,
                 last_sync_ms: now_ms(),
                 failed: false,
@@ -372,6 +379,7 @@ impl PartitionLog {
             let moved = hw > st.high_watermark;
             if moved {
                 st.high_watermark = hw;
+                st.producers.prune_decided(hw);
             }
             moved
         };
@@ -410,6 +418,7 @@ impl PartitionLog {
             let st = self.state.borrow();
             if let Some(seg) = st.segments.values().next_back() {
                 seg.write_index_files()?;
+                txn::write_txn_index(seg, &st.aborted)?;
             }
             st.producers.write_snapshot(&self.dir.join(PRODUCER_SNAPSHOT), st.log_end)?;
         }

@@ -23,7 +23,7 @@ impl PartitionLog {
         self.locate_below(offset, max_bytes, |st| st.visible_end)
     }
 
-    fn locate_below(&self, offset: i64, max_bytes: usize, end: fn(&super::LogState) -> i64) -> Result<ReadOutcome<Located>, StorageError> {
+    pub(super) fn locate_below(&self, offset: i64, max_bytes: usize, end: fn(&super::LogState) -> i64) -> Result<ReadOutcome<Located>, StorageError> {
         let st = self.state.borrow();
         let (hw, start, end) = (st.high_watermark, st.log_start_offset, end(&st));
         // Out of range only past the log end, as in Kafka: between the high watermark and the
@@ -32,7 +32,8 @@ impl PartitionLog {
         if offset < start || offset > st.log_end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end: st.log_end });
         }
-        let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start };
+        let lso = st.producers.last_stable_offset(hw);
+        let outcome = |records| ReadOutcome { records, high_watermark: hw, log_start_offset: start, last_stable_offset: lso };
         if offset >= end {
             self.tailed_at.set(Some(std::time::Instant::now()));
             return Ok(outcome(Located::default()));
@@ -77,7 +78,7 @@ impl PartitionLog {
                 batches
             }
         };
-        Ok(ReadOutcome { records, high_watermark: found.high_watermark, log_start_offset: found.log_start_offset })
+        Ok(ReadOutcome { records, last_stable_offset: found.last_stable_offset, high_watermark: found.high_watermark, log_start_offset: found.log_start_offset })
     }
 
     /// The first record whose timestamp is at least `ts`, as (offset, its timestamp), or `None`

@@ -8,12 +8,15 @@ use super::{PAGE, PRODUCER_SNAPSHOT, open_dma};
 use crate::storage::StorageError;
 use crate::storage::producers::ProducerStates;
 use crate::storage::segment::{self, Segment};
+use crate::storage::txn::{AbortedTxn, read_txn_index};
 use crate::types::{TopicPartition, now_ms};
 
 /// What start-up recovered from a partition's segment files.
 pub(super) struct Recovered {
     pub(super) segments: BTreeMap<i64, Segment>,
     pub(super) producers: ProducerStates,
+    /// The aborted transactions, by marker offset (the segments' `.txnindex` entries).
+    pub(super) aborted: Vec<AbortedTxn>,
     /// The active segment's last partial page.
     pub(super) tail: Vec<u8>,
     /// Bytes of `.log` files read to recover.
@@ -29,7 +32,8 @@ impl Recovered {
 
 /// Recovers the segments at `bases` ([`recover_segments`]). After a clean close, the index
 /// files and the producer snapshot stand in for reading the segments; a snapshot that does not
-/// match the recovered log end is not trusted.
+/// match the recovered log end is not trusted, nor is one where a segment's `.txnindex` is
+/// missing or torn: then every segment is replayed, which rebuilds them.
 pub(super) async fn recover(
     tp: &TopicPartition,
     dir: &Path,
@@ -37,7 +41,12 @@ pub(super) async fn recover(
     was_clean: bool,
     interval: u64,
 ) -> Result<Recovered, StorageError> {
-    let snapshot = if was_clean { ProducerStates::read_snapshot(&dir.join(PRODUCER_SNAPSHOT)) } else { None };
+    let mut snapshot = if was_clean { ProducerStates::read_snapshot(&dir.join(PRODUCER_SNAPSHOT)) } else { None };
+    let log_path = |base: i64| dir.join(format!("{}.log", segment::file_stem(base)));
+    if snapshot.is_some() && bases.iter().any(|&b| log_path(b).exists() && read_txn_index(&log_path(b)).is_none()) {
+        tracing::warn!(partition = %tp, "a segment's transaction index is missing or torn; replaying every segment");
+        snapshot = None;
+    }
     let mut recovered = recover_segments(tp, dir, bases, was_clean, snapshot.is_some(), interval).await?;
     match snapshot {
         Some((states, end)) if end == recovered.end_offset() => recovered.producers = states,
@@ -66,6 +75,7 @@ pub(super) async fn recover_segments(
 ) -> Result<Recovered, StorageError> {
     let mut segments = BTreeMap::new();
     let mut producers = ProducerStates::default();
+    let mut aborted = Vec::new();
     let mut tail = Vec::new();
     let mut bytes_read = 0;
     for (i, &base) in bases.iter().enumerate() {
@@ -84,12 +94,20 @@ pub(super) async fn recover_segments(
             .unwrap_or_else(now_ms);
         let mut seg = Segment::new(base, file, log_path.clone(), created);
         let from = if use_index_files { seg.load_index_files(meta.len()) } else { None };
-        let scan = segment::scan_log(&log_path, from.unwrap_or(0), is_last && !was_clean, |h, pos| {
+        let scan = segment::scan_log(&log_path, from.unwrap_or(0), is_last && !was_clean, |h, pos, marker| {
             seg.track_batch(h, pos, interval);
-            if !use_index_files {
-                producers.record(h);
+            if use_index_files {
+                return;
+            }
+            match marker {
+                Some(marker) => super::txn::record_marker(&mut producers, &mut aborted, h, marker),
+                None if !h.is_control() => producers.record(h),
+                None => {}
             }
         })?;
+        if use_index_files {
+            aborted.extend(read_txn_index(&log_path).unwrap_or_default());
+        }
         bytes_read += meta.len() - from.unwrap_or(0);
         if scan.torn {
             tracing::warn!(partition = %tp, segment = base, valid_bytes = scan.valid_len,
@@ -103,10 +121,11 @@ pub(super) async fn recover_segments(
             tail = segment::read_tail_page(&log_path, scan.valid_len, PAGE)?;
         } else if from.is_none() {
             seg.write_index_files()?;
+            super::txn::write_txn_index(&seg, &aborted)?;
         }
         segments.insert(base, seg);
     }
-    Ok(Recovered { segments, producers, tail, bytes_read })
+    Ok(Recovered { segments, producers, aborted, tail, bytes_read })
 }
 
 pub(super) fn read_number(path: &Path) -> Option<i64> {

@@ -30,6 +30,10 @@ impl PartitionLog {
                 return Ok(());
             }
             st.log_start_offset = target;
+            // Kafka's aborted-transaction entries go with their segments; those whose marker
+            // is below the new start can no longer overlap any fetch.
+            let keep_from = st.aborted.partition_point(|a| a.last_offset < target);
+            st.aborted.drain(..keep_from);
             let mut removed = Vec::new();
             // Drop every segment whose successor starts at or below the new start.
             loop {
@@ -47,7 +51,7 @@ impl PartitionLog {
         std::fs::write(self.dir.join("log-start-offset"), target.to_string())?;
         self.cache.drop_below(self.uid, target);
         for path in removed {
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 let _ = std::fs::remove_file(path.with_extension(ext));
             }
             tracing::info!(partition = %self.tp, segment = %path.display(), "deleted segment");

@@ -21,6 +21,7 @@ use crate::storage::testing::run;
 
 mod follower;
 mod replication;
+mod txn;
 
 fn config(segment_bytes: u64) -> TopicConfig {
     let defaults = crate::config::BrokerConfig::new("127.0.0.1:0".parse().unwrap()).topic_defaults;

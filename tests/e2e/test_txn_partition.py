@@ -1,0 +1,224 @@
+"""The partition side of transactions, driven with raw requests against the real binary:
+transactional batches written by hand with a producer id from InitProducerId, WriteTxnMarkers to
+commit or abort them, and what read_committed and read_uncommitted fetches, ListOffsets and
+DescribeProducers then answer; across a SIGKILL and a clean restart (the .txnindex files)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+import kafka_wire as kw
+from conftest import create_topic
+
+TOPIC = "tx"
+API_LIST_OFFSETS = 2
+API_INIT_PRODUCER_ID = 22
+API_WRITE_TXN_MARKERS = 27
+API_DESCRIBE_PRODUCERS = 61
+ERR_INVALID_PRODUCER_EPOCH = 47
+ERR_INVALID_TXN_STATE = 48
+TRANSACTIONAL = 0x10
+CONTROL = 0x20
+
+
+class Client:
+    def __init__(self, broker):
+        self.sock = kw.connect(broker.port)
+        self.corr = 0
+
+    def call(self, api: int, version: int, body: bytes, flexible: bool = False, timeout: float = 15.0) -> kw.Reader:
+        self.corr += 1
+        frame = (kw.flexible_frame if flexible else kw.frame)(api, version, self.corr, body)
+        r = kw.Reader(kw.roundtrip(self.sock, frame, timeout))
+        assert r.i32() == self.corr
+        if flexible:
+            r.skip_tags()
+        return r
+
+    def init_producer_id(self) -> int:
+        r = self.call(API_INIT_PRODUCER_ID, 0, kw.nullable_string(None) + kw.i32(60000))
+        r.i32()
+        assert r.i16() == 0
+        pid = r.i64()
+        assert r.i16() == 0
+        return pid
+
+    def produce(self, batch: bytes) -> dict:
+        body = kw.produce_body([(TOPIC, [(0, batch)])], acks=-1, transactional_id="tx-e2e")
+        _, out = kw.parse_produce_response(3, kw.roundtrip(self.sock, kw.frame(kw.API_PRODUCE, 3, self._next(), body)))
+        return out[(TOPIC, 0)]
+
+    def _next(self) -> int:
+        self.corr += 1
+        return self.corr
+
+    def marker(self, pid: int, epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
+        topics = kw.compact_array([kw.compact_string(TOPIC) + kw.compact_array([kw.i32(0)]) + kw.NO_TAGS])
+        marker = kw.i64(pid) + kw.i16(epoch) + kw.i8(1 if commit else 0) + topics + kw.i32(coordinator_epoch) + kw.NO_TAGS
+        r = self.call(API_WRITE_TXN_MARKERS, 1, kw.compact_array([marker]) + kw.NO_TAGS, flexible=True, timeout=40)
+        assert r.compact_array_len() == 1
+        assert r.i64() == pid
+        assert r.compact_array_len() == 1 and r.compact_string() == TOPIC
+        assert r.compact_array_len() == 1 and r.i32() == 0
+        return r.i16()
+
+    def fetch(self, offset: int, read_committed: bool, max_wait_ms: int = 0, min_bytes: int = 0):
+        """(error, high watermark, last stable offset, aborted [(pid, first)] or None, batches)."""
+        body = (struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 1 if read_committed else 0)
+                + kw.i32(1) + kw.string(TOPIC) + kw.i32(1) + struct.pack(">iqi", 0, offset, 1 << 20))
+        r = self.call(kw.API_FETCH, 4, body, timeout=30)
+        r.i32()
+        assert r.i32() == 1 and r.string() == TOPIC
+        assert r.i32() == 1 and r.i32() == 0
+        error, hw, lso = r.i16(), r.i64(), r.i64()
+        n = r.i32()
+        aborted = None if n < 0 else [(r.i64(), r.i64()) for _ in range(n)]
+        records = r.bytes() or b""
+        return error, hw, lso, aborted, parse_batches(records)
+
+    def list_latest(self, read_committed: bool) -> int:
+        body = kw.i32(-1) + kw.i8(1 if read_committed else 0) + kw.array([kw.string(TOPIC) + kw.array([kw.i32(0) + kw.i64(-1)])])
+        r = self.call(API_LIST_OFFSETS, 2, body)
+        r.i32()
+        assert r.i32() == 1 and r.string() == TOPIC
+        assert r.i32() == 1 and r.i32() == 0
+        assert r.i16() == 0
+        r.i64()
+        return r.i64()
+
+    def describe_producers(self):
+        body = kw.compact_array([kw.compact_string(TOPIC) + kw.compact_array([kw.i32(0)]) + kw.uvarint(0)]) + kw.uvarint(0)
+        r = self.call(API_DESCRIBE_PRODUCERS, 0, body, flexible=True)
+        r.i32()
+        assert r.compact_array_len() == 1 and r.compact_string() == TOPIC
+        assert r.compact_array_len() == 1 and r.i32() == 0
+        assert r.i16() == 0
+        r.compact_nullable_string()
+        out = {}
+        for _ in range(r.compact_array_len()):
+            pid, epoch, last_seq, _ts, coord, start = r.i64(), r.i32(), r.i32(), r.i64(), r.i32(), r.i64()
+            r.skip_tags()
+            out[pid] = (epoch, last_seq, coord, start)
+        return out
+
+
+def parse_batches(data: bytes):
+    """[(base offset, attributes, producer id, [(offset, value)])] of the whole batches in `data`."""
+    out = []
+    at = 0
+    while at + 61 <= len(data):
+        base, length = struct.unpack_from(">qi", data, at)
+        if at + 12 + length > len(data):
+            break
+        attrs, _delta = struct.unpack_from(">hi", data, at + 21)
+        (pid,) = struct.unpack_from(">q", data, at + 43)
+        values = [(offset, v) for offset, _epoch, _k, v in kw.segment_records(data[at:at + 12 + length])]
+        out.append((base, attrs, pid, values))
+        at += 12 + length
+    return out
+
+
+def committed_view(batches, aborted):
+    """What a read_committed consumer keeps: Kafka's client logic over the aborted list."""
+    pending = sorted(aborted or [], key=lambda a: a[1])
+    aborting = set()
+    kept = []
+    for base, attrs, pid, values in batches:
+        while pending and pending[0][1] <= base:
+            aborting.add(pending.pop(0)[0])
+        if attrs & CONTROL:
+            aborting.discard(pid)
+            continue
+        if attrs & TRANSACTIONAL and pid in aborting:
+            continue
+        kept += [v for _, v in values]
+    return kept
+
+
+def txn_batch(pid: int, epoch: int, seq: int, values):
+    return kw.record_batch([(None, v) for v in values], producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                           attributes=TRANSACTIONAL)
+
+
+def test_markers_commit_and_abort_and_read_committed_sees_only_committed(broker):
+    create_topic(broker, TOPIC, 1)
+    c = Client(broker)
+    pid = c.init_producer_id()
+
+    assert c.produce(txn_batch(pid, 0, 0, [b"a0", b"a1"]))["base_offset"] == 0
+    assert c.produce(kw.record_batch([(None, b"p2")]))["base_offset"] == 2
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=False)
+    assert (error, hw, lso) == (0, 3, 0), "an open transaction holds the last stable offset at its first offset"
+    assert [v for b in batches for _, v in b[3]] == [b"a0", b"a1", b"p2"]
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (error, lso, batches, aborted) == (0, 0, [], []), "read_committed stops at the LSO"
+    assert (c.list_latest(False), c.list_latest(True)) == (3, 0)
+
+    assert c.marker(pid, 0, commit=False) == 0
+    assert c.produce(txn_batch(pid, 0, 2, [b"c4", b"c5"]))["base_offset"] == 4
+    assert c.marker(pid, 0, commit=True) == 0
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (error, hw, lso) == (0, 7, 7)
+    assert aborted == [(pid, 0)]
+    assert [b[0] for b in batches if b[1] & CONTROL] == [3, 6], "markers are control batches at 3 and 6"
+    assert committed_view(batches, aborted) == [b"p2", b"c4", b"c5"]
+    assert c.fetch(4, read_committed=True)[3] == [], "an abort whose marker is before the fetch is not listed"
+    assert c.list_latest(True) == 7
+
+    # A marker with a newer epoch (transaction version 2 bumps it), then an older one: fenced.
+    assert c.marker(pid, 1, commit=True) == 0
+    assert c.marker(pid, 0, commit=False) == ERR_INVALID_PRODUCER_EPOCH
+    assert c.produce(txn_batch(pid, 1, 0, [b"d8"]))["base_offset"] == 8
+    assert c.produce(kw.record_batch([(None, b"x")], producer_id=pid, producer_epoch=1, base_sequence=1))["error_code"] \
+        == ERR_INVALID_TXN_STATE, "a plain batch inside an open transaction"
+    producers = c.describe_producers()
+    assert producers[pid] == (1, 0, 0, 8)
+    assert c.list_latest(True) == 8
+
+    # SIGKILL: the open transaction and the aborted list are rebuilt from the log.
+    broker.restart(kill=True)
+    c = Client(broker)
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (error, hw, lso, aborted) == (0, 9, 8, [(pid, 0)])
+    assert c.marker(pid, 1, commit=False) == 0
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (hw, lso, aborted) == (10, 10, [(pid, 0), (pid, 8)])
+    assert committed_view(batches, aborted) == [b"p2", b"c4", b"c5"]
+
+    # A clean stop writes the active segment's .txnindex in Kafka's layout; a restart reads it.
+    broker.stop()
+    index = (broker.data_dir / f"{TOPIC}-0" / f"{0:020}.txnindex").read_bytes()
+    assert len(index) == 2 * 34
+    assert struct.unpack(">hqqqq", index[:34]) == (0, pid, 0, 3, 4)
+    assert struct.unpack(">hqqq", index[34:60]) == (0, pid, 8, 9)
+    broker.start()
+    c = Client(broker)
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (hw, lso, aborted) == (10, 10, [(pid, 0), (pid, 8)])
+
+
+def test_a_parked_read_committed_fetch_wakes_when_a_marker_moves_the_lso(broker):
+    create_topic(broker, TOPIC, 1)
+    c = Client(broker)
+    pid = c.init_producer_id()
+    assert c.produce(txn_batch(pid, 0, 0, [b"e0"]))["base_offset"] == 0
+    result = {}
+
+    def long_poll():
+        waiter = Client(broker)
+        started = time.monotonic()
+        result["fetch"] = waiter.fetch(0, read_committed=True, max_wait_ms=10000, min_bytes=1)
+        result["waited"] = time.monotonic() - started
+
+    t = threading.Thread(target=long_poll)
+    t.start()
+    time.sleep(1.0)
+    assert "fetch" not in result, "nothing is stable: the fetch parks"
+    assert c.marker(pid, 0, commit=True) == 0
+    t.join(15)
+    error, hw, lso, aborted, batches = result["fetch"]
+    assert result["waited"] < 6, f"woken by the marker, not the timeout ({result['waited']:.1f}s)"
+    assert (error, lso, aborted) == (0, 2, [])
+    assert committed_view(batches, aborted) == [b"e0"]
