@@ -93,6 +93,18 @@ kafka_codes! {
     NO_REASSIGNMENT_IN_PROGRESS => NoReassignmentInProgress,
 }
 
+// The transaction coordinator's codes (txn, issue 18).
+kafka_codes! {
+    INVALID_TXN_STATE => InvalidTxnState,
+    INVALID_PRODUCER_ID_MAPPING => InvalidProducerIdMapping,
+    INVALID_TRANSACTION_TIMEOUT => InvalidTransactionTimeout,
+    CONCURRENT_TRANSACTIONS => ConcurrentTransactions,
+    TRANSACTION_COORDINATOR_FENCED => TransactionCoordinatorFenced,
+    PRODUCER_FENCED => ProducerFenced,
+    TRANSACTIONAL_ID_NOT_FOUND => TransactionalIdNotFound,
+    OPERATION_NOT_ATTEMPTED => OperationNotAttempted,
+}
+
 impl ErrorCode {
     /// Kafka's `NONE`: success.
     pub const NONE: ErrorCode = ErrorCode(None);

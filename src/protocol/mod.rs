@@ -157,6 +157,11 @@ registry! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

@@ -7,6 +7,7 @@
 //!
 //! Group work carries the group coordinator's own request and reply types ([`GroupCall`],
 //! [`GroupReply`]): they are defined in `group` because the coordinator takes and returns them.
+//! Transaction work likewise carries [`TxnCall`] and [`TxnReply`] from `txn`.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use bytes::Bytes;
 
 use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::txn::{TxnCall, TxnReply};
 use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
 use crate::storage::reader::Located;
@@ -199,6 +201,8 @@ pub enum ShardRequest {
     LogSizes(Vec<TopicPartition>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
     Group(Box<GroupCall>),
+    /// Data plane: work for the transaction coordinator of the target shard.
+    Txn(Box<TxnCall>),
     /// Control plane: a metadata mutation (shard 0 only).
     Mutate(MetadataMutation),
     /// Control plane: open (create) the logs of a topic's partitions owned by the target shard.
@@ -221,7 +225,8 @@ impl Routed for ShardRequest {
             | ShardRequest::EpochEndOffsets(_)
             | ShardRequest::DeleteRecords(_)
             | ShardRequest::LogSizes(_)
-            | ShardRequest::Group(_) => Plane::Data,
+            | ShardRequest::Group(_)
+            | ShardRequest::Txn(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
             | ShardRequest::RemoveTopic(_)
@@ -248,6 +253,8 @@ pub enum ShardResponse {
     Mutated(MutationResult),
     /// A group operation's result.
     Group(GroupReply),
+    /// A transaction operation's result.
+    Txn(TxnReply),
     /// The request did not run: the hop failed or the shard refused it. Stands for every part.
     Failed(ErrorCode),
 }
@@ -294,6 +301,8 @@ response_parts! {
     into_log_sizes: LogSizes(Vec<LogSize>);
     /// The group reply, or the code that stands for it.
     into_group: Group(GroupReply);
+    /// The transaction reply, or the code that stands for it.
+    into_txn: Txn(TxnReply);
     /// The mutation's result, or the code that stands for it.
     into_mutated: Mutated(MutationResult);
 }

@@ -6,6 +6,7 @@
 //!                                                                            ├► offsets.rs   ListOffsets, epochs, DeleteRecords
 //!                                                                            ├► log_dirs.rs  log sizes (DescribeLogDirs)
 //!                                                                            ├► groups.rs    the group coordinator and its log
+//!                                                                            ├► txns.rs      the transaction coordinator, its log and markers
 //!                                                                            ├► control.rs   metadata mutations (shard 0)
 //!                                                                            └► partitions.rs open, remove, reload, retention
 //! ```
@@ -22,6 +23,7 @@ pub mod offsets;
 pub mod partitions;
 pub mod produce;
 pub mod replication;
+pub mod txns;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -36,6 +38,7 @@ use crate::storage::cache::BatchCache;
 use crate::storage::journal::AppendJournal;
 use crate::storage::reader::SegmentFiles;
 use crate::storage::{PartitionLog, SyncRounds};
+use crate::txn::TxnCoordinator;
 use crate::types::{ShardId, TopicPartition};
 pub use messages::{ShardRequest, ShardResponse};
 
@@ -66,6 +69,8 @@ pub struct Shard {
     pub journal: Option<Rc<AppendJournal>>,
     /// The consumer groups whose coordinator is this core (shared with its partitions' loads).
     pub groups: Rc<GroupCoordinator>,
+    /// The transactional ids whose coordinator is this core (shared with its loads and markers).
+    pub txns: Rc<TxnCoordinator>,
     /// Segment files this core reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
     /// This core's counters.
@@ -97,6 +102,7 @@ impl Shard {
             cache: Rc::new(BatchCache::new(config.batch_cache_per_shard(), Arc::clone(&metrics))),
             sync_rounds: SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us)),
             groups: Rc::new(GroupCoordinator::new(config.group.clone())),
+            txns: Rc::new(TxnCoordinator::new(config.txn.clone())),
             config,
             metadata,
             writer,
@@ -126,6 +132,7 @@ impl ShardHandler for Shard {
             ShardRequest::DeleteRecords(parts) => ShardResponse::Offsets(self.delete_records(parts).await),
             ShardRequest::LogSizes(parts) => ShardResponse::LogSizes(self.log_sizes(&parts)),
             ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
+            ShardRequest::Txn(call) => ShardResponse::Txn(self.txns.handle(*call, router).await),
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
             ShardRequest::OpenPartitions(topic) => {
                 if let Err(e) = self.open_topic(&topic).await {
