@@ -294,9 +294,10 @@ async fn write_markers_until_complete(router: Rc<Router>, id: String) {
             let landed: Vec<TopicPartition> = answers.iter().filter(|(_, c)| c.is_none()).map(|(tp, _)| tp.clone()).collect();
             txns.markers_landed(&id, &landed);
             if landed.len() < asked {
-                let first_error = answers.iter().find(|(_, c)| c.is_err()).map(|(tp, c)| (tp.clone(), *c));
-                if attempt == 1 || attempt.is_power_of_two() {
-                    tracing::warn!(transactional_id = %id, attempt, missing = asked - landed.len(), first = ?first_error, "transaction markers not written yet; retrying");
+                // Logged on the 1st, 2nd, 4th, 8th... try: a partition may refuse for a long time.
+                if let Some((tp, code)) = answers.iter().find(|(_, c)| c.is_err()).filter(|_| attempt.is_power_of_two()) {
+                    tracing::warn!(transactional_id = %id, attempt, missing = asked - landed.len(), partition = %tp, error = %code,
+                        "transaction markers not written yet; retrying");
                 }
                 glommio::timer::sleep(backoff).await;
                 backoff = (backoff * 2).min(MARKER_RETRY_MAX);

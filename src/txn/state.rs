@@ -244,7 +244,7 @@ impl TxnMetadata {
         if self.state == TxnState::Ongoing {
             // Fenced: the abort is written with a higher epoch, so the old producer's writes stop.
             next.last_producer_epoch = self.producer_epoch;
-            next.producer_epoch = self.producer_epoch.saturating_add(1).min(i16::MAX);
+            next.producer_epoch = self.producer_epoch.saturating_add(1);
             next.state = TxnState::PrepareAbort;
             return Ok(InitStep::FenceOngoing(next));
         }
