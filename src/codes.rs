@@ -66,8 +66,6 @@ kafka_codes! {
     OUT_OF_ORDER_SEQUENCE_NUMBER => OutOfOrderSequenceNumber,
     DUPLICATE_SEQUENCE_NUMBER => DuplicateSequenceNumber,
     INVALID_PRODUCER_EPOCH => InvalidProducerEpoch,
-    INVALID_TXN_STATE => InvalidTxnState,
-    TRANSACTION_COORDINATOR_FENCED => TransactionCoordinatorFenced,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED => TransactionalIdAuthorizationFailed,
     KAFKA_STORAGE_ERROR => KafkaStorageError,
     UNKNOWN_PRODUCER_ID => UnknownProducerId,
@@ -95,6 +93,18 @@ kafka_codes! {
     NO_REASSIGNMENT_IN_PROGRESS => NoReassignmentInProgress,
     // TxnOffsetCommit and OffsetFetch's require_stable (KIP-447).
     UNSTABLE_OFFSET_COMMIT => UnstableOffsetCommit,
+}
+
+// The transaction coordinator's codes (txn, issue 18).
+kafka_codes! {
+    INVALID_TXN_STATE => InvalidTxnState,
+    INVALID_PRODUCER_ID_MAPPING => InvalidProducerIdMapping,
+    INVALID_TRANSACTION_TIMEOUT => InvalidTransactionTimeout,
+    CONCURRENT_TRANSACTIONS => ConcurrentTransactions,
+    TRANSACTION_COORDINATOR_FENCED => TransactionCoordinatorFenced,
+    PRODUCER_FENCED => ProducerFenced,
+    TRANSACTIONAL_ID_NOT_FOUND => TransactionalIdNotFound,
+    OPERATION_NOT_ATTEMPTED => OperationNotAttempted,
 }
 
 impl ErrorCode {

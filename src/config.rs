@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod described;
 pub mod listeners;
 pub mod topic;
+pub mod txn;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use listeners::{Endpoint, Listener, ListenerConfig, ListenerError, SecurityProtocol};
+pub use txn::TxnConfig;
 pub use topic::{TOPIC_CONFIGS, TopicConfigDef, default_of, validate_topic_config, validate_topic_configs};
 
 /// Errors met while loading configuration.
@@ -121,6 +123,8 @@ pub struct BrokerConfig {
     pub static_keys: BTreeMap<String, String>,
     /// Consumer group coordinator settings.
     pub group: GroupConfig,
+    /// Transaction coordinator settings.
+    pub txn: TxnConfig,
     /// Admin HTTP listener (`/metrics`, `/health`); `None` turns it off.
     pub admin_listen: Option<SocketAddr>,
 }
@@ -198,6 +202,7 @@ impl BrokerConfig {
             log_settings,
             static_keys: BTreeMap::new(),
             group: GroupConfig::default(),
+            txn: TxnConfig::default(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
         }
     }
@@ -322,6 +327,14 @@ impl BrokerConfig {
             "offsets.retention.minutes" => self.group.offsets_retention_minutes = num(key, value)?,
             "offsets.topic.num.partitions" => self.group.offsets_topic_partitions = num(key, value)?,
             "offset.metadata.max.bytes" => self.group.offset_metadata_max_bytes = num(key, value)?,
+            "transaction.max.timeout.ms" => self.txn.max_timeout_ms = num(key, value)?,
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self.txn.abort_timed_out_interval_ms = num(key, value)?,
+            "transactional.id.expiration.ms" => self.txn.id_expiration_ms = num(key, value)?,
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => self.txn.remove_expired_interval_ms = num(key, value)?,
+            "transaction.state.log.num.partitions" => self.txn.state_log_partitions = num(key, value)?,
+            "transaction.state.log.replication.factor" => self.txn.state_log_replication_factor = num(key, value)?,
+            "transaction.state.log.min.isr" => self.txn.state_log_min_isr = num(key, value)?,
+            "transaction.state.log.segment.bytes" => self.txn.state_log_segment_bytes = num(key, value)?,
             // Kafka's coarse time keys; a negative value means no limit (-1), as in Kafka.
             "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" | "log.roll.jitter.hours" => {
                 let count: i64 = num(key, value)?;

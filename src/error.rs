@@ -467,3 +467,83 @@ mod tests {
         }
     }
 }
+
+// Transaction coordinator errors (txn) ---------------------------------------------------------
+// The one mapping of the transaction coordinator's failures to Kafka codes.
+
+impl From<&crate::txn::TxnError> for ErrorCode {
+    fn from(err: &crate::txn::TxnError) -> Self {
+        use crate::txn::TxnError;
+        match err {
+            // Kafka: an empty transactional id is an INVALID_REQUEST.
+            TxnError::InvalidTransactionalId => ErrorCode::INVALID_REQUEST,
+            TxnError::InvalidTransactionTimeout { .. } => ErrorCode::INVALID_TRANSACTION_TIMEOUT,
+            TxnError::InvalidProducerIdMapping { .. } => ErrorCode::INVALID_PRODUCER_ID_MAPPING,
+            TxnError::ProducerFenced { .. } => ErrorCode::PRODUCER_FENCED,
+            TxnError::ConcurrentTransactions { .. } => ErrorCode::CONCURRENT_TRANSACTIONS,
+            TxnError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+            TxnError::TransactionalIdNotFound { .. } => ErrorCode::TRANSACTIONAL_ID_NOT_FOUND,
+            TxnError::UnknownTopicOrPartition { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            TxnError::OperationNotAttempted => ErrorCode::OPERATION_NOT_ATTEMPTED,
+            TxnError::NotCoordinator { .. } => ErrorCode::NOT_COORDINATOR,
+            TxnError::CoordinatorLoadInProgress { .. } => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            TxnError::ProducerIdAllocation(_) => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            // As Kafka's coordinator maps its log's append errors: the leader moved → find the
+            // coordinator again; anything else → retry at the same coordinator.
+            TxnError::StateWrite(code) => {
+                if *code == ErrorCode::NOT_LEADER_OR_FOLLOWER || *code == ErrorCode::KAFKA_STORAGE_ERROR {
+                    ErrorCode::NOT_COORDINATOR
+                } else {
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod txn_tests {
+    use crate::codes::ErrorCode;
+    use crate::txn::TxnError;
+
+    /// Every transaction coordinator error, with the code a Kafka client must see for it.
+    #[test]
+    fn txn_errors_map_to_kafka_codes() {
+        let cases = [
+            (TxnError::InvalidTransactionalId, 42),
+            (TxnError::InvalidTransactionTimeout { timeout_ms: 0, max_ms: 900_000 }, 50),
+            (TxnError::InvalidProducerIdMapping { transactional_id: "t".into(), producer_id: 1 }, 49),
+            (TxnError::ProducerFenced { epoch: 1, current: 2 }, 90),
+            (TxnError::ConcurrentTransactions { transactional_id: "t".into() }, 51),
+            (TxnError::InvalidTxnState { operation: "commit", state: "Empty" }, 48),
+            (TxnError::TransactionalIdNotFound { transactional_id: "t".into() }, 105),
+            (TxnError::UnknownTopicOrPartition { topic: "t".into(), partition: 0 }, 3),
+            (TxnError::OperationNotAttempted, 55),
+            (TxnError::NotCoordinator { partition: 1 }, 16),
+            (TxnError::CoordinatorLoadInProgress { partition: 1 }, 14),
+            (TxnError::ProducerIdAllocation(ErrorCode::NOT_CONTROLLER), 15),
+            (TxnError::StateWrite(ErrorCode::NOT_ENOUGH_REPLICAS), 15),
+            (TxnError::StateWrite(ErrorCode::NOT_LEADER_OR_FOLLOWER), 16),
+        ];
+        // Exhaustive: a new variant does not compile until it is listed here.
+        let ordinal = |e: &TxnError| match e {
+            TxnError::InvalidTransactionalId => 0,
+            TxnError::InvalidTransactionTimeout { .. } => 1,
+            TxnError::InvalidProducerIdMapping { .. } => 2,
+            TxnError::ProducerFenced { .. } => 3,
+            TxnError::ConcurrentTransactions { .. } => 4,
+            TxnError::InvalidTxnState { .. } => 5,
+            TxnError::TransactionalIdNotFound { .. } => 6,
+            TxnError::UnknownTopicOrPartition { .. } => 7,
+            TxnError::OperationNotAttempted => 8,
+            TxnError::NotCoordinator { .. } => 9,
+            TxnError::CoordinatorLoadInProgress { .. } => 10,
+            TxnError::ProducerIdAllocation(_) => 11,
+            TxnError::StateWrite(_) => 12,
+        };
+        assert_eq!(cases.iter().map(|(e, _)| ordinal(e)).collect::<std::collections::BTreeSet<_>>().len(), 13);
+        for (e, code) in &cases {
+            assert_eq!(ErrorCode::from(e).code(), *code, "{e}");
+        }
+    }
+}

@@ -25,4 +25,5 @@ pub mod server;
 pub mod session;
 pub mod shard;
 pub mod storage;
+pub mod txn;
 pub mod types;

@@ -129,6 +129,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     } else {
         let mut store = MetadataBootstrap::load(&config.data_dir, cores, config.node_id)?;
         ensure_offsets_topic(&mut store, &config)?;
+        ensure_txn_state_topic(&mut store, &config)?;
         register_broker(&mut store, &config, &listeners)?;
         (store.handle(), Arc::new(Mutex::new(Some(store))), None)
     };
@@ -190,6 +191,18 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
         &config.topic_defaults,
     )?;
     tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __consumer_offsets");
+    Ok(())
+}
+
+/// Creates `__transaction_state` (compacted, `transaction.state.log.*`) on first start.
+fn ensure_txn_state_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) -> Result<(), MetadataError> {
+    if store.handle().load().topics.contains_key(crate::txn::TXN_STATE_TOPIC) {
+        return Ok(());
+    }
+    let t = &config.txn;
+    let m = MetadataMutation::create_txn_state_topic(t.state_log_partitions, 1, config.txn_state_min_isr(1), t.state_log_segment_bytes);
+    let created = store.apply(m, &config.topic_defaults)?;
+    tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __transaction_state");
     Ok(())
 }
 
@@ -356,6 +369,7 @@ async fn shard_main(
     let unanswering = config.fault_injection_unanswered_shard == Some(me.0);
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();
+    glommio::spawn_local(crate::shard::txns::drive_txns(Rc::clone(&router))).detach();
     if let Some(applied) = applied_changes {
         let incarnation = cluster.as_ref().and_then(|c| c.registration.as_ref()).map(|r| r.incarnation_id).unwrap_or_default();
         glommio::spawn_local(publish_metadata(Rc::clone(&router), applied, incarnation)).detach();

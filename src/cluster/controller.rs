@@ -418,6 +418,7 @@ impl Controller {
                 }
             }
             self.ensure_offsets_topic(&snapshot).await;
+            self.ensure_txn_state_topic(&snapshot).await;
         }
     }
 
@@ -437,6 +438,25 @@ impl Controller {
         match self.mutate_as_leader(m).await {
             Ok(_) => tracing::info!(replication_factor = rf, "created __consumer_offsets"),
             Err(e) => tracing::warn!(error = %e, "cannot create __consumer_offsets yet"),
+        }
+    }
+
+    /// Creates `__transaction_state` with `transaction.state.log.replication.factor` replicas
+    /// once that many brokers are unfenced, as `__consumer_offsets` is.
+    async fn ensure_txn_state_topic(&self, snapshot: &crate::metadata::ClusterSnapshot) {
+        if snapshot.topics.contains_key(crate::txn::TXN_STATE_TOPIC) {
+            return;
+        }
+        let rf = self.config.txn_state_replication_factor();
+        let live = snapshot.brokers.keys().filter(|id| snapshot.is_unfenced(**id)).count();
+        if live < rf as usize {
+            return;
+        }
+        let t = &self.config.txn;
+        let m = MetadataMutation::create_txn_state_topic(t.state_log_partitions, rf, self.config.txn_state_min_isr(rf), t.state_log_segment_bytes);
+        match self.mutate_as_leader(m).await {
+            Ok(_) => tracing::info!(replication_factor = rf, "created __transaction_state"),
+            Err(e) => tracing::warn!(error = %e, "cannot create __transaction_state yet"),
         }
     }
 

@@ -203,6 +203,7 @@ fn own_settings(b: &BrokerConfig) -> Vec<OwnSetting> {
     let s = |v: &dyn ToString| Some(v.to_string());
     let c = &b.cluster;
     let g = &b.group;
+    let t = &b.txn;
     vec![
         ("advertised.listeners", advertised.ok(), Str, "Listeners published to clients."),
         ("auto.create.topics.enable", s(&b.auto_create_topics), Boolean, "Create a topic on first use."),
@@ -232,6 +233,14 @@ fn own_settings(b: &BrokerConfig) -> Vec<OwnSetting> {
         ("replica.fetch.max.bytes", s(&c.replica_fetch_max_bytes), Int, "Bytes a follower fetches per partition."),
         ("replica.lag.time.max.ms", s(&c.replica_lag_time_max_ms), Long, "Time a follower may lag before it leaves the ISR."),
         ("socket.request.max.bytes", s(&b.socket_request_max_bytes), Int, "Largest request accepted."),
+        ("transaction.abort.timed.out.transaction.cleanup.interval.ms", s(&t.abort_timed_out_interval_ms), Int, "How often timed-out transactions are aborted."),
+        ("transaction.max.timeout.ms", s(&t.max_timeout_ms), Int, "Longest transaction timeout a producer may ask for."),
+        ("transaction.remove.expired.transaction.cleanup.interval.ms", s(&t.remove_expired_interval_ms), Int, "How often expired transactional ids are removed."),
+        ("transaction.state.log.min.isr", s(&t.state_log_min_isr), Int, "min.insync.replicas of __transaction_state."),
+        ("transaction.state.log.num.partitions", s(&t.state_log_partitions), Int, "Partitions of __transaction_state."),
+        ("transaction.state.log.replication.factor", s(&t.state_log_replication_factor), Short, "Replication factor of __transaction_state."),
+        ("transaction.state.log.segment.bytes", s(&t.state_log_segment_bytes), Int, "Segment size of __transaction_state."),
+        ("transactional.id.expiration.ms", s(&t.id_expiration_ms), Int, "How long an idle transactional id is kept."),
     ]
 }
 

@@ -69,11 +69,6 @@ impl GroupCoordinator {
         partition_for(group, self.config.offsets_topic_partitions)
     }
 
-    /// Commits or drops the offsets a transaction committed on `partition` (TxnOffsetCommit); filled in by the group side.
-    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
-        let _ = (partition, producer_id, commit);
-    }
-
     /// Replays one record of `__consumer_offsets` (start-up).
     pub fn replay(&self, key: &[u8], value: Option<&[u8]>) {
         let Some(key) = GroupKey::decode(key) else { return };

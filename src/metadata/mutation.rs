@@ -142,6 +142,26 @@ impl MetadataMutation {
             replication_factor,
         }
     }
+
+    /// Creates `__transaction_state` (compacted, `transaction.state.log.*`, as Kafka creates it).
+    pub fn create_txn_state_topic(partitions: i32, replication_factor: i16, min_isr: i32, segment_bytes: i64) -> MetadataMutation {
+        let configs = [
+            ("cleanup.policy", "compact".to_string()),
+            ("segment.bytes", segment_bytes.to_string()),
+            ("min.insync.replicas", min_isr.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        MetadataMutation::CreateTopic {
+            name: crate::txn::TXN_STATE_TOPIC.to_string(),
+            partitions,
+            configs,
+            validate_only: false,
+            assignment: None,
+            replication_factor,
+        }
+    }
 }
 
 /// What a mutation that succeeded changed.

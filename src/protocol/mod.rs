@@ -160,6 +160,11 @@ registry! {
     ListPartitionReassignments => list_partition_reassignments,
     WriteTxnMarkers => write_txn_markers,
     DescribeProducers => describe_producers,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {

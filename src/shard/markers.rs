@@ -24,9 +24,52 @@ use crate::types::{TopicPartition, TxnMarker};
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Router {
-    /// Writes each marker to its partition (acks=all, as Kafka's coordinator writes them) and
-    /// answers each partition's outcome, in the order asked.
+    /// Writes each marker to its partition wherever its leader is (acks=all, as Kafka's
+    /// coordinator writes them): here through [`Router::write_local_txn_markers`], on another
+    /// broker through WriteTxnMarkers. Answers each partition's outcome, in the order asked.
     pub async fn write_txn_markers(&self, markers: Vec<(TopicPartition, TxnMarker)>) -> Vec<(TopicPartition, ErrorCode)> {
+        let snapshot = self.shard.metadata.load();
+        let me = self.shard.config.node_id;
+        let leader_of = |tp: &TopicPartition| snapshot.partition(&tp.topic, tp.partition).map_or(me, |p| p.leader);
+        if markers.iter().all(|(tp, _)| leader_of(tp) == me) {
+            return self.write_local_txn_markers(markers).await;
+        }
+        // Per leader: the markers it gets, with each one's place in the answer.
+        let mut by_leader: Vec<(i32, Vec<usize>, Vec<(TopicPartition, TxnMarker)>)> = Vec::new();
+        for (i, (tp, marker)) in markers.iter().enumerate() {
+            let leader = leader_of(tp);
+            match by_leader.iter_mut().find(|(l, _, _)| *l == leader) {
+                Some((_, places, ms)) => {
+                    places.push(i);
+                    ms.push((tp.clone(), *marker));
+                }
+                None => by_leader.push((leader, vec![i], vec![(tp.clone(), *marker)])),
+            }
+        }
+        let answers = join_all(by_leader.into_iter().map(|(leader, places, ms)| async move {
+            let written = match leader {
+                l if l == me => self.write_local_txn_markers(ms).await,
+                // No leader: the coordinator retries until one is elected.
+                -1 => ms.into_iter().map(|(tp, _)| (tp, ErrorCode::NOT_LEADER_OR_FOLLOWER)).collect(),
+                l => self.write_remote_txn_markers(l, ms).await,
+            };
+            places.into_iter().zip(written)
+        }))
+        .await;
+        let mut out: Vec<Option<(TopicPartition, ErrorCode)>> = vec![None; markers.len()];
+        for (place, answer) in answers.into_iter().flatten() {
+            out[place] = Some(answer);
+        }
+        markers
+            .into_iter()
+            .zip(out)
+            .map(|((tp, _), answer)| answer.unwrap_or((tp, ErrorCode::UNKNOWN_SERVER_ERROR)))
+            .collect()
+    }
+
+    /// Writes each marker to its partition, which this broker must lead (WriteTxnMarkers from
+    /// a coordinator elsewhere ends here), and answers each outcome in the order asked.
+    pub async fn write_local_txn_markers(&self, markers: Vec<(TopicPartition, TxnMarker)>) -> Vec<(TopicPartition, ErrorCode)> {
         let snapshot = self.shard.metadata.load();
         let mut items = Vec::new();
         let mut outcome: Vec<(TopicPartition, Option<ErrorCode>)> = Vec::with_capacity(markers.len());

@@ -7,6 +7,7 @@
 //!
 //! Group work carries the group coordinator's own request and reply types ([`GroupCall`],
 //! [`GroupReply`]): they are defined in `group` because the coordinator takes and returns them.
+//! Transaction work likewise carries [`TxnCall`] and [`TxnReply`] from `txn`.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use bytes::Bytes;
 
 use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupReply};
+use crate::txn::{TxnCall, TxnReply};
 use crate::metadata::{MetadataMutation, MutationResult, PartitionChange, TopicMeta};
 use crate::router::{Plane, Routed, RouterError};
 use crate::storage::producers::ActiveProducer;
@@ -220,6 +222,8 @@ pub enum ShardRequest {
     TxnMarkers(Vec<(TopicPartition, TxnMarker)>),
     /// Data plane: work for the group coordinator of the target shard (boxed: joins are large).
     Group(Box<GroupCall>),
+    /// Data plane: work for the transaction coordinator of the target shard.
+    Txn(Box<TxnCall>),
     /// Control plane: a metadata mutation (shard 0 only).
     Mutate(MetadataMutation),
     /// Control plane: open (create) the logs of a topic's partitions owned by the target shard.
@@ -244,7 +248,8 @@ impl Routed for ShardRequest {
             | ShardRequest::LogSizes(_)
             | ShardRequest::TxnMarkers(_)
             | ShardRequest::DescribeProducers(_)
-            | ShardRequest::Group(_) => Plane::Data,
+            | ShardRequest::Group(_)
+            | ShardRequest::Txn(_) => Plane::Data,
             ShardRequest::Mutate(_)
             | ShardRequest::OpenPartitions(_)
             | ShardRequest::RemoveTopic(_)
@@ -275,6 +280,8 @@ pub enum ShardResponse {
     Mutated(MutationResult),
     /// A group operation's result.
     Group(GroupReply),
+    /// A transaction operation's result.
+    Txn(TxnReply),
     /// The request did not run: the hop failed or the shard refused it. Stands for every part.
     Failed(ErrorCode),
 }
@@ -325,6 +332,8 @@ response_parts! {
     into_producers: Producers(Vec<Result<Vec<ActiveProducer>, ErrorCode>>);
     /// The group reply, or the code that stands for it.
     into_group: Group(GroupReply);
+    /// The transaction reply, or the code that stands for it.
+    into_txn: Txn(TxnReply);
     /// The mutation's result, or the code that stands for it.
     into_mutated: Mutated(MutationResult);
 }

@@ -7,6 +7,7 @@
 //!                                                                            ├► log_dirs.rs  log sizes (DescribeLogDirs)
 //!                                                                            ├► groups.rs    the group coordinator and its log
 //!                                                                            ├► markers.rs   transaction markers (WriteTxnMarkers)
+//!                                                                            ├► txns.rs      the transaction coordinator, its log and markers
 //!                                                                            ├► control.rs   metadata mutations (shard 0)
 //!                                                                            └► partitions.rs open, remove, reload, retention
 //! ```
@@ -24,6 +25,7 @@ pub mod partitions;
 pub mod produce;
 pub mod remote_txn;
 pub mod replication;
+pub mod txns;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -38,6 +40,7 @@ use crate::storage::cache::BatchCache;
 use crate::storage::journal::AppendJournal;
 use crate::storage::reader::SegmentFiles;
 use crate::storage::{PartitionLog, SyncRounds};
+use crate::txn::TxnCoordinator;
 use crate::types::{ShardId, TopicPartition};
 pub use messages::{ShardRequest, ShardResponse};
 
@@ -68,6 +71,8 @@ pub struct Shard {
     pub journal: Option<Rc<AppendJournal>>,
     /// The consumer groups whose coordinator is this core (shared with its partitions' loads).
     pub groups: Rc<GroupCoordinator>,
+    /// The transactional ids whose coordinator is this core (shared with its loads and markers).
+    pub txns: Rc<TxnCoordinator>,
     /// Segment files this core reads for the fetches it serves (of any owner).
     pub segment_files: SegmentFiles,
     /// This core's counters.
@@ -99,6 +104,7 @@ impl Shard {
             cache: Rc::new(BatchCache::new(config.batch_cache_per_shard(), Arc::clone(&metrics))),
             sync_rounds: SyncRounds::new(std::time::Duration::from_micros(config.sync_linger_us)),
             groups: Rc::new(GroupCoordinator::new(config.group.clone())),
+            txns: Rc::new(TxnCoordinator::new(config.txn.clone())),
             config,
             metadata,
             writer,
@@ -130,6 +136,7 @@ impl ShardHandler for Shard {
             ShardRequest::TxnMarkers(markers) => ShardResponse::TxnMarkers(self.write_markers(markers).await),
             ShardRequest::DescribeProducers(parts) => ShardResponse::Producers(self.active_producers(&parts)),
             ShardRequest::Group(call) => ShardResponse::Group(self.groups.handle(*call, self).await),
+            ShardRequest::Txn(call) => ShardResponse::Txn(self.txns.handle(*call, router).await),
             ShardRequest::Mutate(m) => ShardResponse::Mutated(self.mutate(m, router).await),
             ShardRequest::OpenPartitions(topic) => {
                 if let Err(e) = self.open_topic(&topic).await {

@@ -62,7 +62,8 @@ impl Shard {
         for topic in topics {
             self.open_topic(&topic).await?;
         }
-        self.load_groups().await
+        self.load_groups().await?;
+        self.load_txns().await
     }
 
     /// Opens the logs of `topic`'s partitions that this core owns and has not opened yet (on a

@@ -84,6 +84,7 @@ impl Shard {
     pub(super) async fn apply_partition_changes(&self, changes: Vec<PartitionChange>) {
         for change in changes {
             let coordination = super::groups::coordination_move(&change, self.config.node_id);
+            let txn_coordination = super::txns::txn_coordination_move(&change, self.config.node_id);
             match change {
                 PartitionChange::Created { tp, topic_id, leader, leader_epoch, partition_epoch, isr, replicas, .. } => {
                     if let Err(e) = self.open_partition(&tp).await {
@@ -131,6 +132,10 @@ impl Shard {
             // Group coordinators move with `__consumer_offsets` leadership (shard/groups.rs).
             if let Some(m) = coordination {
                 self.move_group_coordination(m);
+            }
+            // Transaction coordinators move with `__transaction_state` leadership (shard/txns.rs).
+            if let Some(m) = txn_coordination {
+                self.move_txn_coordination(m);
             }
         }
     }

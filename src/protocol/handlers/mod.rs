@@ -1,6 +1,8 @@
 //! One file per Kafka API. Each declares `VERSIONS` (the range Ringlog serves, at least Apache
 //! Kafka 4.0's) and `handle`: decode → log → (authorize, later) → work → respond.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -17,7 +19,9 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -28,6 +32,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod txn_offset_commit;
@@ -52,6 +57,12 @@ use crate::types::TopicPartition;
 /// Turns a `String` into the codec's string type.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// A transaction coordinator's code as a client of `version` knows it: PRODUCER_FENCED is
+/// INVALID_PRODUCER_EPOCH before `first_fenced_version`, as Kafka answers older clients.
+pub fn txn_code(code: ErrorCode, version: i16, first_fenced_version: i16) -> ErrorCode {
+    if code == ErrorCode::PRODUCER_FENCED && version < first_fenced_version { ErrorCode::INVALID_PRODUCER_EPOCH } else { code }
 }
 
 /// The registered brokers' endpoints on `listener`, as `(broker id, endpoint, rack)`: Kafka lists
@@ -90,7 +101,7 @@ pub async fn topic_or_create(router: &Router, name: &str, allow: bool) -> Result
     if !(allow && router.shard.config.auto_create_topics) {
         return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    if name == crate::group::OFFSETS_TOPIC {
+    if name == crate::group::OFFSETS_TOPIC || name == crate::txn::TXN_STATE_TOPIC {
         // Internal: the controller creates it with offsets.topic.* settings once enough brokers
         // are up; created here it would get num.partitions and the default replication factor.
         return Err(ErrorCode::LEADER_NOT_AVAILABLE);

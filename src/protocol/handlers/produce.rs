@@ -13,41 +13,51 @@ use crate::codes::ErrorCode;
 use crate::protocol::RequestContext;
 use crate::protocol::leader_hint::LeaderHints;
 use crate::shard::messages::{ProducePart, ProducePartResult, ShardRequest};
+use crate::storage::batch::BatchHeader;
 use crate::types::TopicPartition;
 
 /// Versions served (Kafka 4.0: 3–12; v13 switches to topic ids).
 pub const VERSIONS: (i16, i16) = (3, 12);
 /// The first version whose NOT_LEADER_OR_FOLLOWER carries KIP-951's leader hint.
 const KIP_951_VERSION: i16 = 10;
-
-/// KIP-890 SEAM: whether the transaction coordinator confirms that `tp` is in the ongoing
-/// transaction of `transactional_id` (AddPartitionsToTxn v4+ with verifyOnly). The lead wires the
-/// coordinator here; until then every part counts as verified, as Kafka behaves with
-/// `transaction.partition.verification.enable=false`.
-async fn coordinator_verified(_router: &crate::shard::Router, _transactional_id: Option<&str>, _tp: &TopicPartition) -> bool {
-    true
-}
+/// The first version a transaction version 2 producer sends (KIP-890): its partitions join the
+/// transaction through the produce itself.
+const TXN_V2_PRODUCE_VERSION: i16 = 12;
 
 /// KIP-890: the transactional parts an owner refused for want of verification
-/// ([`ProducePartResult::verify_txn`]) are verified with the coordinator and sent again with
-/// their guard; the owner appends them only if no marker or newer epoch came in between.
+/// ([`ProducePartResult::verify_txn`]) are checked with the transaction coordinator (and added to
+/// the transaction first when `add`: a transaction version 2 producer, Produce v12, never sends
+/// AddPartitionsToTxn itself), then sent again with their guard; the owner appends them only if
+/// no marker or newer epoch came in between.
 async fn verify_and_resend(
     router: &crate::shard::Router,
     transactional_id: Option<&str>,
+    add: bool,
     acks: i16,
     timeout_ms: u64,
     transactional: Vec<(usize, crate::types::ShardId, TopicPartition, bytes::Bytes)>,
     results: &mut [Option<ProducePartResult>],
 ) {
+    // Without a transactional id nothing can be verified: INVALID_TXN_STATE stands.
+    let Some(transactional_id) = transactional_id else { return };
+    let waiting: Vec<_> = transactional
+        .into_iter()
+        .filter_map(|(slot, owner, tp, records)| Some((slot, owner, tp, records, results[slot].as_ref()?.verify_txn?)))
+        .collect();
+    // A request carries one producer's batches (Kafka's rule): its id and epoch are the first's.
+    let Some(producer) = waiting.first().and_then(|w| BatchHeader::parse(&w.3)) else { return };
+    let partitions = waiting.iter().map(|w| w.2.clone()).collect();
+    let verdicts = router.txn_verify(transactional_id, producer.producer_id, producer.producer_epoch, partitions, add).await;
     let mut slots = Vec::new();
     let mut items = Vec::new();
-    for (slot, owner, tp, records) in transactional {
-        let Some(guard) = results[slot].as_ref().and_then(|r| r.verify_txn) else { continue };
-        if !coordinator_verified(router, transactional_id, &tp).await {
-            continue; // INVALID_TXN_STATE stands, as the owner answered.
+    for ((slot, owner, tp, records, guard), (_, code)) in waiting.into_iter().zip(verdicts) {
+        if code.is_none() {
+            slots.push(slot);
+            items.push((owner, ProducePart { tp, records, txn_guard: Some(guard) }));
+        } else {
+            tracing::debug!(partition = %tp, transactional_id, code = ?code, "transactional produce not verified");
+            results[slot] = Some(ProducePartResult::failed(verification_code(code), Some("the transaction coordinator did not verify this partition".into())));
         }
-        slots.push(slot);
-        items.push((owner, ProducePart { tp, records, txn_guard: Some(guard) }));
     }
     if items.is_empty() {
         return;
@@ -63,6 +73,19 @@ async fn verify_and_resend(
         .await;
     for (slot, answer) in slots.into_iter().zip(answers) {
         results[slot] = Some(answer);
+    }
+}
+
+/// A failed verification as a Produce answer: the coordinator's passing states (moving, loading,
+/// ending the previous transaction) become NOT_ENOUGH_REPLICAS, which every client retries, as
+/// Kafka answers them; the rest (INVALID_TXN_STATE, a fenced epoch) are the producer's to see.
+fn verification_code(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::NOT_COORDINATOR
+        | ErrorCode::COORDINATOR_NOT_AVAILABLE
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::CONCURRENT_TRANSACTIONS => ErrorCode::NOT_ENOUGH_REPLICAS,
+        other => other,
     }
 }
 
@@ -125,7 +148,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
     for (slot, answer) in slots.into_iter().zip(answers) {
         results[slot] = Some(answer);
     }
-    verify_and_resend(router, transactional_id.as_deref(), acks, timeout_ms, transactional, &mut results).await;
+    verify_and_resend(router, transactional_id.as_deref(), ctx.version >= TXN_V2_PRODUCE_VERSION, acks, timeout_ms, transactional, &mut results).await;
     if acks == 0 {
         return None;
     }

@@ -31,7 +31,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: WriteTxnMarkersRequest) -> Wr
         }
     }
     tracing::debug!(markers = req.markers.len(), partitions = wanted.len(), "write txn markers");
-    let mut written = ctx.router.write_txn_markers(wanted).await.into_iter();
+    let mut written = ctx.router.write_local_txn_markers(wanted).await.into_iter();
     let markers = req
         .markers
         .iter()

@@ -1,0 +1,186 @@
+"""The transaction coordinator, through real clients against one broker: confluent-kafka's
+transactional producer (librdkafka) initialises, commits, aborts, is fenced by a second producer
+with the same transactional.id, and has a transaction left open past its timeout aborted; the
+coordinator's state is read back with kafka-python's DescribeTransactions and ListTransactions,
+and survives a SIGKILL.
+
+Commit and abort markers are written by the partition side (Router::write_txn_markers). Until it
+lands, markers are refused and retried, so a decided transaction stays PrepareCommit/PrepareAbort;
+these tests accept both the Prepare and the Complete state of the decision they made, and say
+which one they saw."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from kafka.admin import KafkaAdminClient
+from kafka.errors import TransactionalIdNotFoundError
+
+from conftest import create_topic, wait_until
+
+T = 15  # seconds: per client call
+
+
+def txn_producer(broker, transactional_id: str, **extra) -> Producer:
+    conf = {
+        "bootstrap.servers": broker.bootstrap,
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": 60000,
+        "socket.timeout.ms": 10000,
+    }
+    conf.update(extra)
+    return Producer(conf)
+
+
+def admin(broker) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=T * 1000)
+
+
+def describe(broker, transactional_id: str):
+    a = admin(broker)
+    try:
+        return a.describe_transactions([transactional_id])[transactional_id]
+    finally:
+        a.close()
+
+
+def state_of(broker, transactional_id: str) -> str:
+    return describe(broker, transactional_id).state.value
+
+
+def produce_some(p: Producer, topic: str, n: int = 5):
+    for i in range(n):
+        p.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
+    assert p.flush(T) == 0, "records left unsent"
+
+
+def test_init_commit_and_abort_reach_their_decisions(broker):
+    create_topic(broker, "txn-orders", 2)
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    p = txn_producer(broker, tid)
+    p.init_transactions(T)
+    d = describe(broker, tid)
+    assert (d.state.value, d.producer_epoch, d.transaction_timeout_ms) == ("Empty", 0, 60000)
+    assert d.producer_id >= 0
+
+    p.begin_transaction()
+    produce_some(p, "txn-orders")
+    d = describe(broker, tid)
+    assert d.state.value == "Ongoing"
+    assert {(tp.topic, tp.partition) for tp in d.topic_partitions} <= {("txn-orders", 0), ("txn-orders", 1)}
+    assert d.topic_partitions, "the produced partitions are in the transaction"
+    assert d.transaction_start_time_ms > 0
+
+    p.commit_transaction(T)
+    assert state_of(broker, tid) in ("PrepareCommit", "CompleteCommit")
+
+    # Abort, with another id (a prepared commit of the first id waits for its markers).
+    tid2 = f"tx-{uuid.uuid4().hex[:8]}"
+    p2 = txn_producer(broker, tid2)
+    p2.init_transactions(T)
+    p2.begin_transaction()
+    produce_some(p2, "txn-orders")
+    p2.abort_transaction(T)
+    assert state_of(broker, tid2) in ("PrepareAbort", "CompleteAbort")
+
+
+def test_a_second_producer_with_the_same_id_fences_the_first(broker):
+    create_topic(broker, "txn-fence", 1)
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    first = txn_producer(broker, tid)
+    first.init_transactions(T)
+    epoch = describe(broker, tid).producer_epoch
+    second = txn_producer(broker, tid)
+    second.init_transactions(T)
+    d = describe(broker, tid)
+    assert d.producer_epoch == epoch + 1, "the new producer bumps the epoch"
+
+    first.begin_transaction()
+    first.produce("txn-fence", value=b"zombie")
+    with pytest.raises(KafkaException) as err:
+        first.flush(T)
+        first.commit_transaction(T)
+    e = err.value.args[0]
+    assert e.fatal(), f"the fenced producer must get a fatal error, got {e}"
+    assert e.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH), e
+    # The fenced producer added nothing: the id's state is the second producer's.
+    d = describe(broker, tid)
+    assert (d.state.value, d.producer_epoch) == ("Empty", epoch + 1)
+
+
+def test_a_transaction_left_open_past_its_timeout_is_aborted_and_its_producer_fenced(broker_factory):
+    broker = broker_factory(config={"transaction.abort.timed.out.transaction.cleanup.interval.ms": 300})
+    create_topic(broker, "txn-slow", 1)
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    p = txn_producer(broker, tid, **{"transaction.timeout.ms": 2000, "message.timeout.ms": 2000, "socket.timeout.ms": 2000})
+    p.init_transactions(T)
+    epoch = describe(broker, tid).producer_epoch
+    p.begin_transaction()
+    produce_some(p, "txn-slow", 3)
+    assert state_of(broker, tid) == "Ongoing"
+    wait_until(lambda: state_of(broker, tid) in ("PrepareAbort", "CompleteAbort"), timeout=10, what="the timed-out transaction aborted")
+    assert describe(broker, tid).producer_epoch == epoch + 1, "the abort bumps the epoch so the producer is fenced"
+    assert "timed-out transaction aborted" in broker.log_text()
+    with pytest.raises(KafkaException):
+        p.commit_transaction(T)
+
+
+def test_list_and_describe_transactions(broker):
+    create_topic(broker, "txn-list", 1)
+    open_id, idle_id = f"tx-open-{uuid.uuid4().hex[:6]}", f"tx-idle-{uuid.uuid4().hex[:6]}"
+    p = txn_producer(broker, open_id)
+    p.init_transactions(T)
+    p.begin_transaction()
+    produce_some(p, "txn-list", 2)
+    q = txn_producer(broker, idle_id)
+    q.init_transactions(T)
+
+    a = admin(broker)
+    try:
+        listed = [t for per_broker in a.list_transactions().values() for t in per_broker]
+        by_id = {t.transactional_id: t for t in listed}
+        assert by_id[open_id].state.value == "Ongoing"
+        assert by_id[idle_id].state.value == "Empty"
+        ongoing = [t.transactional_id for b in a.list_transactions(state_filters=["Ongoing"]).values() for t in b]
+        assert open_id in ongoing and idle_id not in ongoing
+        pid = describe(broker, idle_id).producer_id
+        by_pid = [t.transactional_id for b in a.list_transactions(producer_id_filters=[pid]).values() for t in b]
+        assert by_pid == [idle_id]
+        # v1: only transactions running longer than the filter.
+        long_running = [t.transactional_id for b in a.list_transactions(state_filters=["Ongoing"], duration_filter_ms=3_600_000).values() for t in b]
+        assert open_id not in long_running
+        with pytest.raises(TransactionalIdNotFoundError):
+            a.describe_transactions(["no-such-transactional-id"])
+    finally:
+        a.close()
+    p.abort_transaction(T)
+
+
+def test_a_timeout_over_the_broker_maximum_is_refused(broker):
+    p = txn_producer(broker, f"tx-{uuid.uuid4().hex[:8]}", **{"transaction.timeout.ms": 900001})
+    with pytest.raises(KafkaException) as err:
+        p.init_transactions(T)
+    assert err.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, err.value
+
+
+def test_transaction_state_survives_a_kill(broker):
+    create_topic(broker, "txn-durable", 1)
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    p = txn_producer(broker, tid)
+    p.init_transactions(T)
+    p.begin_transaction()
+    produce_some(p, "txn-durable", 2)
+    p.commit_transaction(T)
+    before = describe(broker, tid)
+    del p
+    broker.restart(kill=True)
+    after = describe(broker, tid)
+    assert (after.producer_id, after.producer_epoch, after.transaction_timeout_ms) == (
+        before.producer_id, before.producer_epoch, before.transaction_timeout_ms)
+    assert after.state.value in ("PrepareCommit", "CompleteCommit")
+    if after.state.value == "CompleteCommit":
+        # The decision was completed: a new producer of the id starts from the stored epoch.
+        again = txn_producer(broker, tid)
+        again.init_transactions(T)
+        assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
