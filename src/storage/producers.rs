@@ -262,11 +262,16 @@ impl ProducerStates {
         match guard {
             Some(g) if self.guards.get(&h.producer_id) == Some(&(h.producer_epoch, g)) => Ok(TxnVerification::Append),
             Some(_) => Err(StorageError::InvalidTxnState(format!("producer {} is not verified in a transaction here", h.producer_id))),
-            None => {
-                let g = fresh_guard();
-                self.guards.insert(h.producer_id, (h.producer_epoch, g));
-                Ok(TxnVerification::Verify(g))
-            }
+            // A producer pipelines: a second batch before the first's resend shares its guard
+            // (one verification in flight per producer, as Kafka's VerificationStateEntry).
+            None => match self.guards.get(&h.producer_id) {
+                Some(&(epoch, g)) if epoch == h.producer_epoch => Ok(TxnVerification::Verify(g)),
+                _ => {
+                    let g = fresh_guard();
+                    self.guards.insert(h.producer_id, (h.producer_epoch, g));
+                    Ok(TxnVerification::Verify(g))
+                }
+            },
         }
     }
 

@@ -117,6 +117,8 @@ fn an_unverified_transactional_batch_gets_a_guard_and_a_marker_clears_it() {
         let first = txn_batch(&[b"a"], 5, 0, 0);
         let TxnVerification::Verify(guard) = log.verify_txn(&first, None).unwrap() else { panic!("must be verified") };
         assert!(log.verify_txn(&first, Some(guard + 1)).is_err(), "another guard is refused");
+        assert_eq!(log.verify_txn(&txn_batch(&[b"a2"], 5, 0, 1), None).unwrap(), TxnVerification::Verify(guard),
+            "a pipelined batch before the resend shares the guard");
         assert_eq!(log.verify_txn(&first, Some(guard)).unwrap(), TxnVerification::Append);
         appended(&log, &first).await;
         assert_eq!(log.verify_txn(&txn_batch(&[b"b"], 5, 0, 1), None).unwrap(), TxnVerification::Append, "open here: appended directly");
