@@ -184,3 +184,70 @@ def test_transaction_state_survives_a_kill(broker):
         again = txn_producer(broker, tid)
         again.init_transactions(T)
         assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
+
+
+def java_hash(s: str) -> int:
+    """Java's String.hashCode (ASCII: one UTF-16 unit per character)."""
+    h = 0
+    for ch in s:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
+
+
+def test_cluster_coordinator_moves_with_transaction_state_leadership(cluster_factory):
+    """Three brokers: `__transaction_state` is RF=3, min.isr 2; the coordinator's broker is
+    SIGKILLed and the new leader of the id's partition serves the same producer id and epoch."""
+    cluster = cluster_factory(size=3)
+
+    def txn_state():
+        try:
+            t = cluster.admin().list_topics(timeout=5).topics.get("__transaction_state")
+            return t is not None and t.error is None and len(t.partitions) == 50 and all(p.leader >= 0 for p in t.partitions.values())
+        except Exception:
+            return False
+
+    wait_until(txn_state, 60, interval=0.2, what="__transaction_state with a leader on every partition")
+    state = cluster.partition_state("__transaction_state")
+    assert all(len(p["replicas"]) == 3 for p in state.values()), "RF=3 on three brokers"
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid, "socket.timeout.ms": 10000})
+    p.init_transactions(30)
+
+    def described():
+        a = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=5000)
+        try:
+            return a.describe_transactions([tid])[tid]
+        finally:
+            a.close()
+
+    before = described()
+    partition = (java_hash(tid) & 0x7FFFFFFF) % 50
+    coordinator = cluster.partition_state("__transaction_state")[partition]["leader"]
+    assert before.coordinator_id == coordinator, "FindCoordinator(TRANSACTION) names the partition's leader"
+    del p
+    cluster.broker(coordinator).kill()
+
+    def moved():
+        try:
+            return cluster.partition_state("__transaction_state")[partition]["leader"] not in (-1, coordinator)
+        except Exception:
+            return False
+
+    wait_until(moved, 30, interval=0.2, what="a new leader of the id's __transaction_state partition")
+    seen = {}
+
+    def served():
+        try:
+            seen["d"] = described()
+            return True
+        except Exception:
+            return False
+
+    wait_until(served, 30, interval=0.5, what="the new coordinator serves the id")
+    after = seen["d"]
+    assert after.coordinator_id != coordinator
+    assert (after.state.value, after.producer_id, after.producer_epoch) == ("Empty", before.producer_id, before.producer_epoch)
+    # The new coordinator goes on from the replicated state: a new producer bumps the epoch.
+    again = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid, "socket.timeout.ms": 10000})
+    again.init_transactions(30)
+    assert described().producer_epoch == before.producer_epoch + 1
