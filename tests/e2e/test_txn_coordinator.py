@@ -4,10 +4,9 @@ with the same transactional.id, and has a transaction left open past its timeout
 coordinator's state is read back with kafka-python's DescribeTransactions and ListTransactions,
 and survives a SIGKILL.
 
-Commit and abort markers are written by the partition side (Router::write_txn_markers). Until it
-lands, markers are refused and retried, so a decided transaction stays PrepareCommit/PrepareAbort;
-these tests accept both the Prepare and the Complete state of the decision they made, and say
-which one they saw."""
+EndTxn is answered once the decision (PrepareCommit/PrepareAbort) is durable; the markers are then
+written by the partition side (Router::write_txn_markers) and the Complete state follows, which
+these tests wait for."""
 
 import time
 import uuid
@@ -49,6 +48,11 @@ def state_of(broker, transactional_id: str) -> str:
     return describe(broker, transactional_id).state.value
 
 
+def wait_for_state(broker, transactional_id: str, state: str, timeout: float = 10):
+    """Waits until the id's transaction is in `state` (the markers of a decision land)."""
+    wait_until(lambda: state_of(broker, transactional_id) == state, timeout, interval=0.1, what=f"{transactional_id} in {state}")
+
+
 def produce_some(p: Producer, topic: str, n: int = 5):
     for i in range(n):
         p.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
@@ -74,6 +78,8 @@ def test_init_commit_and_abort_reach_their_decisions(broker):
 
     p.commit_transaction(T)
     assert state_of(broker, tid) in ("PrepareCommit", "CompleteCommit")
+    wait_for_state(broker, tid, "CompleteCommit")
+    assert not describe(broker, tid).topic_partitions, "a completed transaction holds no partitions"
 
     # Abort, with another id (a prepared commit of the first id waits for its markers).
     tid2 = f"tx-{uuid.uuid4().hex[:8]}"
@@ -83,6 +89,13 @@ def test_init_commit_and_abort_reach_their_decisions(broker):
     produce_some(p2, "txn-orders")
     p2.abort_transaction(T)
     assert state_of(broker, tid2) in ("PrepareAbort", "CompleteAbort")
+    wait_for_state(broker, tid2, "CompleteAbort")
+    # The first id's producer goes on with its next transaction at the same epoch (TV1).
+    p.begin_transaction()
+    produce_some(p, "txn-orders", 1)
+    p.commit_transaction(T)
+    wait_for_state(broker, tid, "CompleteCommit")
+    assert describe(broker, tid).producer_epoch == 0
 
 
 def test_a_second_producer_with_the_same_id_fences_the_first(broker):
@@ -119,7 +132,7 @@ def test_a_transaction_left_open_past_its_timeout_is_aborted_and_its_producer_fe
     p.begin_transaction()
     produce_some(p, "txn-slow", 3)
     assert state_of(broker, tid) == "Ongoing"
-    wait_until(lambda: state_of(broker, tid) in ("PrepareAbort", "CompleteAbort"), timeout=10, what="the timed-out transaction aborted")
+    wait_for_state(broker, tid, "CompleteAbort")
     assert describe(broker, tid).producer_epoch == epoch + 1, "the abort bumps the epoch so the producer is fenced"
     assert "timed-out transaction aborted" in broker.log_text()
     with pytest.raises(KafkaException):
@@ -179,11 +192,11 @@ def test_transaction_state_survives_a_kill(broker):
     assert (after.producer_id, after.producer_epoch, after.transaction_timeout_ms) == (
         before.producer_id, before.producer_epoch, before.transaction_timeout_ms)
     assert after.state.value in ("PrepareCommit", "CompleteCommit")
-    if after.state.value == "CompleteCommit":
-        # The decision was completed: a new producer of the id starts from the stored epoch.
-        again = txn_producer(broker, tid)
-        again.init_transactions(T)
-        assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
+    wait_for_state(broker, tid, "CompleteCommit")
+    # A new producer of the id starts from the stored epoch.
+    again = txn_producer(broker, tid)
+    again.init_transactions(T)
+    assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
 
 
 def java_hash(s: str) -> int:
