@@ -4,10 +4,9 @@ with the same transactional.id, and has a transaction left open past its timeout
 coordinator's state is read back with kafka-python's DescribeTransactions and ListTransactions,
 and survives a SIGKILL.
 
-Commit and abort markers are written by the partition side (Router::write_txn_markers). Until it
-lands, markers are refused and retried, so a decided transaction stays PrepareCommit/PrepareAbort;
-these tests accept both the Prepare and the Complete state of the decision they made, and say
-which one they saw."""
+EndTxn is answered once the decision (PrepareCommit/PrepareAbort) is durable; the markers are then
+written by the partition side (Router::write_txn_markers) and the Complete state follows, which
+these tests wait for."""
 
 import time
 import uuid
@@ -49,6 +48,11 @@ def state_of(broker, transactional_id: str) -> str:
     return describe(broker, transactional_id).state.value
 
 
+def wait_for_state(broker, transactional_id: str, state: str, timeout: float = 10):
+    """Waits until the id's transaction is in `state` (the markers of a decision land)."""
+    wait_until(lambda: state_of(broker, transactional_id) == state, timeout, interval=0.1, what=f"{transactional_id} in {state}")
+
+
 def produce_some(p: Producer, topic: str, n: int = 5):
     for i in range(n):
         p.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
@@ -74,6 +78,8 @@ def test_init_commit_and_abort_reach_their_decisions(broker):
 
     p.commit_transaction(T)
     assert state_of(broker, tid) in ("PrepareCommit", "CompleteCommit")
+    wait_for_state(broker, tid, "CompleteCommit")
+    assert not describe(broker, tid).topic_partitions, "a completed transaction holds no partitions"
 
     # Abort, with another id (a prepared commit of the first id waits for its markers).
     tid2 = f"tx-{uuid.uuid4().hex[:8]}"
@@ -83,6 +89,13 @@ def test_init_commit_and_abort_reach_their_decisions(broker):
     produce_some(p2, "txn-orders")
     p2.abort_transaction(T)
     assert state_of(broker, tid2) in ("PrepareAbort", "CompleteAbort")
+    wait_for_state(broker, tid2, "CompleteAbort")
+    # The first id's producer goes on with its next transaction at the same epoch (TV1).
+    p.begin_transaction()
+    produce_some(p, "txn-orders", 1)
+    p.commit_transaction(T)
+    wait_for_state(broker, tid, "CompleteCommit")
+    assert describe(broker, tid).producer_epoch == 0
 
 
 def test_a_second_producer_with_the_same_id_fences_the_first(broker):
@@ -119,7 +132,7 @@ def test_a_transaction_left_open_past_its_timeout_is_aborted_and_its_producer_fe
     p.begin_transaction()
     produce_some(p, "txn-slow", 3)
     assert state_of(broker, tid) == "Ongoing"
-    wait_until(lambda: state_of(broker, tid) in ("PrepareAbort", "CompleteAbort"), timeout=10, what="the timed-out transaction aborted")
+    wait_for_state(broker, tid, "CompleteAbort")
     assert describe(broker, tid).producer_epoch == epoch + 1, "the abort bumps the epoch so the producer is fenced"
     assert "timed-out transaction aborted" in broker.log_text()
     with pytest.raises(KafkaException):
@@ -179,8 +192,75 @@ def test_transaction_state_survives_a_kill(broker):
     assert (after.producer_id, after.producer_epoch, after.transaction_timeout_ms) == (
         before.producer_id, before.producer_epoch, before.transaction_timeout_ms)
     assert after.state.value in ("PrepareCommit", "CompleteCommit")
-    if after.state.value == "CompleteCommit":
-        # The decision was completed: a new producer of the id starts from the stored epoch.
-        again = txn_producer(broker, tid)
-        again.init_transactions(T)
-        assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
+    wait_for_state(broker, tid, "CompleteCommit")
+    # A new producer of the id starts from the stored epoch.
+    again = txn_producer(broker, tid)
+    again.init_transactions(T)
+    assert describe(broker, tid).producer_epoch == before.producer_epoch + 1
+
+
+def java_hash(s: str) -> int:
+    """Java's String.hashCode (ASCII: one UTF-16 unit per character)."""
+    h = 0
+    for ch in s:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
+
+
+def test_cluster_coordinator_moves_with_transaction_state_leadership(cluster_factory):
+    """Three brokers: `__transaction_state` is RF=3, min.isr 2; the coordinator's broker is
+    SIGKILLed and the new leader of the id's partition serves the same producer id and epoch."""
+    cluster = cluster_factory(size=3)
+
+    def txn_state():
+        try:
+            t = cluster.admin().list_topics(timeout=5).topics.get("__transaction_state")
+            return t is not None and t.error is None and len(t.partitions) == 50 and all(p.leader >= 0 for p in t.partitions.values())
+        except Exception:
+            return False
+
+    wait_until(txn_state, 60, interval=0.2, what="__transaction_state with a leader on every partition")
+    state = cluster.partition_state("__transaction_state")
+    assert all(len(p["replicas"]) == 3 for p in state.values()), "RF=3 on three brokers"
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid, "socket.timeout.ms": 10000})
+    p.init_transactions(30)
+
+    def described():
+        a = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=5000)
+        try:
+            return a.describe_transactions([tid])[tid]
+        finally:
+            a.close()
+
+    before = described()
+    partition = (java_hash(tid) & 0x7FFFFFFF) % 50
+    coordinator = cluster.partition_state("__transaction_state")[partition]["leader"]
+    assert before.coordinator_id == coordinator, "FindCoordinator(TRANSACTION) names the partition's leader"
+    del p
+    cluster.broker(coordinator).kill()
+
+    def moved():
+        try:
+            return cluster.partition_state("__transaction_state")[partition]["leader"] not in (-1, coordinator)
+        except Exception:
+            return False
+
+    wait_until(moved, 30, interval=0.2, what="a new leader of the id's __transaction_state partition")
+    seen = {}
+
+    def served():
+        try:
+            seen["d"] = described()
+            return True
+        except Exception:
+            return False
+
+    wait_until(served, 30, interval=0.5, what="the new coordinator serves the id")
+    after = seen["d"]
+    assert after.coordinator_id != coordinator
+    assert (after.state.value, after.producer_id, after.producer_epoch) == ("Empty", before.producer_id, before.producer_epoch)
+    # The new coordinator goes on from the replicated state: a new producer bumps the epoch.
+    again = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid, "socket.timeout.ms": 10000})
+    again.init_transactions(30)
+    assert described().producer_epoch == before.producer_epoch + 1

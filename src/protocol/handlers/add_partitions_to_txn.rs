@@ -23,6 +23,9 @@ const FIRST_FENCED_VERSION: i16 = 2;
 /// The first version sent by brokers, batched.
 const FIRST_BATCHED_VERSION: i16 = 4;
 
+/// From this version a broker adds partitions for a transaction version 2 producer (KIP-890).
+const FIRST_TV2_VERSION: i16 = 5;
+
 fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
     topics.iter().flat_map(|t| t.partitions.iter().map(move |p| TopicPartition::new(t.name.0.to_string(), *p))).collect()
 }
@@ -43,7 +46,14 @@ fn topic_results(answers: Vec<(TopicPartition, ErrorCode)>, version: i16) -> Vec
 }
 
 /// Adds (or verifies) one transaction's partitions on its coordinator.
-async fn one(ctx: &RequestContext<'_>, transactional_id: String, producer_id: i64, producer_epoch: i16, partitions: Vec<TopicPartition>, verify_only: bool) -> Vec<(TopicPartition, ErrorCode)> {
+async fn one(
+    ctx: &RequestContext<'_>,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: Vec<TopicPartition>,
+    verify_only: bool,
+) -> Vec<(TopicPartition, ErrorCode)> {
     tracing::debug!(transactional_id = %transactional_id, producer_id, producer_epoch, partitions = partitions.len(), verify_only, "add partitions to transaction");
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.clone(),
@@ -51,7 +61,8 @@ async fn one(ctx: &RequestContext<'_>, transactional_id: String, producer_id: i6
         producer_epoch,
         partitions: partitions.clone(),
         verify_only,
-        client_txn_version: 0,
+        // A v5 add comes from the partition leader of a TV2 producer's first write there.
+        client_txn_version: if ctx.version >= FIRST_TV2_VERSION && !verify_only { crate::txn::TRANSACTION_VERSION } else { 0 },
     };
     match ctx.router.txn_call(&transactional_id, call).await {
         TxnReply::Partitions(answers) => answers,
