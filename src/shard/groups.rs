@@ -13,24 +13,23 @@
 //! coordinator appends with acks=all: a committed offset outlives its coordinator.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::coordinator_log::{CoordinatorLoad, NO_PRODUCER, load_at_start, load_led_partition};
 use super::messages::ShardRequest;
 use super::{Router, Shard};
 use crate::codes::ErrorCode;
 use crate::group::{GroupCall, GroupCoordinator, GroupLog, GroupReply, LoadId, TxnProducer, OFFSETS_TOPIC};
 use crate::metadata::PartitionChange;
+use crate::storage::StorageError;
 use crate::storage::batch::{BatchHeader, BatchProducer};
-use crate::storage::{AppendOutcome, PartitionLog, StorageError};
+use crate::storage::txn::ControlMarker;
 use crate::types::{ShardId, TopicPartition};
 
 /// Kafka's `offsets.commit.timeout.ms` default: how long a group write waits for the ISR.
 const GROUP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a new leader's load looks whether its high watermark has caught up.
-const HIGH_WATERMARK_POLL: Duration = Duration::from_millis(10);
 
 /// What a partition change means for the groups this core coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,13 +80,8 @@ impl Shard {
         }
         let logs: Vec<_> = self.all_logs().into_iter().filter(|l| l.tp.topic == OFFSETS_TOPIC).collect();
         for log in logs {
-            let Some(load) = self.groups.begin_load(log.tp.partition) else { continue };
-            let until = log.offsets().high_watermark;
-            let replayed = replay_partition(&self.groups, &log, until, load).await?.unwrap_or(0);
-            self.groups.finish_load(load);
-            if replayed > 0 {
-                tracing::info!(partition = %log.tp, records = replayed, "group state replayed");
-            }
+            let Some(id) = self.groups.begin_load(log.tp.partition) else { continue };
+            load_at_start(&log, &GroupLoad { groups: Rc::clone(&self.groups), id }).await?;
         }
         Ok(())
     }
@@ -106,105 +100,65 @@ impl Shard {
                     tracing::warn!(partition = %tp, "led partition has no log here; its groups are not served");
                     return;
                 };
-                let Some(load) = self.groups.begin_load(partition) else { return };
+                let Some(id) = self.groups.begin_load(partition) else { return };
                 tracing::info!(partition = %tp, log_end = log.offsets().log_end, "loading groups");
-                glommio::spawn_local(load_led_partition(Rc::clone(&self.groups), log, load)).detach();
+                glommio::spawn_local(load_led_partition(log, GroupLoad { groups: Rc::clone(&self.groups), id })).detach();
             }
         }
     }
 }
 
-/// A new leader's load: waits until its high watermark covers its log as it was when the
-/// leadership came (so whatever an earlier leader acknowledged is committed here too), replays
-/// up to it, then serves. Gives up as soon as the leadership goes.
-async fn load_led_partition(groups: Rc<GroupCoordinator>, log: Rc<PartitionLog>, load: LoadId) {
-    let started = Instant::now();
-    let target = log.offsets().log_end;
-    while log.offsets().high_watermark < target {
-        if !groups.load_is_current(load) {
-            tracing::info!(partition = %log.tp, "group load abandoned: leadership moved");
-            return;
-        }
-        glommio::timer::sleep(HIGH_WATERMARK_POLL).await;
-    }
-    // No group write happens while loading: the high watermark now is the log's end.
-    let until = log.offsets().high_watermark;
-    match replay_partition(&groups, &log, until, load).await {
-        Ok(Some(records)) if groups.finish_load(load) => {
-            tracing::info!(partition = %log.tp, records, until, elapsed_ms = started.elapsed().as_millis() as u64, "groups loaded");
-        }
-        Ok(_) => tracing::info!(partition = %log.tp, "group load abandoned: leadership moved"),
-        Err(e) => {
-            tracing::error!(partition = %log.tp, error = %e, "group load failed; its groups are not served");
-            if groups.load_is_current(load) {
-                groups.unload(load.partition);
-            }
-        }
-    }
+/// The load of one `__consumer_offsets` partition into the group coordinator.
+struct GroupLoad {
+    groups: Rc<GroupCoordinator>,
+    id: LoadId,
 }
 
-/// Replays one `__consumer_offsets` partition from its start up to `until` into `groups`: the
-/// records replayed, or `None` when `load` was overtaken (the rest is not applied).
-async fn replay_partition(groups: &GroupCoordinator, log: &PartitionLog, until: i64, load: LoadId) -> Result<Option<usize>, StorageError> {
-    let mut offset = log.offsets().log_start;
-    let mut replayed = 0usize;
-    while offset < until {
-        let read = log.read(offset, 1 << 20).await?;
-        // The read awaited: the leadership may have moved, and these records are not ours then.
-        if !groups.load_is_current(load) {
-            return Ok(None);
+impl CoordinatorLoad for GroupLoad {
+    const WHAT: &'static str = "groups";
+
+    fn is_current(&self) -> bool {
+        self.groups.load_is_current(self.id)
+    }
+
+    /// Plain records are group state; a transaction's offsets wait for its marker (a control
+    /// batch), which commits or drops them.
+    fn replay_batch(&self, header: &BatchHeader, batch: &[u8]) -> usize {
+        if header.is_control() {
+            if let Some(marker) = ControlMarker::parse(batch) {
+                self.groups.complete_txn(self.id.partition, header.producer_id, marker.commit);
+            }
+            return 1;
         }
-        let Some(last) = read.records.last().and_then(|b| BatchHeader::parse(b)) else { break };
-        for batch in &read.records {
-            let Some(header) = BatchHeader::parse(batch) else { continue };
-            for r in crate::storage::batch::records(batch).unwrap_or_default() {
-                let Some(key) = &r.key else { continue };
-                if header.is_control() {
-                    // An end-transaction marker's key: version i16, then type i16 (1 commit, 0 abort).
-                    if let Some(kind) = key.get(2..4) {
-                        groups.complete_txn(log.tp.partition, header.producer_id, kind == [0, 1]);
-                    }
-                } else if header.is_transactional() {
-                    groups.replay_txn(header.producer_id, key, r.value.as_deref());
-                } else {
-                    groups.replay(key, r.value.as_deref());
-                }
-                replayed += 1;
+        let records = crate::storage::batch::records(batch).unwrap_or_default();
+        for r in &records {
+            let Some(key) = &r.key else { continue };
+            if header.is_transactional() {
+                self.groups.replay_txn(header.producer_id, key, r.value.as_deref());
+            } else {
+                self.groups.replay(key, r.value.as_deref());
             }
         }
-        offset = last.last_offset() + 1;
+        records.len()
     }
-    Ok(Some(replayed))
-}
 
-impl Shard {
-    /// Appends one batch of `producer` to a `__consumer_offsets` partition as its leader, with
-    /// acks=all: answered once the ISR holds the records.
-    async fn append_group_records(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>, producer: &BatchProducer) -> Result<(), ErrorCode> {
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        // Only the leader writes; a follower's copy comes from its fetcher.
-        let log = self.led_log(&tp)?;
-        let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
-        let batch = crate::storage::batch::build_for(&refs, crate::types::now_ms(), producer);
-        let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e))?;
-        // Registered before any await: the log end is this append's end.
-        let replicated = self.ack_after_replication(&tp, log.offsets().log_end);
-        AppendOutcome::written(outcome.done).await.map_err(|e| ErrorCode::from(&e))?;
-        match replicated {
-            Some(ack) => self.replicated(&tp, ack, GROUP_WRITE_TIMEOUT).await.map_err(|(code, _)| code),
-            None => Ok(()),
-        }
+    fn finish(&self) -> bool {
+        self.groups.finish_load(self.id)
+    }
+
+    fn abandon(&self) {
+        self.groups.unload(self.id.partition);
     }
 }
 
 impl GroupLog for Shard {
     async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
-        self.append_group_records(partition, records, &BatchProducer { id: -1, epoch: -1, base_sequence: -1, transactional: false }).await
+        self.append_internal(&TopicPartition::new(OFFSETS_TOPIC, partition), &records, &NO_PRODUCER, GROUP_WRITE_TIMEOUT).await
     }
 
     async fn append_txn(&self, partition: i32, producer: TxnProducer, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
         let producer = BatchProducer { id: producer.producer_id, epoch: producer.producer_epoch, base_sequence: -1, transactional: true };
-        self.append_group_records(partition, records, &producer).await
+        self.append_internal(&TopicPartition::new(OFFSETS_TOPIC, partition), &records, &producer, GROUP_WRITE_TIMEOUT).await
     }
 
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {

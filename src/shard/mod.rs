@@ -15,6 +15,7 @@
 //! core, and nothing in it is locked.
 
 pub mod control;
+mod coordinator_log;
 pub mod fetch;
 pub mod groups;
 pub mod log_dirs;

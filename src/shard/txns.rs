@@ -22,20 +22,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::coordinator_log::{CoordinatorLoad, NO_PRODUCER, load_at_start, load_led_partition};
 use super::messages::ShardRequest;
 use super::{Router, Shard};
 use crate::codes::ErrorCode;
 use crate::metadata::{MetadataMutation, PartitionChange};
 use crate::storage::batch::BatchHeader;
-use crate::storage::{AppendOutcome, PartitionLog, StorageError};
+use crate::storage::StorageError;
 use crate::txn::{TxnCall, TxnCoordinator, TxnLoadId, TxnLog, TxnReply, TXN_STATE_TOPIC};
 use crate::types::{ShardId, TopicPartition, TxnMarker};
 
 /// How long a `__transaction_state` write waits for the ISR.
 const TXN_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a new leader's load looks whether its high watermark has caught up.
-const HIGH_WATERMARK_POLL: Duration = Duration::from_millis(10);
 
 /// How often the driver looks for due work when nothing wakes it.
 const DRIVER_TICK: Duration = Duration::from_millis(100);
@@ -133,19 +131,7 @@ impl Router {
 impl TxnLog for Router {
     /// Appends as the partition's leader with acks=all: answered once the ISR holds the records.
     async fn append(&self, partition: i32, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ErrorCode> {
-        let shard = &self.shard;
-        let tp = TopicPartition::new(TXN_STATE_TOPIC, partition);
-        let log = shard.led_log(&tp)?;
-        let refs: Vec<crate::storage::batch::RecordRef<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
-        let batch = crate::storage::batch::build(&refs, crate::types::now_ms(), -1, -1);
-        let outcome = log.append(&batch, -1).map_err(|e| ErrorCode::from(&e))?;
-        // Registered before any await: the log end is this append's end.
-        let replicated = shard.ack_after_replication(&tp, log.offsets().log_end);
-        AppendOutcome::written(outcome.done).await.map_err(|e| ErrorCode::from(&e))?;
-        match replicated {
-            Some(ack) => shard.replicated(&tp, ack, TXN_WRITE_TIMEOUT).await.map_err(|(code, _)| code),
-            None => Ok(()),
-        }
+        self.shard.append_internal(&TopicPartition::new(TXN_STATE_TOPIC, partition), &records, &NO_PRODUCER, TXN_WRITE_TIMEOUT).await
     }
 
     async fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
@@ -180,13 +166,8 @@ impl Shard {
         let logs: Vec<_> = self.all_logs().into_iter().filter(|l| l.tp.topic == TXN_STATE_TOPIC).collect();
         for log in logs {
             let epoch = self.metadata.load().partition(TXN_STATE_TOPIC, log.tp.partition).map_or(0, |p| p.leader_epoch);
-            let Some(load) = self.txns.begin_load(log.tp.partition, epoch) else { continue };
-            let until = log.offsets().high_watermark;
-            let replayed = replay_partition(&self.txns, &log, until, load).await?.unwrap_or(0);
-            self.txns.finish_load(load);
-            if replayed > 0 {
-                tracing::info!(partition = %log.tp, records = replayed, "transaction state replayed");
-            }
+            let Some(id) = self.txns.begin_load(log.tp.partition, epoch) else { continue };
+            load_at_start(&log, &TxnLoad { txns: Rc::clone(&self.txns), id }).await?;
         }
         Ok(())
     }
@@ -204,63 +185,44 @@ impl Shard {
                     tracing::warn!(partition = %tp, "led partition has no log here; its transactions are not served");
                     return;
                 };
-                let Some(load) = self.txns.begin_load(partition, coordinator_epoch) else { return };
+                let Some(id) = self.txns.begin_load(partition, coordinator_epoch) else { return };
                 tracing::info!(partition = %tp, coordinator_epoch, log_end = log.offsets().log_end, "loading transactions");
-                glommio::spawn_local(load_led_partition(Rc::clone(&self.txns), log, load)).detach();
+                glommio::spawn_local(load_led_partition(log, TxnLoad { txns: Rc::clone(&self.txns), id })).detach();
             }
         }
     }
 }
 
-/// A new leader's load: waits until its high watermark covers its log as it was when the
-/// leadership came, replays up to it, then serves. Gives up as soon as the leadership goes.
-async fn load_led_partition(txns: Rc<TxnCoordinator>, log: Rc<PartitionLog>, load: TxnLoadId) {
-    let started = Instant::now();
-    let target = log.offsets().log_end;
-    while log.offsets().high_watermark < target {
-        if !txns.load_is_current(load) {
-            tracing::info!(partition = %log.tp, "transaction load abandoned: leadership moved");
-            return;
-        }
-        glommio::timer::sleep(HIGH_WATERMARK_POLL).await;
-    }
-    let until = log.offsets().high_watermark;
-    match replay_partition(&txns, &log, until, load).await {
-        Ok(Some(records)) if txns.finish_load(load) => {
-            tracing::info!(partition = %log.tp, records, until, elapsed_ms = started.elapsed().as_millis() as u64, "transactions loaded");
-        }
-        Ok(_) => tracing::info!(partition = %log.tp, "transaction load abandoned: leadership moved"),
-        Err(e) => {
-            tracing::error!(partition = %log.tp, error = %e, "transaction load failed; its ids are not served");
-            if txns.load_is_current(load) {
-                txns.unload(load.partition);
-            }
-        }
-    }
+/// The load of one `__transaction_state` partition into the transaction coordinator.
+struct TxnLoad {
+    txns: Rc<TxnCoordinator>,
+    id: TxnLoadId,
 }
 
-/// Replays one `__transaction_state` partition from its start up to `until`: the records
-/// replayed, or `None` when `load` was overtaken.
-async fn replay_partition(txns: &TxnCoordinator, log: &PartitionLog, until: i64, load: TxnLoadId) -> Result<Option<usize>, StorageError> {
-    let mut offset = log.offsets().log_start;
-    let mut replayed = 0usize;
-    while offset < until {
-        let read = log.read(offset, 1 << 20).await?;
-        if !txns.load_is_current(load) {
-            return Ok(None);
-        }
-        let Some(last) = read.records.last().and_then(|b| BatchHeader::parse(b)) else { break };
-        for batch in &read.records {
-            for r in crate::storage::batch::records(batch).unwrap_or_default() {
-                if let Some(key) = &r.key {
-                    txns.replay(key, r.value.as_deref());
-                    replayed += 1;
-                }
+impl CoordinatorLoad for TxnLoad {
+    const WHAT: &'static str = "transactions";
+
+    fn is_current(&self) -> bool {
+        self.txns.load_is_current(self.id)
+    }
+
+    fn replay_batch(&self, _header: &BatchHeader, batch: &[u8]) -> usize {
+        let records = crate::storage::batch::records(batch).unwrap_or_default();
+        for r in &records {
+            if let Some(key) = &r.key {
+                self.txns.replay(key, r.value.as_deref());
             }
         }
-        offset = last.last_offset() + 1;
+        records.len()
     }
-    Ok(Some(replayed))
+
+    fn finish(&self) -> bool {
+        self.txns.finish_load(self.id)
+    }
+
+    fn abandon(&self) {
+        self.txns.unload(self.id.partition);
+    }
 }
 
 /// The driver of one core's transaction coordinator, for the life of the shard: writes the
