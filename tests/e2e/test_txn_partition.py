@@ -9,8 +9,10 @@ import struct
 import threading
 import time
 
+from confluent_kafka.admin import NewTopic
+
 import kafka_wire as kw
-from conftest import create_topic
+from conftest import create_topic, wait_until
 
 TOPIC = "tx"
 API_LIST_OFFSETS = 2
@@ -24,9 +26,10 @@ CONTROL = 0x20
 
 
 class Client:
-    def __init__(self, broker):
+    def __init__(self, broker, topic: str = TOPIC):
         self.sock = kw.connect(broker.port)
         self.corr = 0
+        self.topic = topic
 
     def call(self, api: int, version: int, body: bytes, flexible: bool = False, timeout: float = 15.0) -> kw.Reader:
         self.corr += 1
@@ -46,31 +49,31 @@ class Client:
         return pid
 
     def produce(self, batch: bytes) -> dict:
-        body = kw.produce_body([(TOPIC, [(0, batch)])], acks=-1, transactional_id="tx-e2e")
+        body = kw.produce_body([(self.topic, [(0, batch)])], acks=-1, transactional_id="tx-e2e")
         _, out = kw.parse_produce_response(3, kw.roundtrip(self.sock, kw.frame(kw.API_PRODUCE, 3, self._next(), body)))
-        return out[(TOPIC, 0)]
+        return out[(self.topic, 0)]
 
     def _next(self) -> int:
         self.corr += 1
         return self.corr
 
     def marker(self, pid: int, epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
-        topics = kw.compact_array([kw.compact_string(TOPIC) + kw.compact_array([kw.i32(0)]) + kw.NO_TAGS])
+        topics = kw.compact_array([kw.compact_string(self.topic) + kw.compact_array([kw.i32(0)]) + kw.NO_TAGS])
         marker = kw.i64(pid) + kw.i16(epoch) + kw.i8(1 if commit else 0) + topics + kw.i32(coordinator_epoch) + kw.NO_TAGS
         r = self.call(API_WRITE_TXN_MARKERS, 1, kw.compact_array([marker]) + kw.NO_TAGS, flexible=True, timeout=40)
         assert r.compact_array_len() == 1
         assert r.i64() == pid
-        assert r.compact_array_len() == 1 and r.compact_string() == TOPIC
+        assert r.compact_array_len() == 1 and r.compact_string() == self.topic
         assert r.compact_array_len() == 1 and r.i32() == 0
         return r.i16()
 
     def fetch(self, offset: int, read_committed: bool, max_wait_ms: int = 0, min_bytes: int = 0):
         """(error, high watermark, last stable offset, aborted [(pid, first)] or None, batches)."""
         body = (struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 1 if read_committed else 0)
-                + kw.i32(1) + kw.string(TOPIC) + kw.i32(1) + struct.pack(">iqi", 0, offset, 1 << 20))
+                + kw.i32(1) + kw.string(self.topic) + kw.i32(1) + struct.pack(">iqi", 0, offset, 1 << 20))
         r = self.call(kw.API_FETCH, 4, body, timeout=30)
         r.i32()
-        assert r.i32() == 1 and r.string() == TOPIC
+        assert r.i32() == 1 and r.string() == self.topic
         assert r.i32() == 1 and r.i32() == 0
         error, hw, lso = r.i16(), r.i64(), r.i64()
         n = r.i32()
@@ -79,20 +82,20 @@ class Client:
         return error, hw, lso, aborted, parse_batches(records)
 
     def list_latest(self, read_committed: bool) -> int:
-        body = kw.i32(-1) + kw.i8(1 if read_committed else 0) + kw.array([kw.string(TOPIC) + kw.array([kw.i32(0) + kw.i64(-1)])])
+        body = kw.i32(-1) + kw.i8(1 if read_committed else 0) + kw.array([kw.string(self.topic) + kw.array([kw.i32(0) + kw.i64(-1)])])
         r = self.call(API_LIST_OFFSETS, 2, body)
         r.i32()
-        assert r.i32() == 1 and r.string() == TOPIC
+        assert r.i32() == 1 and r.string() == self.topic
         assert r.i32() == 1 and r.i32() == 0
         assert r.i16() == 0
         r.i64()
         return r.i64()
 
     def describe_producers(self):
-        body = kw.compact_array([kw.compact_string(TOPIC) + kw.compact_array([kw.i32(0)]) + kw.uvarint(0)]) + kw.uvarint(0)
+        body = kw.compact_array([kw.compact_string(self.topic) + kw.compact_array([kw.i32(0)]) + kw.uvarint(0)]) + kw.uvarint(0)
         r = self.call(API_DESCRIBE_PRODUCERS, 0, body, flexible=True)
         r.i32()
-        assert r.compact_array_len() == 1 and r.compact_string() == TOPIC
+        assert r.compact_array_len() == 1 and r.compact_string() == self.topic
         assert r.compact_array_len() == 1 and r.i32() == 0
         assert r.i16() == 0
         r.compact_nullable_string()
@@ -222,3 +225,40 @@ def test_a_parked_read_committed_fetch_wakes_when_a_marker_moves_the_lso(broker)
     assert result["waited"] < 6, f"woken by the marker, not the timeout ({result['waited']:.1f}s)"
     assert (error, lso, aborted) == (0, 2, [])
     assert committed_view(batches, aborted) == [b"e0"]
+
+
+def test_transaction_state_is_replicated_and_a_new_leader_serves_it(cluster_factory):
+    cluster = cluster_factory()
+    admin = cluster.admin()
+    admin.create_topics([NewTopic("txr", 1, 3)])["txr"].result(timeout=30)
+    wait_until(lambda: cluster.partition_state("txr").get(0, {}).get("leader", -1) >= 0
+               and len(cluster.partition_state("txr")[0]["isrs"]) == 3, 30, what="txr led, with three in sync")
+    leader = cluster.partition_state("txr")[0]["leader"]
+    c = Client(cluster.broker(leader), "txr")
+    pid = c.init_producer_id()
+    assert c.produce(txn_batch(pid, 0, 0, [b"a0", b"a1"]))["base_offset"] == 0
+    assert c.marker(pid, 0, commit=False) == 0
+    assert c.produce(txn_batch(pid, 0, 2, [b"b3"]))["base_offset"] == 3
+    assert c.marker(pid, 0, commit=True) == 0
+    assert c.produce(txn_batch(pid, 0, 3, [b"c5"]))["base_offset"] == 5
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (error, hw, lso, aborted) == (0, 6, 5, [(pid, 0)])
+
+    cluster.broker(leader).kill()
+    wait_until(lambda: cluster.partition_state("txr")[0]["leader"] not in (leader, -1), 30, what="a new leader")
+    new_leader = cluster.partition_state("txr")[0]["leader"]
+    c = Client(cluster.broker(new_leader), "txr")
+    seen = {}
+
+    def served():
+        seen["fetch"] = c.fetch(0, read_committed=True)
+        return seen["fetch"][0] == 0 and seen["fetch"][1] == 6
+
+    wait_until(served, 20, what="the new leader serves the partition up to 6")
+    error, hw, lso, aborted, batches = seen["fetch"]
+    assert (lso, aborted) == (5, [(pid, 0)]), "the follower kept the open transaction and the abort"
+    assert committed_view(batches, aborted) == [b"b3"]
+    assert c.marker(pid, 0, commit=False) == 0
+    error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
+    assert (hw, lso, aborted) == (7, 7, [(pid, 0), (pid, 5)])
+    assert committed_view(batches, aborted) == [b"b3"]

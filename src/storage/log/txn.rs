@@ -77,7 +77,7 @@ impl PartitionLog {
     /// [`PartitionLog::locate`] for a read_committed fetch: up to the last stable offset, with
     /// the aborted transactions (producer id, first offset) that overlap what may be returned.
     /// The read stays zero-copy: only its upper bound differs.
-    pub fn locate_committed(&self, offset: i64, max_bytes: usize) -> Result<(ReadOutcome<Located>, Vec<(i64, i64)>), StorageError> {
+    pub fn locate_committed(&self, offset: i64, max_bytes: usize) -> Result<(ReadOutcome<Located>, txn::AbortedList), StorageError> {
         let found = self.locate_below(offset, max_bytes, |st| st.producers.last_stable_offset(st.high_watermark))?;
         // Every transaction that began below the read's bound may have batches in it: a superset
         // of what the bytes returned hold, which consumers match by producer id and offset.
