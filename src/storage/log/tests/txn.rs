@@ -53,6 +53,9 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
         assert_eq!(aborted, vec![(7, 0)]);
         let (_, aborted) = log.locate_committed(5, 1 << 20).unwrap();
         assert!(aborted.is_empty(), "an abort whose marker is before the fetch is not listed");
+        let (found, aborted) = log.locate_committed(2, 1).unwrap();
+        assert_eq!(located_offsets(&found.records), vec![2]);
+        assert_eq!(aborted, vec![(7, 0)], "the read [2, 3) lies inside the aborted transaction [0, 4]");
 
         // A transaction left open across a clean close holds the last stable offset after it.
         assert_eq!(appended(&log, &txn_batch(&[b"d"], 7, 0, 2)).await, 6);
@@ -103,6 +106,12 @@ fn closed_segments_carry_their_aborts_and_retention_drops_them() {
             .sum();
         let in_active = aborted.iter().filter(|a| a.last_offset >= *bases.last().unwrap()).count();
         assert_eq!(on_disk + in_active, 3, "every abort is in its segment's .txnindex, or the active one's");
+        // A disk read stays in its segment: only the aborts that began before the next one are listed.
+        let (found, listed) = log.locate_committed(0, 1 << 20).unwrap();
+        assert!(matches!(found.records, Located::OnDisk(_)));
+        let expected: Vec<_> = aborted.iter().filter(|a| a.first_offset < bases[1]).map(|a| (a.producer_id, a.first_offset)).collect();
+        assert!(expected.len() < 3, "the first segment does not hold every abort");
+        assert_eq!(listed, expected);
         log.delete_records_before(6).await.unwrap();
         assert!(log.aborted_txns().iter().all(|a| a.last_offset >= 6));
         let first = segment::file_stem(bases[0]);
