@@ -175,3 +175,24 @@ fn a_follower_tracks_transactions_from_its_leaders_batches_and_truncation_reopen
         assert_eq!(log.active_producers()[0].current_txn_start_offset, 0, "its transaction is open again");
     });
 }
+
+#[test]
+fn a_producer_snapshot_of_the_old_version_is_not_read_and_the_log_is_replayed() {
+    run(|dir| async move {
+        let log = open(&dir, config(1 << 20)).await;
+        appended(&log, &txn_batch(&[b"a"], 4, 0, 0)).await;
+        appended(&log, &make_batch(&[b"p"], 1, -1, -1)).await;
+        log.close().await.unwrap();
+        drop(log);
+        // Version 0 (before transactions): no producers, end offset 2, and a valid CRC.
+        let mut old = Vec::new();
+        old.extend_from_slice(&0u16.to_be_bytes());
+        old.extend_from_slice(&2i64.to_be_bytes());
+        old.extend_from_slice(&0u32.to_be_bytes());
+        old.extend_from_slice(&crc32c::crc32c(&old).to_be_bytes());
+        std::fs::write(dir.join("t-0").join(PRODUCER_SNAPSHOT), old).unwrap();
+        let log = open(&dir, config(1 << 20)).await;
+        assert_eq!(log.last_stable_offset(), 0, "the open transaction came back from the log, not the old snapshot");
+        assert_eq!(log.active_producers().len(), 1);
+    });
+}
