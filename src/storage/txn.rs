@@ -128,10 +128,13 @@ pub fn read_txn_index(log_path: &Path) -> Option<Vec<AbortedTxn>> {
     data.chunks(TXN_INDEX_ENTRY_LEN).map(AbortedTxn::decode).collect()
 }
 
+/// Aborted transactions as a read_committed fetch response lists them: (producer id, first offset).
+pub type AbortedList = Vec<(i64, i64)>;
+
 /// The aborted transactions a read_committed fetch from `from` must know of, as (producer id,
 /// first offset): those whose marker is at or after `from` and that began before `upper` (the
 /// end of what the fetch may return), as Kafka's `collectAbortedTransactions` picks them.
-pub fn aborted_overlapping(aborted: &[AbortedTxn], from: i64, upper: i64) -> Vec<(i64, i64)> {
+pub fn aborted_overlapping(aborted: &[AbortedTxn], from: i64, upper: i64) -> AbortedList {
     let start = aborted.partition_point(|a| a.last_offset < from);
     aborted[start..].iter().filter(|a| a.first_offset < upper).map(|a| (a.producer_id, a.first_offset)).collect()
 }

@@ -77,11 +77,26 @@ impl PartitionLog {
     /// [`PartitionLog::locate`] for a read_committed fetch: up to the last stable offset, with
     /// the aborted transactions (producer id, first offset) that overlap what may be returned.
     /// The read stays zero-copy: only its upper bound differs.
-    pub fn locate_committed(&self, offset: i64, max_bytes: usize) -> Result<(ReadOutcome<Located>, Vec<(i64, i64)>), StorageError> {
+    pub fn locate_committed(&self, offset: i64, max_bytes: usize) -> Result<(ReadOutcome<Located>, txn::AbortedList), StorageError> {
         let found = self.locate_below(offset, max_bytes, |st| st.producers.last_stable_offset(st.high_watermark))?;
-        // Every transaction that began below the read's bound may have batches in it: a superset
-        // of what the bytes returned hold, which consumers match by producer id and offset.
-        let aborted = txn::aborted_overlapping(&self.state.borrow().aborted, offset, found.last_stable_offset);
+        let st = self.state.borrow();
+        // The end of what the read can return, as Kafka's `fetchUpperBoundOffset`: after the
+        // cached batches, or where the next segment starts (a disk read stays in one segment).
+        // Every transaction that began below it may have batches in the read: a superset of
+        // what the bytes returned hold, which consumers match by producer id and offset.
+        let data_end = match &found.records {
+            // Nothing found: nothing to filter.
+            Located::Cached(batches) => Some(batches.last().and_then(|b| BatchHeader::parse(b.header())).map_or(offset, |h| h.last_offset() + 1)),
+            Located::OnDisk(range) => st
+                .segments
+                .values()
+                .skip_while(|s| s.id != range.segment_id)
+                .nth(1)
+                .map(|next| next.base_offset),
+        };
+        let upper = data_end.map_or(found.last_stable_offset, |end| end.min(found.last_stable_offset));
+        let aborted = txn::aborted_overlapping(&st.aborted, offset, upper);
+        drop(st);
         Ok((found, aborted))
     }
 

@@ -53,6 +53,9 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
         assert_eq!(aborted, vec![(7, 0)]);
         let (_, aborted) = log.locate_committed(5, 1 << 20).unwrap();
         assert!(aborted.is_empty(), "an abort whose marker is before the fetch is not listed");
+        let (found, aborted) = log.locate_committed(2, 1).unwrap();
+        assert_eq!(located_offsets(&found.records), vec![2]);
+        assert_eq!(aborted, vec![(7, 0)], "the read [2, 3) lies inside the aborted transaction [0, 4]");
 
         // A transaction left open across a clean close holds the last stable offset after it.
         assert_eq!(appended(&log, &txn_batch(&[b"d"], 7, 0, 2)).await, 6);
@@ -103,6 +106,12 @@ fn closed_segments_carry_their_aborts_and_retention_drops_them() {
             .sum();
         let in_active = aborted.iter().filter(|a| a.last_offset >= *bases.last().unwrap()).count();
         assert_eq!(on_disk + in_active, 3, "every abort is in its segment's .txnindex, or the active one's");
+        // A disk read stays in its segment: only the aborts that began before the next one are listed.
+        let (found, listed) = log.locate_committed(0, 1 << 20).unwrap();
+        assert!(matches!(found.records, Located::OnDisk(_)));
+        let expected: Vec<_> = aborted.iter().filter(|a| a.first_offset < bases[1]).map(|a| (a.producer_id, a.first_offset)).collect();
+        assert!(expected.len() < 3, "the first segment does not hold every abort");
+        assert_eq!(listed, expected);
         log.delete_records_before(6).await.unwrap();
         assert!(log.aborted_txns().iter().all(|a| a.last_offset >= 6));
         let first = segment::file_stem(bases[0]);
@@ -166,5 +175,26 @@ fn a_follower_tracks_transactions_from_its_leaders_batches_and_truncation_reopen
         log.truncate_to(3).await.unwrap();
         assert!(log.aborted_txns().is_empty(), "the cut marker's abort is gone");
         assert_eq!(log.active_producers()[0].current_txn_start_offset, 0, "its transaction is open again");
+    });
+}
+
+#[test]
+fn a_producer_snapshot_of_the_old_version_is_not_read_and_the_log_is_replayed() {
+    run(|dir| async move {
+        let log = open(&dir, config(1 << 20)).await;
+        appended(&log, &txn_batch(&[b"a"], 4, 0, 0)).await;
+        appended(&log, &make_batch(&[b"p"], 1, -1, -1)).await;
+        log.close().await.unwrap();
+        drop(log);
+        // Version 0 (before transactions): no producers, end offset 2, and a valid CRC.
+        let mut old = Vec::new();
+        old.extend_from_slice(&0u16.to_be_bytes());
+        old.extend_from_slice(&2i64.to_be_bytes());
+        old.extend_from_slice(&0u32.to_be_bytes());
+        old.extend_from_slice(&crc32c::crc32c(&old).to_be_bytes());
+        std::fs::write(dir.join("t-0").join(PRODUCER_SNAPSHOT), old).unwrap();
+        let log = open(&dir, config(1 << 20)).await;
+        assert_eq!(log.last_stable_offset(), 0, "the open transaction came back from the log, not the old snapshot");
+        assert_eq!(log.active_producers().len(), 1);
     });
 }
