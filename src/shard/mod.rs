@@ -12,6 +12,7 @@
 //! [`messages`] holds every type that crosses cores. A [`Shard`] is `!Send`: it never leaves its
 //! core, and nothing in it is locked.
 
+pub mod cleaning;
 pub mod control;
 pub mod fetch;
 pub mod groups;
