@@ -78,7 +78,9 @@ impl Shard {
                         Some(at) => state.horizons.insert(log.tp.clone(), at),
                         None => state.horizons.remove(&log.tp),
                     };
-                    if let Err(e) = checkpoint::update(&data_dir, &[(log.tp.clone(), done.end)]) {
+                    // Off the shard's thread: the update syncs a file.
+                    let (dir, entry) = (data_dir.clone(), [(log.tp.clone(), done.end)]);
+                    if let Err(e) = glommio::executor().spawn_blocking(move || checkpoint::update(&dir, &entry)).await {
                         tracing::warn!(partition = %log.tp, error = %e, "cleaner checkpoint not written");
                     }
                     if !progressed {

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import consume_all, consumer_conf, create_topic, parse_log_events, producer_conf, wait_until
+from conftest import (consume_all, consumer_conf, create_topic, high_watermarks, parse_log_events, producer_conf,
+                      wait_until)
 
 CLEANER = {"log.cleaner.backoff.ms": 100, "log.segment.delete.delay.ms": 500}
 COMPACTED = {
@@ -162,7 +163,9 @@ def test_consumer_offsets_stay_bounded_under_a_long_commit_loop(broker_factory):
             c.commit(offsets=[TopicPartition(topic, p, i + 1) for p in range(50)], asynchronous=False)
     finally:
         c.close()
-    written = commits * 50 * 60  # at least ~60 bytes per offset record
+    records = high_watermarks(broker, "__consumer_offsets", [0])[0]
+    assert records >= commits * 50, "every commit appended its records"
+    written = records * 60  # an offset commit record is at least ~60 bytes with its key and value
     size = partition_bytes(broker, "__consumer_offsets-0")
     print(f"__consumer_offsets-0: {size} bytes on disk after {commits * 50} offset commits (>{written} bytes written)")
     wait_until(lambda: partition_bytes(broker, "__consumer_offsets-0") < 3 * 1048576, timeout=30,

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  write <base>.log.cleaned ─► fdatasync ─► rename to <base>.log.swap ─► fsync dir   (commit point)
+//!  ─► check the log did not change under the pass (else remove the .swap and give up)
 //!  ─► rename each replaced <b>.log to <b>.log.deleted (their .index/.timeindex removed)
 //!  ─► rename <base>.log.swap to <base>.log ─► fsync dir ─► write the new .index/.timeindex
 //!  ─► file.delete.delay.ms later: remove the .deleted files
@@ -39,20 +40,24 @@ pub fn log_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{}.log", segment::file_stem(base)))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+/// Makes the renames in `dir` durable. On ext4 this commits the journal and may wait for other
+/// writes, so the cleaner runs it off the shard's thread.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
-/// Commits a cleaned file (written and synced at `<final>.cleaned`): renames it to `.swap`.
-pub fn commit(dir: &Path, final_path: &Path) -> Result<(), StorageError> {
+/// Commits a cleaned file (written and synced at `<final>.cleaned`): renames it to `.swap`. The
+/// commit is durable once [`sync_dir`] returns.
+pub fn commit(final_path: &Path) -> Result<(), StorageError> {
     std::fs::rename(with_suffix(final_path, CLEANED_SUFFIX), with_suffix(final_path, SWAP_SUFFIX))?;
-    sync_dir(dir)
+    Ok(())
 }
 
 /// Finishes a committed swap: the replaced segments' `.log` files become `.deleted` (their index
-/// files go), then the `.swap` file takes its final name. Returns the `.deleted` paths.
-pub fn finish(dir: &Path, final_path: &Path, replaced: &[PathBuf]) -> Result<Vec<PathBuf>, StorageError> {
+/// files go), then the `.swap` file takes its final name. Returns the `.deleted` paths. Durable
+/// once [`sync_dir`] returns; a crash before that redoes it from the `.swap` file.
+pub fn finish(final_path: &Path, replaced: &[PathBuf]) -> Result<Vec<PathBuf>, StorageError> {
     let mut deleted = Vec::with_capacity(replaced.len());
     for old in replaced {
         for ext in ["index", "timeindex"] {
@@ -63,7 +68,6 @@ pub fn finish(dir: &Path, final_path: &Path, replaced: &[PathBuf]) -> Result<Vec
         deleted.push(gone);
     }
     std::fs::rename(with_suffix(final_path, SWAP_SUFFIX), final_path)?;
-    sync_dir(dir)?;
     Ok(deleted)
 }
 
@@ -156,8 +160,8 @@ mod tests {
         write_segment(&dir, 3, 3);
         let final_path = log_path(&dir, 0);
         std::fs::write(with_suffix(&final_path, CLEANED_SUFFIX), b"new").unwrap();
-        commit(&dir, &final_path).unwrap();
-        let deleted = finish(&dir, &final_path, &[log_path(&dir, 0), log_path(&dir, 3)]).unwrap();
+        commit(&final_path).unwrap();
+        let deleted = finish(&final_path, &[log_path(&dir, 0), log_path(&dir, 3)]).unwrap();
         assert_eq!(std::fs::read(&final_path).unwrap(), b"new");
         assert!(deleted.iter().all(|p| p.exists()));
         assert!(!log_path(&dir, 3).exists() && !log_path(&dir, 0).with_extension("index").exists());

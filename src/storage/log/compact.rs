@@ -202,7 +202,7 @@ impl PartitionLog {
             }
             let size = writer.finish(io).await?;
             outcome.bytes_after += size;
-            if !self.swap_in(seg, &group, delay)? {
+            if !self.swap_in(seg, &group, delay).await? {
                 outcome.abandoned += 1;
             }
         }
@@ -246,26 +246,36 @@ impl PartitionLog {
         Ok((end.max(plan.first_uncleanable), producers))
     }
 
-    /// Swaps the cleaned `seg` in for `group`, unless the log changed under the pass (a segment
-    /// of the group gone or cut, the log deleted); then the cleaned file is dropped and false
-    /// returned. Synchronous from the commit on: no fetch sees a half-done swap.
-    fn swap_in(&self, seg: Segment, group: &[SegmentInfo], delay_ms: i64) -> Result<bool, StorageError> {
+    /// Whether the segments of `group` are still in the log as the pass read them (retention,
+    /// a follower's truncation or the log's deletion may have changed them during the pass).
+    fn group_unchanged(&self, group: &[SegmentInfo]) -> bool {
+        let st = self.state.borrow();
+        let active = st.segments.keys().next_back().copied();
+        !st.failed
+            && group.iter().all(|old| Some(old.base) != active && st.segments.get(&old.base).is_some_and(|s| s.id == old.id && s.size == old.size))
+    }
+
+    /// Swaps the cleaned `seg` in for `group`, unless the log changed under the pass; then the
+    /// cleaned file is dropped and false returned. The directory syncs run off the shard's
+    /// thread; between the last check and the swap of the in-memory segments nothing awaits, so
+    /// no fetch sees a half-done swap.
+    async fn swap_in(&self, seg: Segment, group: &[SegmentInfo], delay_ms: i64) -> Result<bool, StorageError> {
         let final_path = seg.log_path.clone();
         let base = seg.base_offset;
-        let unchanged = {
-            let st = self.state.borrow();
-            let active = st.segments.keys().next_back().copied();
-            !st.failed
-                && group.iter().all(|old| {
-                    Some(old.base) != active && st.segments.get(&old.base).is_some_and(|s| s.id == old.id && s.size == old.size)
-                })
-        };
-        if !unchanged {
-            let _ = std::fs::remove_file(swap::with_suffix(&final_path, swap::CLEANED_SUFFIX));
+        let abandon = |suffix: &str| {
+            let _ = std::fs::remove_file(swap::with_suffix(&final_path, suffix));
             tracing::info!(partition = %self.tp, base_offset = base, "cleaning abandoned: the log changed under it");
-            return Ok(false);
+            Ok(false)
+        };
+        if !self.group_unchanged(group) {
+            return abandon(swap::CLEANED_SUFFIX);
         }
-        swap::commit(&self.dir, &final_path)?;
+        swap::commit(&final_path)?;
+        let dir = self.dir.clone();
+        glommio::executor().spawn_blocking(move || swap::sync_dir(&dir)).await?;
+        if !self.group_unchanged(group) {
+            return abandon(swap::SWAP_SUFFIX);
+        }
         let replaced: Vec<PathBuf> = group.iter().map(|s| s.path.clone()).collect();
         let group_end = group.last().map_or(base, |s| s.last_offset + 1);
         {
@@ -275,13 +285,15 @@ impl PartitionLog {
             }
             st.segments.insert(base, seg);
         }
-        let deleted = swap::finish(&self.dir, &final_path, &replaced)?;
-        if let Some(s) = self.state.borrow().segments.get(&base) {
-            s.write_index_files()?;
-        }
+        let deleted = swap::finish(&final_path, &replaced)?;
         // Batches cached from the old segments may hold records the cleaned one dropped.
         let next_base = self.state.borrow().segments.range(base + 1..).next().map(|(&b, _)| b).unwrap_or(group_end);
         self.cache.drop_below(self.uid, next_base);
+        let dir = self.dir.clone();
+        glommio::executor().spawn_blocking(move || swap::sync_dir(&dir)).await?;
+        if let Some(s) = self.state.borrow().segments.get(&base).filter(|s| s.log_path == final_path) {
+            s.write_index_files()?;
+        }
         glommio::spawn_local(async move {
             glommio::timer::sleep(std::time::Duration::from_millis(delay_ms.max(0) as u64)).await;
             for path in deleted {
