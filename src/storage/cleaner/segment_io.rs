@@ -20,12 +20,27 @@ pub struct Throttle {
     bytes_per_second: f64,
     start: Instant,
     bytes: f64,
+    /// When the cleaner last let the shard's other task queues run.
+    last_yield: Instant,
 }
+
+/// CPU time the cleaner may run before it lets the shard's other task queues run. glommio
+/// preempts a queue only every 100 ms by default, far too late for produce latency.
+const SLICE: Duration = Duration::from_micros(500);
 
 impl Throttle {
     /// A throttle at `bytes_per_second` (infinite or non-positive: none).
     pub fn new(bytes_per_second: f64) -> Self {
-        Throttle { bytes_per_second, start: Instant::now(), bytes: 0.0 }
+        Throttle { bytes_per_second, start: Instant::now(), bytes: 0.0, last_yield: Instant::now() }
+    }
+
+    /// Lets the shard's other task queues run when the cleaner has run for a time slice: called
+    /// after each batch.
+    pub async fn pace(&mut self) {
+        if self.last_yield.elapsed() >= SLICE {
+            glommio::executor().yield_task_queue_now().await;
+            self.last_yield = Instant::now();
+        }
     }
 
     /// Accounts for `n` bytes of I/O, sleeping when over the rate, and yields to the shard's
@@ -45,6 +60,7 @@ impl Throttle {
             }
         }
         glommio::executor().yield_task_queue_now().await;
+        self.last_yield = Instant::now();
     }
 }
 

@@ -197,7 +197,7 @@ impl PartitionLog {
                         seg.track_batch(&kh, writer.position(), interval);
                         writer.push(&bytes, io).await?;
                     }
-                    glommio::executor().yield_if_needed().await;
+                    io.pace().await;
                 }
             }
             let size = writer.finish(io).await?;
@@ -239,7 +239,7 @@ impl PartitionLog {
                     producers.insert(h.producer_id, h.last_offset());
                 }
                 end = h.last_offset() + 1;
-                glommio::executor().yield_if_needed().await;
+                io.pace().await;
             }
             end = end.max(seg.last_offset + 1);
         }
