@@ -591,6 +591,25 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_range_located_before_a_cleaner_swap_reads_the_file_it_was_located_in() {
+        run(|dir| async move {
+            let (path, _, end) = segment_in(&dir);
+            let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+            // The cleaner swaps a new file in under the same name; the located one is `.deleted`.
+            std::fs::rename(&path, crate::storage::cleaner::swap::with_suffix(&path, ".deleted")).unwrap();
+            std::fs::write(&path, vec![0u8; 8192]).unwrap();
+            let range = DiskRange { segment_id: 7, path: path.clone(), inode, position: 0, end, offset: 42, max_bytes: 15_000, boundaries: Vec::new() };
+            let files = SegmentFiles::new(false);
+            let got = views(files.read(&range).await.unwrap());
+            assert_eq!(headers(&got).first().map(|h| h.base_offset), Some(40), "read from the located file");
+            // Once the old file is gone too, the fetch is told its offset went (it re-locates).
+            let later = DiskRange { segment_id: 8, ..range };
+            std::fs::remove_file(crate::storage::cleaner::swap::with_suffix(&path, ".deleted")).unwrap();
+            assert!(matches!(files.read(&later).await, Err(StorageError::SegmentDeleted { offset: 42 })));
+        });
+    }
+
     /// The page size `resident_pages` counts in.
     const PAGE: usize = 4096;
 
