@@ -95,15 +95,24 @@ def probe(bootstrap, seconds):
 
 
 def window(samples_path, log_path):
-    """Samples taken while a cleaning pass of `big` ran: each "log cleaned" line ends a pass that
-    started `ms` before it."""
+    """Samples taken while a cleaning pass of `big` ran: from each "log cleaning started" line to
+    the "log cleaned" line after it (or the last sample, for a pass still running)."""
     samples = json.load(open(samples_path))
-    passes = []
+    passes, started = [], None
+
+    def at(line):
+        return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+
     for line in open(log_path):
-        if "log cleaned" in line and "partition=big-0" in line:
-            end = datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
-            ms = int(re.search(r" ms=(\d+)", line).group(1))
-            passes.append((end - ms / 1000, end))
+        if "partition=big-0" not in line:
+            continue
+        if "log cleaning started" in line:
+            started = at(line)
+        elif "log cleaned" in line and started is not None:
+            passes.append((started, at(line)))
+            started = None
+    if started is not None and samples:
+        passes.append((started, samples[-1][0]))
     during = [ms for t, ms in samples if any(a <= t <= b for a, b in passes)]
     print(f"while cleaning ({sum(b - a for a, b in passes):.1f} s in {len(passes)} passes): {percentiles(during)}")
 

@@ -66,6 +66,8 @@ impl Shard {
             let map = map.get_or_insert_with(|| OffsetMap::new(config.dedupe_bytes_per_shard(shards), config.load_factor));
             let mut io = Throttle::new(config.io_rate_per_shard(shards));
             let started = std::time::Instant::now();
+            tracing::info!(partition = %log.tp, first_dirty = plan.first_dirty, first_uncleanable = plan.first_uncleanable,
+                dirty_ratio = format!("{:.2}", plan.dirty_ratio), max_lag_passed = plan.max_lag_passed, "log cleaning started");
             match log.clean(&plan, map, &mut io, config.io_chunk_per_shard(shards), now_ms()).await {
                 Ok(done) => {
                     tracing::info!(partition = %log.tp, first_dirty = plan.first_dirty, end = done.end,
