@@ -142,6 +142,9 @@ pub struct GroupConfig {
     pub offsets_retention_minutes: i64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets` when it is
+    /// created, so its segments roll and the cleaner can compact them.
+    pub offsets_topic_segment_bytes: i32,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
 }
@@ -154,6 +157,7 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 10080,
             offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
             offset_metadata_max_bytes: 4096,
         }
     }
@@ -326,6 +330,12 @@ impl BrokerConfig {
             "group.max.session.timeout.ms" => self.group.max_session_timeout_ms = num(key, value)?,
             "offsets.retention.minutes" => self.group.offsets_retention_minutes = num(key, value)?,
             "offsets.topic.num.partitions" => self.group.offsets_topic_partitions = num(key, value)?,
+            "offsets.topic.segment.bytes" => {
+                let bytes: i32 = num(key, value)?;
+                topic::validate_topic_config("segment.bytes", &bytes.to_string())
+                    .map_err(|reason| ConfigError::Invalid { key: key.into(), reason })?;
+                self.group.offsets_topic_segment_bytes = bytes;
+            }
             "offset.metadata.max.bytes" => self.group.offset_metadata_max_bytes = num(key, value)?,
             "transaction.max.timeout.ms" => self.txn.max_timeout_ms = num(key, value)?,
             "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self.txn.abort_timed_out_interval_ms = num(key, value)?,
@@ -389,7 +399,7 @@ pub struct TopicConfig {
     /// `index.interval.bytes`: bytes between sparse index entries.
     pub index_interval_bytes: u64,
     /// `cleanup.policy` includes `delete`: time and size retention apply. A compact-only topic
-    /// (`__consumer_offsets`) keeps every segment until the cleaner, which is not built yet.
+    /// (`__consumer_offsets`) keeps every segment; the cleaner compacts it.
     pub delete_retention: bool,
     /// `min.insync.replicas`: an acks=all produce needs this many in-sync replicas, or gets
     /// NOT_ENOUGH_REPLICAS.
@@ -400,6 +410,18 @@ pub struct TopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far after now a CreateTime timestamp may be.
     pub timestamp_after_max_ms: i64,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after it first cleaned it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: share of dirty bytes that makes a compacted log cleanable.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the log cleanable whatever
+    /// its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `file.delete.delay.ms`: how long a replaced segment file stays (as `.deleted`) for
+    /// readers that still hold it.
+    pub file_delete_delay_ms: i64,
 }
 
 impl TopicConfig {
@@ -430,6 +452,15 @@ impl TopicConfig {
             compacted: text("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
             timestamp_before_max_ms: get("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: get("message.timestamp.after.max.ms").max(0),
+            delete_retention_ms: get("delete.retention.ms").max(0),
+            min_cleanable_dirty_ratio: {
+                let ratio = |v: &String| v.trim().parse::<f64>().ok();
+                let set = overrides.get("min.cleanable.dirty.ratio").and_then(ratio);
+                set.or_else(|| defaults.get("min.cleanable.dirty.ratio").and_then(ratio)).unwrap_or(0.5)
+            },
+            min_compaction_lag_ms: get("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: get("max.compaction.lag.ms").max(1),
+            file_delete_delay_ms: get("file.delete.delay.ms").max(0),
         }
     }
 }

@@ -187,7 +187,7 @@ fn ensure_offsets_topic(store: &mut MetadataBootstrap, config: &BrokerConfig) ->
         return Ok(());
     }
     let created = store.apply(
-        MetadataMutation::create_offsets_topic(config.group.offsets_topic_partitions, 1),
+        MetadataMutation::create_offsets_topic(config.group.offsets_topic_partitions, 1, config.group.offsets_topic_segment_bytes),
         &config.topic_defaults,
     )?;
     tracing::info!(partitions = created.topic.map_or(0, |t| t.partitions.len()), "created __consumer_offsets");
@@ -366,6 +366,7 @@ async fn shard_main(
         splice.is_some(),
     ));
     owner.open_owned().await.map_err(|e| ServerError::Runtime(e.to_string()))?;
+    owner.spawn_cleaner(|| SHUTDOWN.load(Ordering::SeqCst));
     let unanswering = config.fault_injection_unanswered_shard == Some(me.0);
     let router = Rc::new(Router::new(Rc::clone(&owner), senders, shard_metrics, unanswering));
     glommio::spawn_local(Rc::clone(&router).serve_inbox(receivers)).detach();

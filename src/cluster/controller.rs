@@ -434,7 +434,7 @@ impl Controller {
         if live < rf as usize {
             return;
         }
-        let m = MetadataMutation::create_offsets_topic(self.config.group.offsets_topic_partitions, rf);
+        let m = MetadataMutation::create_offsets_topic(self.config.group.offsets_topic_partitions, rf, self.config.group.offsets_topic_segment_bytes);
         match self.mutate_as_leader(m).await {
             Ok(_) => tracing::info!(replication_factor = rf, "created __consumer_offsets"),
             Err(e) => tracing::warn!(error = %e, "cannot create __consumer_offsets yet"),

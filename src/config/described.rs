@@ -228,6 +228,7 @@ fn own_settings(b: &BrokerConfig) -> Vec<OwnSetting> {
         ("offset.metadata.max.bytes", s(&g.offset_metadata_max_bytes), Int, "Largest metadata of a committed offset."),
         ("offsets.retention.minutes", s(&g.offsets_retention_minutes), Int, "How long committed offsets of an empty group are kept."),
         ("offsets.topic.num.partitions", s(&g.offsets_topic_partitions), Int, "Partitions of __consumer_offsets."),
+        ("offsets.topic.segment.bytes", s(&g.offsets_topic_segment_bytes), Int, "segment.bytes of __consumer_offsets."),
         ("offsets.topic.replication.factor", s(&c.offsets_topic_replication_factor), Short, "Replication factor of __consumer_offsets."),
         ("process.roles", s(&roles), List, "broker, controller, or both."),
         ("replica.fetch.max.bytes", s(&c.replica_fetch_max_bytes), Int, "Bytes a follower fetches per partition."),

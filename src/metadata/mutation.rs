@@ -127,9 +127,11 @@ pub enum MetadataMutation {
 }
 
 impl MetadataMutation {
-    /// Creates `__consumer_offsets` (compacted, 100 MiB segments, as Kafka creates it).
-    pub fn create_offsets_topic(partitions: i32, replication_factor: i16) -> MetadataMutation {
-        let configs = [("cleanup.policy", "compact"), ("segment.bytes", "104857600")]
+    /// Creates `__consumer_offsets` (compacted, with `offsets.topic.segment.bytes` segments, 100
+    /// MiB by default, as Kafka creates it).
+    pub fn create_offsets_topic(partitions: i32, replication_factor: i16, segment_bytes: i32) -> MetadataMutation {
+        let segment_bytes = segment_bytes.to_string();
+        let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

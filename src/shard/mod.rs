@@ -14,6 +14,7 @@
 //! [`messages`] holds every type that crosses cores. A [`Shard`] is `!Send`: it never leaves its
 //! core, and nothing in it is locked.
 
+pub mod cleaning;
 pub mod control;
 mod coordinator_log;
 pub mod fetch;

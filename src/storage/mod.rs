@@ -6,9 +6,13 @@
 //! → [`journal`] (appended batches in shared memory until written) → [`reader`] (zero-copy reads
 //! on the connection's shard) → [`cache`] (the shard's hot batch cache) → [`producers`]
 //! (idempotent and transactional producer state) → [`txn`] (transaction markers, `.txnindex`).
+//! [`cleaner`] compacts logs (`log/compact.rs` is its per-log part); [`compression`] holds the
+//! record codecs.
 
 pub mod batch;
 pub mod cache;
+pub mod cleaner;
+pub mod compression;
 pub mod journal;
 pub mod log;
 pub mod producers;
@@ -18,7 +22,7 @@ pub mod txn;
 pub mod validate;
 pub mod volume;
 
-pub use self::log::{AppendOutcome, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
+pub use self::log::{AppendOutcome, CleanOutcome, Cleanable, LogOffsets, PartitionLog, ReadOutcome, ShardLogContext, SyncRounds};
 
 /// Errors of the storage subsystem. `crate::error` maps each to a Kafka code.
 #[derive(Debug, thiserror::Error)]

@@ -45,6 +45,9 @@ pub struct DiskRange {
     pub segment_id: u64,
     /// The segment's `.log` file.
     pub path: PathBuf,
+    /// The file's inode (0: unchecked). The cleaner may swap a new file in under `path`; the
+    /// one this range was located in is then at `path` + `.deleted` for `file.delete.delay.ms`.
+    pub inode: u64,
     /// Where to start scanning: a batch boundary at or before the wanted offset.
     pub position: u64,
     /// End of the bytes written below the high watermark when the range was resolved.
@@ -425,9 +428,22 @@ impl SegmentFiles {
             std::io::ErrorKind::NotFound => StorageError::SegmentDeleted { offset: range.offset },
             _ => e.into(),
         };
-        let dma = Rc::new(DmaFile::open(&range.path).await.map_err(|e| deleted(e.into()))?);
+        let mut path = range.path.clone();
+        let mut dma = DmaFile::open(&path).await.map_err(|e| deleted(e.into()))?;
+        if range.inode != 0 && super::segment::inode_of(&dma) != range.inode {
+            // The cleaner swapped a cleaned segment in after the owner located this range: the
+            // located file waits under its `.deleted` name.
+            let _ = dma.close().await;
+            path = super::cleaner::swap::with_suffix(&range.path, super::cleaner::swap::DELETED_SUFFIX);
+            dma = DmaFile::open(&path).await.map_err(|e| deleted(e.into()))?;
+            if super::segment::inode_of(&dma) != range.inode {
+                let _ = dma.close().await;
+                return Err(StorageError::SegmentDeleted { offset: range.offset });
+            }
+        }
+        let dma = Rc::new(dma);
         // The inode is in memory now (the DMA handle holds it): this open does not wait for the disk.
-        let buffered = if self.splice { Some(Rc::new(std::fs::File::open(&range.path).map_err(deleted)?)) } else { None };
+        let buffered = if self.splice { Some(Rc::new(std::fs::File::open(&path).map_err(deleted)?)) } else { None };
         let open = OpenSegment { dma: Rc::clone(&dma), buffered: buffered.clone(), used: Instant::now() };
         self.open.borrow_mut().insert(range.segment_id, open);
         Ok((dma, buffered))
@@ -504,6 +520,7 @@ mod tests {
             let range = |offset: i64, max_bytes: usize| DiskRange {
                 segment_id: 1,
                 path: path.clone(),
+                inode: 0,
                 position: 0, // as a sparse index may say: before the wanted batch
                 end,
                 offset,
@@ -574,6 +591,25 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_range_located_before_a_cleaner_swap_reads_the_file_it_was_located_in() {
+        run(|dir| async move {
+            let (path, _, end) = segment_in(&dir);
+            let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+            // The cleaner swaps a new file in under the same name; the located one is `.deleted`.
+            std::fs::rename(&path, crate::storage::cleaner::swap::with_suffix(&path, ".deleted")).unwrap();
+            std::fs::write(&path, vec![0u8; 8192]).unwrap();
+            let range = DiskRange { segment_id: 7, path: path.clone(), inode, position: 0, end, offset: 42, max_bytes: 15_000, boundaries: Vec::new() };
+            let files = SegmentFiles::new(false);
+            let got = views(files.read(&range).await.unwrap());
+            assert_eq!(headers(&got).first().map(|h| h.base_offset), Some(40), "read from the located file");
+            // Once the old file is gone too, the fetch is told its offset went (it re-locates).
+            let later = DiskRange { segment_id: 8, ..range };
+            std::fs::remove_file(crate::storage::cleaner::swap::with_suffix(&path, ".deleted")).unwrap();
+            assert!(matches!(files.read(&later).await, Err(StorageError::SegmentDeleted { offset: 42 })));
+        });
+    }
+
     /// The page size `resident_pages` counts in.
     const PAGE: usize = 4096;
 
@@ -615,7 +651,7 @@ mod tests {
             // The high watermark stands at batch 36; the file goes on past it.
             let hw = layout[36].1;
             let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
-            let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end: hw, offset: 0, max_bytes: 270_000, boundaries };
+            let range = DiskRange { segment_id: 1, path: path.clone(), inode: 0, position: 0, end: hw, offset: 0, max_bytes: 270_000, boundaries };
             let mut pieces = SegmentFiles::new(true).read(&range).await.unwrap();
             let Some(DiskPiece::InFile(slice)) = pieces.pop() else { panic!("the range ends with a file slice") };
             let (from, to) = (slice.pos, slice.pos + slice.len as u64);
@@ -640,7 +676,7 @@ mod tests {
             let (path, layout, end) = segment_in(&dir);
             // The sparse index has every fourth batch start; offset 53 is inside batch 5.
             let boundaries: Vec<u64> = layout.iter().map(|(_, pos, _)| *pos).skip(4).step_by(4).collect();
-            let range = DiskRange { segment_id: 1, path: path.clone(), position: 0, end, offset: 53, max_bytes: 300_000, boundaries };
+            let range = DiskRange { segment_id: 1, path: path.clone(), inode: 0, position: 0, end, offset: 53, max_bytes: 300_000, boundaries };
             let budget_used = |start: u64, len: usize| {
                 let slice_end = start + len as u64;
                 assert!(range.boundaries.contains(&slice_end) || slice_end == end, "the slice ends on an indexed batch start");

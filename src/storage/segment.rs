@@ -37,6 +37,9 @@ pub struct Segment {
     pub file: Rc<DmaFile>,
     /// Path of the `.log` file.
     pub log_path: PathBuf,
+    /// Inode of the `.log` file (0 when unknown): a reader that opens `log_path` by name checks
+    /// it, since the cleaner may have swapped another file in under that name.
+    pub inode: u64,
     /// Logical size: bytes of whole batches written.
     pub size: u64,
     /// Offset of the last record, or `base_offset - 1` when empty.
@@ -55,11 +58,13 @@ pub struct Segment {
 impl Segment {
     /// A segment for `file`, with nothing indexed yet.
     pub fn new(base_offset: i64, file: Rc<DmaFile>, log_path: PathBuf, created_ms: i64) -> Self {
+        let inode = inode_of(&file);
         Segment {
             id: NEXT_SEGMENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             base_offset,
             file,
             log_path,
+            inode,
             size: 0,
             last_offset: base_offset - 1,
             max_timestamp: -1,
@@ -185,6 +190,15 @@ impl Segment {
         std::fs::write(self.log_path.with_extension("index"), idx)?;
         std::fs::write(self.log_path.with_extension("timeindex"), tidx)?;
         Ok(())
+    }
+}
+
+/// The inode of an open file, or 0 when `fstat` fails.
+pub fn inode_of(file: &impl std::os::fd::AsRawFd) -> u64 {
+    // SAFETY: fstat writes only into `st`, which we own; the descriptor is open (borrowed).
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(file.as_raw_fd(), &mut st) == 0 { st.st_ino } else { 0 }
     }
 }
 

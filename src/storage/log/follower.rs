@@ -43,7 +43,8 @@ fn whole_batches(records: &Bytes) -> Result<Vec<Bytes>, StorageError> {
 impl PartitionLog {
     /// Appends batches fetched from the leader, as the leader stored them: its base offsets,
     /// leader epochs and timestamps stay (no re-stamping); each batch's CRC is checked. The
-    /// first batch must start at this log's end and each next one where the last ended, else
+    /// first batch must start at this log's end and each next one where the last ended (on a
+    /// compacted topic: at or past it, since the cleaner leaves holes), else
     /// [`StorageError::OffsetMismatch`]. A partial last batch is dropped; with no whole batch
     /// there is nothing to append (`done` is `None`).
     ///
@@ -71,7 +72,10 @@ impl PartitionLog {
         let base_offset = st.log_end;
         let mut expected = base_offset;
         for h in &headers {
-            if h.base_offset != expected {
+            // A compacted leader's log has holes where the cleaner removed batches: a batch may
+            // start past where the last ended, never before (Kafka allows the gap).
+            let gap_allowed = config.compacted && h.base_offset > expected;
+            if h.base_offset != expected && !gap_allowed {
                 return Err(StorageError::OffsetMismatch { expected, got: h.base_offset });
             }
             expected = h.last_offset() + 1;

@@ -20,6 +20,7 @@
 //! `txn` (markers, the last stable offset, read_committed) and `follower` (a replica's appends of its leader's batches, and KIP-101 truncation).
 
 mod append;
+mod compact;
 mod epochs;
 mod flush;
 mod follower;
@@ -48,6 +49,7 @@ use super::segment::{self, Segment};
 use crate::config::TopicConfig;
 use crate::types::{TopicPartition, now_ms};
 
+pub use compact::{CleanOutcome, Cleanable};
 pub use flush::SyncRounds;
 use flush::reply_all;
 use epochs::EpochCache;
@@ -260,6 +262,8 @@ impl PartitionLog {
         let ShardLogContext { cache, sync_rounds, visible_on_append, journal, write_delay } = shard;
         let dir = data_dir.join(tp.dir_name());
         std::fs::create_dir_all(&dir)?;
+        // Before the segments are listed: a cleaner swap cut short by a crash is finished or undone.
+        super::cleaner::swap::recover_leftovers(&dir)?;
         let mut bases = segment::base_offsets(&dir)?;
         let mut log_start_offset = read_number(&dir.join("log-start-offset")).unwrap_or(0);
         if bases.is_empty() {

@@ -41,15 +41,18 @@ impl PartitionLog {
         if let Some(records) = self.cache.read(self.uid, offset, max_bytes, end) {
             return Ok(outcome(Located::Cached(records)));
         }
-        // The segment holding `offset`, or the next one when it lies past a segment's end.
+        // The segment holding `offset`, or the next one with a batch when it lies past a
+        // segment's end (or in a hole the cleaner left: a cleaned segment may be empty).
         let holding = st.segments.range(..=offset).next_back().map(|(_, s)| s).filter(|s| s.last_offset >= offset);
-        let Some(seg) = holding.or_else(|| st.segments.range(offset + 1..).next().map(|(_, s)| s)) else {
+        let next_with_batches = || st.segments.range(offset + 1..).map(|(_, s)| s).find(|s| s.size > 0);
+        let Some(seg) = holding.or_else(next_with_batches) else {
             return Ok(outcome(Located::default()));
         };
         let position = seg.lookup(offset).0;
         let mut range = DiskRange {
             segment_id: seg.id,
             path: seg.log_path.clone(),
+            inode: seg.inode,
             position,
             end: seg.size,
             offset,

@@ -19,6 +19,7 @@ use crate::types::TopicPartition;
 use crate::storage::batch::testing::make_batch;
 use crate::storage::testing::run;
 
+mod compaction;
 mod follower;
 mod replication;
 mod txn;

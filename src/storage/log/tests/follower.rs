@@ -97,6 +97,20 @@ fn a_follower_append_keeps_the_leaders_offsets_epochs_and_bytes_and_drops_a_part
 }
 
 #[test]
+fn a_follower_of_a_compacted_topic_takes_the_holes_the_cleaner_left() {
+    run(|dir| async move {
+        let mut cfg = config(1 << 20);
+        cfg.compacted = true;
+        let log = open(&dir, cfg).await;
+        append_follower(&log, &run_of(0..2, &[1, 1], "v")).await;
+        let behind = log.append_as_follower(&run_of(1..2, &[1], "v"));
+        assert!(matches!(behind, Err(StorageError::OffsetMismatch { expected: 2, got: 1 })), "never before the end");
+        append_follower(&log, &Bytes::from([run_of(5..6, &[1], "v"), run_of(8..9, &[1], "v")].concat())).await;
+        assert_eq!(log.offsets().log_end, 9);
+    });
+}
+
+#[test]
 fn a_follower_append_that_does_not_start_at_the_log_end_or_leaves_a_gap_is_refused() {
     run(|dir| async move {
         let log = open(&dir, config(1 << 20)).await;
