@@ -422,6 +422,9 @@ pub struct TopicConfig {
     /// `file.delete.delay.ms`: how long a replaced segment file stays (as `.deleted`) for
     /// readers that still hold it.
     pub file_delete_delay_ms: i64,
+    /// `compression.type` as Kafka's codec id every batch is stored with (0 for
+    /// `uncompressed`); `None` for `producer`: batches keep the producer's codec.
+    pub final_compression: Option<i16>,
 }
 
 impl TopicConfig {
@@ -461,6 +464,14 @@ impl TopicConfig {
             min_compaction_lag_ms: get("min.compaction.lag.ms").max(0),
             max_compaction_lag_ms: get("max.compaction.lag.ms").max(1),
             file_delete_delay_ms: get("file.delete.delay.ms").max(0),
+            final_compression: match text("compression.type").as_str() {
+                "uncompressed" => Some(0),
+                "gzip" => Some(1),
+                "snappy" => Some(2),
+                "lz4" => Some(3),
+                "zstd" => Some(4),
+                _ => None,
+            },
         }
     }
 }

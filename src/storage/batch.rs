@@ -10,6 +10,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::StorageError;
+use super::compression::{self, Codec};
 
 /// Length of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -17,6 +18,8 @@ pub const HEADER_LEN: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
+/// Attribute bits 0..2: the records' compression codec.
+const COMPRESSION_MASK: i16 = 0x07;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
 /// Attribute bit: the batch timestamps are LogAppendTime.
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
@@ -117,7 +120,7 @@ impl BatchHeader {
 
     /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
     pub fn compression(&self) -> i16 {
-        self.attributes & 0x07
+        self.attributes & COMPRESSION_MASK
     }
 }
 
@@ -348,6 +351,32 @@ fn put_nullable(buf: &mut BytesMut, b: Option<&[u8]>) {
             buf.put_slice(b);
         }
     }
+}
+
+/// The records section of a whole batch, decompressed when the batch is compressed.
+pub fn plain_records(batch: &[u8]) -> Result<Bytes, StorageError> {
+    let attributes = batch.get(ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2).map(|a| i16::from_be_bytes([a[0], a[1]]));
+    let section = batch.get(HEADER_LEN..).zip(attributes).ok_or_else(|| StorageError::CorruptBatch("short batch".into()))?;
+    let (section, attributes) = section;
+    let codec = Codec::from_attributes(attributes).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
+    compression::decompress(codec, section).map_err(|e| StorageError::CorruptBatch(e.to_string()))
+}
+
+/// `batch` with its records compressed by `target` instead (a topic's `compression.type`):
+/// every other field is kept; the length, the codec bits and the CRC are rewritten.
+pub fn with_codec(batch: &[u8], target: Codec) -> Result<Bytes, StorageError> {
+    let plain = plain_records(batch)?;
+    let packed = compression::compress(target, &plain).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
+    let mut out = BytesMut::with_capacity(HEADER_LEN + packed.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&packed);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = i16::from_be_bytes([out[ATTRIBUTES_OFFSET], out[ATTRIBUTES_OFFSET + 1]]);
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&((attributes & !COMPRESSION_MASK) | target.id()).to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out.freeze())
 }
 
 /// A record to build: (key, value), either may be null.

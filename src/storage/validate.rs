@@ -6,9 +6,7 @@
 //!
 //! The produce path is hot, so records are walked only when they must be: keys only on compacted
 //! topics, timestamps only when the batch header (first and max timestamp) does not show the
-//! batch inside the window. Ringlog never decompresses, so a compressed batch is judged by its
-//! header alone: its keys go unchecked, and a timestamp refusal names only the records the header
-//! pins down.
+//! batch inside the window. A compressed batch that must be walked is decompressed first.
 
 use super::StorageError;
 use super::batch::{BatchHeader, HEADER_LEN, read_varint};
@@ -54,8 +52,8 @@ struct RecordFacts {
 
 /// Reads the fields the checks need from each record of an uncompressed batch, skipping values
 /// and headers; `None` when a record is malformed.
-fn walk(batch: &[u8], count: i32) -> Option<Vec<RecordFacts>> {
-    let mut buf = batch.get(HEADER_LEN..)?;
+fn walk(section: &[u8], count: i32) -> Option<Vec<RecordFacts>> {
+    let mut buf = section;
     let mut out = Vec::with_capacity(count.max(0) as usize);
     for _ in 0..count {
         let len = usize::try_from(read_varint(&mut buf)?).ok()?;
@@ -90,32 +88,26 @@ pub fn check_records(batch: &[u8], header: &BatchHeader, rules: &RecordRules, no
     };
     let mut errors = Vec::new();
     let mut timestamp_errors = false;
-    if header.compression() != 0 {
-        // No decompression: only what the header shows. Every record is at or below the max.
-        if time_suspect {
-            if out_of_window(header.max_timestamp) && header.max_timestamp < lower {
-                for i in 0..header.records_count {
-                    errors.push(RecordError { batch_index: i, message: time_message(header.max_timestamp, header.base_offset + i64::from(i)) });
-                }
-            } else if out_of_window(header.base_timestamp) {
-                errors.push(RecordError { batch_index: 0, message: time_message(header.base_timestamp, header.base_offset) });
-            }
-            timestamp_errors = !errors.is_empty() || out_of_window(header.max_timestamp);
-        }
+    // A compressed batch is read decompressed: each record is judged, as Kafka does.
+    let plain;
+    let section: &[u8] = if header.compression() != 0 {
+        plain = crate::storage::batch::plain_records(batch)?;
+        &plain
     } else {
-        let records = walk(batch, header.records_count)
-            .ok_or_else(|| StorageError::CorruptBatch(format!("a record of the batch in {partition} is malformed")))?;
-        for (index, record) in records.iter().enumerate() {
-            let batch_index = index as i32;
-            let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
-            // One error per record, the key's first (Kafka's validateRecord).
-            if check_keys && !record.has_key {
-                let message = format!("Compacted topic cannot accept message without key in topic partition {partition}");
-                errors.push(RecordError { batch_index, message });
-            } else if check_time && out_of_window(timestamp) {
-                timestamp_errors = true;
-                errors.push(RecordError { batch_index, message: time_message(timestamp, header.base_offset + record.offset_delta) });
-            }
+        batch.get(HEADER_LEN..).unwrap_or_default()
+    };
+    let records = walk(section, header.records_count)
+        .ok_or_else(|| StorageError::CorruptBatch(format!("a record of the batch in {partition} is malformed")))?;
+    for (index, record) in records.iter().enumerate() {
+        let batch_index = index as i32;
+        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+        // One error per record, the key's first (Kafka's validateRecord).
+        if check_keys && !record.has_key {
+            let message = format!("Compacted topic cannot accept message without key in topic partition {partition}");
+            errors.push(RecordError { batch_index, message });
+        } else if check_time && out_of_window(timestamp) {
+            timestamp_errors = true;
+            errors.push(RecordError { batch_index, message: time_message(timestamp, header.base_offset + record.offset_delta) });
         }
     }
     if timestamp_errors {
@@ -133,6 +125,7 @@ mod tests {
 
     use super::*;
     use crate::storage::batch;
+    use crate::storage::compression::Codec;
 
     fn put_varint(buf: &mut BytesMut, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -246,16 +239,21 @@ mod tests {
     }
 
     #[test]
-    fn compressed_batches_are_judged_by_their_header() {
-        let mut raw = BytesMut::from(&build_batch_with(&[(None, NOW - 3 * HOUR), (None, NOW - 2 * HOUR)], 0)[..]);
-        // Mark it gzip (the body is not really compressed; only the header is read) and re-CRC.
-        raw[22] |= 0x01;
-        let crc = crc32c::crc32c(&raw[21..]);
-        raw[17..21].copy_from_slice(&crc.to_be_bytes());
-        let b = raw.freeze();
-        assert!(check(&b, &rules(true, i64::MAX)).is_ok(), "keys of a compressed batch are not read");
-        let err = check(&b, &rules(false, HOUR)).unwrap_err();
-        assert_eq!(indexes(&err), vec![0, 1], "max below the window: every record is");
+    fn compressed_batches_are_read_record_by_record() {
+        let plain = build_batch_with(&[(Some(b"k"), NOW), (None, NOW - 2 * HOUR), (Some(b"k"), NOW)], 0);
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let b = batch::with_codec(&plain, codec).unwrap();
+            assert_eq!(batch::validate(&b).unwrap().compression(), codec.id());
+            let err = check(&b, &rules(true, i64::MAX)).unwrap_err();
+            assert!(matches!(err, StorageError::InvalidRecords(_)), "{codec:?}: {err:?}");
+            assert_eq!(indexes(&err), vec![1], "{codec:?}: only the keyless record");
+            assert_eq!(indexes(&check(&b, &rules(false, HOUR)).unwrap_err()), vec![1], "{codec:?}: only the old record");
+        }
+        let mut broken = BytesMut::from(&batch::with_codec(&plain, Codec::Zstd).unwrap()[..]);
+        broken[HEADER_LEN] ^= 0xff; // the zstd frame's magic number
+        let crc = crc32c::crc32c(&broken[21..]);
+        broken[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(check(&broken.freeze(), &rules(true, i64::MAX)), Err(StorageError::CorruptBatch(_))));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{AppendOutcome, LogState, PartitionLog, Pending, TAILED_FOR, Waiter};
 use crate::config::TopicConfig;
 use crate::storage::StorageError;
 use crate::storage::batch::{self, BatchHeader, StampedBatch};
+use crate::storage::compression::Codec;
 use crate::storage::journal::{AppendJournal, JournalPartition};
 use crate::storage::producers::SequenceCheck;
 use crate::storage::validate::{RecordRules, check_records};
@@ -36,7 +37,7 @@ impl PartitionLog {
     /// finds nothing and waits for the write's `data_event`, as it waits at the log end.
     pub fn append(&self, records: &Bytes, acks: i16) -> Result<AppendOutcome, StorageError> {
         let config = self.config.borrow().clone();
-        let batches = batch::split_batches(records)?;
+        let mut batches = batch::split_batches(records)?;
         if batches.is_empty() {
             return Err(StorageError::CorruptBatch("produce carried no record batch".into()));
         }
@@ -48,7 +49,7 @@ impl PartitionLog {
         };
         let now = now_ms();
         let mut headers = Vec::with_capacity(batches.len());
-        for b in &batches {
+        for b in &mut batches {
             if b.len() > config.max_message_bytes {
                 return Err(StorageError::MessageTooLarge { size: b.len(), max: config.max_message_bytes });
             }
@@ -59,6 +60,15 @@ impl PartitionLog {
             }
             // Before anything is queued: one refused record refuses the whole request.
             check_records(b, &header, &rules, now, &self.tp)?;
+            let header = match config.final_compression.filter(|&id| id != header.compression()) {
+                // The topic's compression.type decides how its batches are stored (Kafka recompresses).
+                Some(id) => {
+                    let codec = Codec::from_id(id).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
+                    *b = batch::with_codec(b, codec)?;
+                    batch::validate(b)?
+                }
+                None => header,
+            };
             headers.push(header);
         }
         let st = self.state.borrow_mut();
