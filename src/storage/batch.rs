@@ -331,7 +331,8 @@ pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)>
     Some(found.unwrap_or((header.last_offset(), header.max_timestamp)))
 }
 
-fn put_varint(buf: &mut BytesMut, v: i64) {
+/// Writes a zigzag varint, as record fields are encoded.
+pub(crate) fn put_varint(buf: &mut BytesMut, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     loop {
         if z < 0x80 {

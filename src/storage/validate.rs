@@ -124,17 +124,9 @@ mod tests {
     use bytes::{BufMut, Bytes, BytesMut};
 
     use super::*;
-    use crate::storage::batch;
+    use crate::storage::batch::{self, put_varint};
     use crate::storage::compression::Codec;
 
-    fn put_varint(buf: &mut BytesMut, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            buf.put_u8((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-        buf.put_u8(z as u8);
-    }
 
     /// An uncompressed batch of (key, timestamp) records with a one-byte value each, its
     /// header's max timestamp the records' max, as a producer builds it.

@@ -575,6 +575,26 @@ def consume_all(broker: Broker, topic: str, partitions: Iterable[int], timeout: 
     return out
 
 
+def read_until_idle(broker: Broker, topic: str, partitions: Iterable[int], isolation: str = "read_uncommitted",
+                    idle_s: float = 2.0) -> list:
+    """Every message of `partitions` from the beginning until nothing new arrives for idle_s
+    (a read_committed reader never reaches a high watermark that ends in a marker). A message
+    error fails the test."""
+    c = Consumer(consumer_conf(broker, **{"isolation.level": isolation}))
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out = []
+        idle_until = time.monotonic() + idle_s
+        while time.monotonic() < idle_until:
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                assert m.error() is None, f"consumer error on {m.topic()}[{m.partition()}]: {m.error()}"
+                out.append(m)
+                idle_until = time.monotonic() + idle_s
+        return out
+    finally:
+        c.close()
+
+
 def metric_total(broker: Broker, name: str, label: str = "") -> float:
     """A counter from the broker's /metrics, summed over its shards (and over the series whose
     labels include `label`, e.g. 'api_key="1"')."""

@@ -4,9 +4,9 @@ through both isolation levels, send_offsets_to_transaction, and fencing by trans
 import time
 from typing import List
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from conftest import consumer_conf, create_topic, producer_conf
+from conftest import consumer_conf, create_topic, producer_conf, read_until_idle
 
 TXN_BROKER_CONFIG = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}
 
@@ -17,21 +17,8 @@ def txn_producer(broker, txn_id: str, **extra) -> Producer:
     return p
 
 
-def read_values(broker, topic: str, partitions: int, isolation: str, idle_s: float = 2.0) -> List[bytes]:
-    """Every value (all partitions, from the start) until nothing new arrives for idle_s."""
-    c = Consumer(consumer_conf(broker, **{"isolation.level": isolation}))
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        values = []
-        idle_until = time.monotonic() + idle_s
-        while time.monotonic() < idle_until:
-            for m in c.consume(num_messages=1000, timeout=0.2):
-                assert m.error() is None, m.error()
-                values.append(m.value())
-                idle_until = time.monotonic() + idle_s
-        return values
-    finally:
-        c.close()
+def read_values(broker, topic: str, partitions: int, isolation: str) -> List[bytes]:
+    return [m.value() for m in read_until_idle(broker, topic, range(partitions), isolation)]
 
 
 def test_commit_and_abort(broker_factory):

@@ -8,9 +8,9 @@ import time
 from typing import Dict
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Producer
 
-from conftest import REPO_ROOT, consumer_conf, create_topic, producer_conf, wait_until
+from conftest import REPO_ROOT, create_topic, producer_conf, read_until_idle, wait_until
 
 JAR = REPO_ROOT / "tests" / "java" / "target" / "failover-client.jar"
 
@@ -28,20 +28,8 @@ def expected_counts(n: int) -> Dict[str, int]:
 
 
 def latest_counts(broker, topic: str) -> Dict[str, int]:
-    """The last committed count of each word in the output (read_committed, until idle)."""
-    c = Consumer(consumer_conf(broker, **{"isolation.level": "read_committed"}))
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(2)])
-        latest: Dict[str, int] = {}
-        idle_until = time.monotonic() + 2.0
-        while time.monotonic() < idle_until:
-            for m in c.consume(num_messages=5000, timeout=0.3):
-                if m.error() is None:
-                    latest[m.key().decode()] = int(m.value().decode())
-                    idle_until = time.monotonic() + 2.0
-        return latest
-    finally:
-        c.close()
+    """The last committed count of each word in the output (read_committed, in offset order)."""
+    return {m.key().decode(): int(m.value().decode()) for m in read_until_idle(broker, topic, range(2), "read_committed")}
 
 
 def produce_lines(broker, first: int, last: int) -> None:

@@ -62,6 +62,18 @@ async fn verify_and_resend(
     if items.is_empty() {
         return;
     }
+    send_parts(router, acks, timeout_ms, items, slots, results).await;
+}
+
+/// Appends `items` on their owner shards and puts each answer in its slot of `results`.
+async fn send_parts(
+    router: &crate::shard::Router,
+    acks: i16,
+    timeout_ms: u64,
+    items: Vec<(crate::types::ShardId, ProducePart)>,
+    slots: Vec<usize>,
+    results: &mut [Option<ProducePartResult>],
+) {
     let me = router.me;
     let answers = router
         .split_join(
@@ -135,19 +147,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<Pro
         layout.push((name, indexes));
     }
 
-    let me = router.me;
     let timeout_ms = req.timeout_ms.max(0) as u64;
-    let answers = router
-        .split_join(
-            items,
-            |parts| ShardRequest::Produce { conn_shard: me, acks, timeout_ms, parts },
-            |response| response.into_produce(),
-            |code| ProducePartResult::failed(code, Some("the partition's owner shard did not answer".into())),
-        )
-        .await;
-    for (slot, answer) in slots.into_iter().zip(answers) {
-        results[slot] = Some(answer);
-    }
+    send_parts(router, acks, timeout_ms, items, slots, &mut results).await;
     verify_and_resend(router, transactional_id.as_deref(), ctx.version >= TXN_V2_PRODUCE_VERSION, acks, timeout_ms, transactional, &mut results).await;
     if acks == 0 {
         return None;

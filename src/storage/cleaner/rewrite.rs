@@ -20,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::offset_map::OffsetMap;
 use crate::storage::StorageError;
-use crate::storage::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, read_varint};
+use crate::storage::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, put_varint, read_varint};
 use crate::storage::compression::{self, Codec};
 use crate::storage::txn::AbortedTxn;
 
@@ -185,14 +185,6 @@ pub fn rewrite_batch(batch: &[u8], rules: &RetainRules<'_>, last_of_producer: bo
     Ok((Rewritten::Changed(build_batch(&h, &kept, new_horizon)?), outcome))
 }
 
-fn put_varint(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.put_u8((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    buf.put_u8(z as u8);
-}
 
 /// A v2 batch with `h`'s offsets and producer fields holding `records`, compressed with `h`'s
 /// codec; with `horizon`, the delete-horizon bit is set and the base timestamp is the horizon.
