@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod described;
+pub mod dynamic;
 pub mod listeners;
 pub mod topic;
 pub mod txn;

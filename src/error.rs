@@ -547,3 +547,41 @@ mod txn_tests {
         }
     }
 }
+
+// Dynamic broker config errors (config::dynamic) ---------------------------------------------------
+// Issue 18, KIP-226: what Kafka 4.4 answers an AlterConfigs or IncrementalAlterConfigs of a BROKER
+// resource. Kafka's broker checks the change before it forwards it (`ConfigAdminManager`), and
+// answers a non-dynamic key or a bad value with INVALID_REQUEST (its `ConfigException` there),
+// but APPEND/SUBTRACT on a non-list key with INVALID_CONFIG (checked by the controller).
+
+impl From<&crate::config::dynamic::DynamicConfigError> for ErrorCode {
+    fn from(err: &crate::config::dynamic::DynamicConfigError) -> Self {
+        use crate::config::dynamic::DynamicConfigError;
+        match err {
+            DynamicConfigError::NotDynamic { .. } => ErrorCode::INVALID_REQUEST,
+            DynamicConfigError::InvalidValue { .. } => ErrorCode::INVALID_REQUEST,
+            DynamicConfigError::NotAList { .. } => ErrorCode::INVALID_CONFIG,
+            DynamicConfigError::WrongBroker { .. } => ErrorCode::INVALID_REQUEST,
+        }
+    }
+}
+
+#[cfg(test)]
+mod dynamic_config_tests {
+    use crate::codes::ErrorCode;
+    use crate::config::dynamic::DynamicConfigError;
+
+    /// Every dynamic broker config error, with the code Kafka 4.4 answers (checked against it).
+    #[test]
+    fn dynamic_config_errors_map_to_kafka_codes() {
+        let cases = [
+            (DynamicConfigError::NotDynamic { key: "num.partitions".into() }, 42),
+            (DynamicConfigError::InvalidValue { key: "log.retention.ms".into(), reason: "x".into() }, 42),
+            (DynamicConfigError::NotAList { key: "log.retention.ms".into(), op: "append" }, 40),
+            (DynamicConfigError::WrongBroker { reason: "x".into() }, 42),
+        ];
+        for (err, code) in cases {
+            assert_eq!(ErrorCode::from(&err).code(), code, "{err:?}");
+        }
+    }
+}

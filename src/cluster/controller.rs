@@ -38,6 +38,7 @@ use super::types::{
 };
 use crate::codes::ErrorCode;
 use crate::config::BrokerConfig;
+use crate::config::dynamic::{DynamicLayers, effective_topic_defaults};
 use crate::metadata::mutation::{PlanContext, plan};
 use crate::metadata::{BrokerRegistration, MetadataError, MetadataMutation, MutationOutcome, MutationResult, SnapshotHandle};
 
@@ -307,10 +308,14 @@ impl Controller {
             }
         }
         let current = self.handle.load_full();
+        // The controller plans with the cluster-wide dynamic defaults over its file's (KRaft's
+        // controller reads cluster-level configs, not one broker's).
+        let cluster_only = DynamicLayers { cluster_default: &current.broker_default_configs, ..DynamicLayers::NONE };
+        let defaults = effective_topic_defaults(&self.config.topic_defaults, cluster_only);
         let ctx = PlanContext {
             shards: self.config.cores.max(1),
             node_id: self.me,
-            defaults: &self.config.topic_defaults,
+            defaults: &defaults,
             producer_ids_left: !self.producer_ids.borrow().is_empty(),
             // A lone controller-only voter is no single node: its brokers are elsewhere.
             voters: if self.config.cluster.is_controller_only() { self.config.cluster.voters.len().max(2) } else { self.config.cluster.voters.len().max(1) },

@@ -2,13 +2,18 @@
 //! type, synonyms and documentation, built from the one topic table ([`super::topic`]) and the
 //! broker's own settings.
 //!
-//! Ringlog alters no broker config at run time (no dynamic broker configs yet), so every broker
-//! entry is read-only and comes from the config file (`STATIC_BROKER_CONFIG`) or Kafka's default.
+//! A value's source is the most specific level that sets it: the topic's override
+//! (`DYNAMIC_TOPIC_CONFIG`), this broker's dynamic value (`DYNAMIC_BROKER_CONFIG`), the
+//! cluster-wide dynamic default (`DYNAMIC_DEFAULT_BROKER_CONFIG`), the config file
+//! (`STATIC_BROKER_CONFIG`), else Kafka's default (`DEFAULT_CONFIG`); the synonyms list every
+//! level that sets it, most specific first, as Kafka 4 does. Broker entries are read-only except
+//! the dynamic keys ([`super::dynamic`]).
 
 use std::collections::BTreeMap;
 
-use super::topic::{ConfigSource, ConfigType, Rule, TOPIC_CONFIGS, check_value};
 use super::BrokerConfig;
+use super::dynamic::{DynamicLayers, dynamic_key, is_dynamic};
+use super::topic::{ConfigSource, ConfigType, Rule, TOPIC_CONFIGS, check_value};
 
 /// A broker setting Kafka has that no Ringlog field holds yet: it is checked, stored in
 /// [`BrokerConfig::log_settings`] and described, so a Kafka config file starts and a client sees
@@ -92,27 +97,34 @@ pub struct DescribedConfig {
 }
 
 /// A topic's configs: each of [`TOPIC_CONFIGS`] with the topic's override
-/// (`DYNAMIC_TOPIC_CONFIG`), else the broker's default from its config file
+/// (`DYNAMIC_TOPIC_CONFIG`), else the dynamic broker default (`DYNAMIC_BROKER_CONFIG`, then
+/// `DYNAMIC_DEFAULT_BROKER_CONFIG`), else the broker's default from its config file
 /// (`STATIC_BROKER_CONFIG`), else Kafka's default (`DEFAULT_CONFIG`).
-pub fn topic_configs(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+pub fn topic_configs(broker: &BrokerConfig, layers: DynamicLayers<'_>, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
             let mut synonyms = Vec::new();
+            let synonym = |name: &str, value: &str, source| Synonym { name: name.to_string(), value: Some(value.to_string()), source };
             if let Some(v) = overrides.get(d.name) {
-                synonyms.push(Synonym { name: d.name.to_string(), value: Some(v.clone()), source: ConfigSource::DynamicTopic });
+                synonyms.push(synonym(d.name, v, ConfigSource::DynamicTopic));
+            }
+            let dynamic: Vec<(&str, ConfigSource)> = d.broker_key().map(|k| layers.levels(k)).unwrap_or_default();
+            if let Some(key) = d.broker_key() {
+                synonyms.extend(dynamic.iter().map(|(v, source)| synonym(key, v, *source)));
             }
             for key in d.broker_keys {
                 if let Some(v) = broker.static_keys.get(*key) {
-                    synonyms.push(Synonym { name: key.to_string(), value: Some(v.clone()), source: ConfigSource::StaticBroker });
+                    synonyms.push(synonym(key, v, ConfigSource::StaticBroker));
                 }
             }
             if let Some(key) = d.broker_key() {
-                synonyms.push(Synonym { name: key.to_string(), value: Some(d.default.to_string()), source: ConfigSource::Default });
+                synonyms.push(synonym(key, d.default, ConfigSource::Default));
             }
-            let (value, source) = match overrides.get(d.name) {
-                Some(v) => (v.clone(), ConfigSource::DynamicTopic),
-                None => {
+            let (value, source) = match (overrides.get(d.name), dynamic.first()) {
+                (Some(v), _) => (v.clone(), ConfigSource::DynamicTopic),
+                (None, Some((v, source))) => (v.trim().to_string(), *source),
+                (None, None) => {
                     let value = broker.topic_defaults.get(d.name).cloned().unwrap_or_else(|| d.default.to_string());
                     let set_on_broker = d.broker_keys.iter().any(|k| broker.static_keys.contains_key(*k));
                     (value, if set_on_broker { ConfigSource::StaticBroker } else { ConfigSource::Default })
@@ -133,44 +145,96 @@ pub fn topic_configs(broker: &BrokerConfig, overrides: &BTreeMap<String, String>
 }
 
 /// Every broker config Ringlog has, with Kafka's names: its own settings, the broker defaults
-/// of every topic config (`log.*`, in the broker key's units), and [`BROKER_LOG_SETTINGS`].
-/// Sorted by name.
-pub fn broker_configs(broker: &BrokerConfig) -> Vec<DescribedConfig> {
-    let mut rows: BTreeMap<String, (Option<String>, ConfigType, &'static str)> = BTreeMap::new();
-    let mut row = |name: &str, value: Option<String>, config_type: ConfigType, doc: &'static str| {
-        rows.insert(name.to_string(), (value, config_type, doc));
-    };
+/// of every topic config (`log.*`, in the broker key's units), and [`BROKER_LOG_SETTINGS`], as
+/// broker `layers.broker`'s owner sees them. Sorted by name; only the dynamic keys are writable.
+pub fn broker_configs(broker: &BrokerConfig, layers: DynamicLayers<'_>) -> Vec<DescribedConfig> {
+    // Per name: (value from the file or Kafka's default, Kafka's default, type, doc, the keys
+    // whose levels are its synonyms).
+    let mut rows: BTreeMap<String, BrokerRow> = BTreeMap::new();
     for (name, value, config_type, doc) in own_settings(broker) {
-        row(name, value, config_type, doc);
+        // Ringlog does not keep Kafka's default of its own settings beside the file's value.
+        let default = if broker.static_keys.contains_key(name) { None } else { value.clone() };
+        rows.insert(name.to_string(), BrokerRow { value, default, config_type, doc, keys: vec![name] });
     }
     for d in TOPIC_CONFIGS {
         let topic_value = broker.topic_defaults.get(d.name).cloned().unwrap_or_else(|| d.default.to_string());
         for (i, key) in d.broker_keys.iter().enumerate() {
             // The first key holds the value in the topic config's units; a coarser one
             // (`log.retention.hours`) shows what was set, else Kafka's default of it.
-            let value = match (i, broker.static_keys.get(*key)) {
-                (0, _) => Some(topic_value.clone()),
-                (_, Some(v)) => Some(v.clone()),
-                (_, None) => coarse_default(key).map(str::to_string),
+            let (value, default, keys) = match (i, broker.static_keys.get(*key)) {
+                // Kafka has no default for a first key with coarser ones (`log.retention.ms`):
+                // the coarse key's is its synonym.
+                (0, _) => (Some(topic_value.clone()), (d.broker_keys.len() == 1).then(|| d.default.to_string()), d.broker_keys.to_vec()),
+                (_, Some(v)) => (Some(v.clone()), coarse_default(key).map(str::to_string), vec![*key]),
+                (_, None) => (coarse_default(key).map(str::to_string), coarse_default(key).map(str::to_string), vec![*key]),
             };
             let config_type = if i == 0 { d.config_type } else { ConfigType::Int };
-            row(key, value, config_type, d.doc);
+            rows.insert(key.to_string(), BrokerRow { value, default, config_type, doc: d.doc, keys });
         }
     }
     for d in BROKER_LOG_SETTINGS {
         let value = broker.log_settings.get(d.name).cloned().unwrap_or_else(|| d.default.to_string());
-        row(d.name, Some(value), d.config_type, d.doc);
+        let row = BrokerRow { value: Some(value), default: Some(d.default.to_string()), config_type: d.config_type, doc: d.doc, keys: vec![d.name] };
+        rows.insert(d.name.to_string(), row);
     }
     rows.into_iter()
-        .map(|(name, (value, config_type, doc))| {
-            let source = if broker.static_keys.contains_key(&name) { ConfigSource::StaticBroker } else { ConfigSource::Default };
-            let synonyms = match (&value, source) {
-                (Some(v), ConfigSource::StaticBroker) => vec![Synonym { name: name.clone(), value: Some(v.clone()), source }],
-                _ => Vec::new(),
+        .map(|(name, row)| {
+            let mut synonyms = Vec::new();
+            for key in &row.keys {
+                let synonym = |value: &str, source| Synonym { name: key.to_string(), value: Some(value.to_string()), source };
+                synonyms.extend(layers.levels(key).into_iter().map(|(v, source)| synonym(v, source)));
+                if let Some(v) = broker.static_keys.get(*key) {
+                    synonyms.push(synonym(v, ConfigSource::StaticBroker));
+                }
+                let default = if *key == name { row.default.clone() } else { coarse_default(key).map(str::to_string) };
+                if let Some(v) = default {
+                    synonyms.push(synonym(&v, ConfigSource::Default));
+                }
+            }
+            let (value, source) = match layers.get(&name) {
+                Some((v, source)) => (Some(v.to_string()), source),
+                None if broker.static_keys.contains_key(&name) => (row.value, ConfigSource::StaticBroker),
+                None => (row.value, ConfigSource::Default),
             };
-            DescribedConfig { name, value, source, config_type, read_only: true, sensitive: false, doc, synonyms }
+            let read_only = !is_dynamic(&name);
+            DescribedConfig { name, value, source, config_type: row.config_type, read_only, sensitive: false, doc: row.doc, synonyms }
         })
         .collect()
+}
+
+/// The cluster-wide dynamic defaults (BROKER resource `""`): only the dynamic keys set at that
+/// level, each its own only synonym, as Kafka describes them.
+pub fn cluster_default_configs(cluster_default: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+    cluster_default
+        .iter()
+        .filter_map(|(name, value)| {
+            let key = dynamic_key(name)?;
+            let source = ConfigSource::DynamicDefaultBroker;
+            Some(DescribedConfig {
+                name: name.clone(),
+                value: Some(value.clone()),
+                source,
+                config_type: key.config_type(),
+                read_only: false,
+                sensitive: false,
+                doc: key.doc(),
+                synonyms: vec![Synonym { name: name.clone(), value: Some(value.clone()), source }],
+            })
+        })
+        .collect()
+}
+
+/// One broker config before its dynamic levels are laid over it.
+struct BrokerRow {
+    /// From the config file, else Kafka's default (`None`: Kafka's null).
+    value: Option<String>,
+    /// Kafka's default, where known (`None`: null or unknown).
+    default: Option<String>,
+    config_type: ConfigType,
+    doc: &'static str,
+    /// The keys whose levels are this config's synonyms, itself first (`log.retention.ms`,
+    /// `log.retention.minutes`, `log.retention.hours`).
+    keys: Vec<&'static str>,
 }
 
 /// Kafka's defaults of the coarse time keys (`log.retention.hours` = 168); `None` is Kafka's null.

@@ -53,9 +53,9 @@ impl ConfigType {
 pub enum ConfigSource {
     /// Set on the topic (CreateTopics or AlterConfigs).
     DynamicTopic,
-    /// Set on this broker at run time (Ringlog has none yet).
+    /// Set for this broker at run time (a dynamic broker config, `config::dynamic`).
     DynamicBroker,
-    /// A cluster-wide dynamic broker default (Ringlog has none yet).
+    /// A cluster-wide dynamic broker default (resource name `""`).
     DynamicDefaultBroker,
     /// Set in this broker's config file or by `--override`.
     StaticBroker,

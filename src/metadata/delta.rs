@@ -76,7 +76,8 @@ pub enum PartitionChange {
         /// The topic's id (of the removed topic).
         topic_id: Uuid,
     },
-    /// A topic's config overrides changed, and this broker holds a replica of it.
+    /// A topic's config overrides changed, or a dynamic broker config this broker follows did
+    /// (cluster default or its own), and this broker holds a replica of the topic.
     ConfigChanged {
         /// Topic name.
         topic: String,
@@ -97,10 +98,14 @@ pub fn partition_changes(old: &ClusterSnapshot, new: &ClusterSnapshot, node_id: 
             }
         }
     }
+    // A dynamic broker config this broker follows changed: every topic it holds re-resolves
+    // its config (a topic without an override follows the new `log.*` default).
+    let broker_configs_changed = old.broker_default_configs != new.broker_default_configs
+        || old.broker_configs.get(&node_id) != new.broker_configs.get(&node_id);
     for after in new.topics.values() {
         let before = old.topics.get(&after.name).filter(|t| t.id == after.id);
         if let Some(before) = before
-            && before.configs != after.configs
+            && (before.configs != after.configs || broker_configs_changed)
             && after.partitions.iter().any(|p| p.replicas.contains(&node_id))
         {
             out.push(PartitionChange::ConfigChanged { topic: after.name.clone(), topic_id: after.id });

@@ -78,6 +78,7 @@ pub fn apply_in_place(s: &mut ClusterSnapshot, record: &MetadataRecord) -> Resul
                     &mut Arc::make_mut(t).configs
                 }
                 ConfigResource::Broker { broker_id } => s.broker_configs.entry(*broker_id).or_default(),
+                ConfigResource::BrokerDefault => &mut s.broker_default_configs,
             };
             match value {
                 Some(v) => {
@@ -133,7 +134,7 @@ fn invalid(reason: String) -> MetadataError {
 /// The snapshot as records: applied in order to an empty snapshot of the same cluster id, they
 /// give `snapshot` back. A registration applies as fenced, so each unfenced broker's registration
 /// is followed by its unfence record. Brokers first, then each topic with its partitions and configs, then
-/// broker configs and the producer-id block.
+/// broker configs (each broker's, then the cluster default) and the producer-id block.
 pub fn to_records(snapshot: &ClusterSnapshot) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for registration in snapshot.brokers.values() {
@@ -162,6 +163,9 @@ pub fn to_records(snapshot: &ClusterSnapshot) -> Vec<MetadataRecord> {
             })
         }));
     }
+    out.extend(snapshot.broker_default_configs.iter().map(|(k, v)| {
+        MetadataRecord::Config(ConfigRecord { resource: ConfigResource::BrokerDefault, name: k.clone(), value: Some(v.clone()) })
+    }));
     if snapshot.next_producer_id_block > 0 {
         // The registering broker is not kept in the snapshot; -1 says "from a checkpoint".
         out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {

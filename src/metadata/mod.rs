@@ -28,6 +28,8 @@ mod legacy;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_broker_configs;
+#[cfg(test)]
 mod tests_cluster;
 #[cfg(test)]
 mod tests_delta;
@@ -43,6 +45,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
+use crate::config::dynamic::DynamicLayers;
 use crate::types::ShardId;
 
 pub use delta::{PartitionChange, partition_changes};
@@ -117,6 +120,8 @@ pub struct ClusterSnapshot {
     pub fenced: BTreeSet<i32>,
     /// Dynamic broker config overrides, by broker id.
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The cluster-wide defaults of the dynamic broker configs (resource name `""`).
+    pub broker_default_configs: BTreeMap<String, String>,
     /// Topic names by id, kept by [`image::apply`] beside `topics`.
     topic_names: BTreeMap<Uuid, String>,
 }
@@ -125,6 +130,14 @@ impl ClusterSnapshot {
     /// An empty snapshot of cluster `cluster_id`.
     pub fn empty(cluster_id: impl Into<String>) -> Self {
         ClusterSnapshot { cluster_id: cluster_id.into(), ..ClusterSnapshot::default() }
+    }
+
+    /// The dynamic broker configs broker `broker_id` follows: the cluster default and its own.
+    pub fn dynamic_configs(&self, broker_id: i32) -> DynamicLayers<'_> {
+        DynamicLayers {
+            cluster_default: &self.broker_default_configs,
+            broker: self.broker_configs.get(&broker_id).unwrap_or(DynamicLayers::NONE.broker),
+        }
     }
 
     /// Looks a topic up by id.

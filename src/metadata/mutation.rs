@@ -70,6 +70,17 @@ pub enum MetadataMutation {
         /// Check only.
         validate_only: bool,
     },
+    /// Replace (`incremental = false`) or patch the dynamic broker configs of one broker or of
+    /// the cluster default (KIP-226). The changes were checked by the broker that took the
+    /// request (Kafka's `ConfigAdminManager`); `None` deletes a key.
+    AlterBrokerConfigs {
+        /// The broker; `None`: the cluster-wide default (resource name `""`).
+        broker_id: Option<i32>,
+        /// Keys to set or delete.
+        changes: Vec<(String, Option<String>)>,
+        /// Patch instead of replace.
+        incremental: bool,
+    },
     /// Reserve a producer id.
     AllocateProducerId,
     /// Register (or re-register) a broker. It is fenced until unfenced (KRaft), except on a
@@ -344,6 +355,9 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             }
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
+        MetadataMutation::AlterBrokerConfigs { broker_id, changes, incremental } => {
+            Ok(Plan::new(broker_config_records(current, broker_id, changes, incremental), Report::Nothing, false))
+        }
         MetadataMutation::AllocateProducerId => {
             let records = if ctx.producer_ids_left {
                 Vec::new()
@@ -448,6 +462,30 @@ fn check_assignment(current: &ClusterSnapshot, ctx: &PlanContext<'_>, assignment
         }
     }
     Ok(())
+}
+
+/// The records that turn one broker's dynamic configs (`None`: the cluster default) into the
+/// wanted ones: only the difference, deletes first.
+fn broker_config_records(
+    current: &ClusterSnapshot,
+    broker_id: Option<i32>,
+    changes: Vec<(String, Option<String>)>,
+    incremental: bool,
+) -> Vec<MetadataRecord> {
+    let resource = broker_id.map_or(ConfigResource::BrokerDefault, |broker_id| ConfigResource::Broker { broker_id });
+    let layers = current.dynamic_configs(broker_id.unwrap_or(i32::MIN));
+    let existing = if broker_id.is_some() { layers.broker } else { layers.cluster_default };
+    let mut wanted = if incremental { existing.clone() } else { BTreeMap::new() };
+    for (k, v) in changes {
+        match v {
+            Some(v) => wanted.insert(k, v),
+            None => wanted.remove(&k),
+        };
+    }
+    let record = |name: String, value: Option<String>| MetadataRecord::Config(ConfigRecord { resource: resource.clone(), name, value });
+    let mut records: Vec<MetadataRecord> = existing.keys().filter(|k| !wanted.contains_key(*k)).map(|k| record(k.clone(), None)).collect();
+    records.extend(wanted.into_iter().filter(|(k, v)| existing.get(k) != Some(v)).map(|(k, v)| record(k, Some(v))));
+    records
 }
 
 fn topic_config(topic: &str, name: String, value: Option<String>) -> MetadataRecord {

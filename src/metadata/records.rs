@@ -82,11 +82,14 @@ pub enum ConfigResource {
         /// Topic name.
         name: String,
     },
-    /// A broker, by id.
+    /// A broker, by id (a dynamic broker config of that broker, KIP-226).
     Broker {
         /// Broker id.
         broker_id: i32,
     },
+    /// The cluster-wide default of the dynamic broker configs (KRaft's BROKER resource with
+    /// the empty name): every broker without its own value follows it.
+    BrokerDefault,
 }
 
 /// KRaft's `ConfigRecord`: one key of one resource.

@@ -33,7 +33,7 @@ impl Shard {
     /// Starts this core's cleaner (unless `log.cleaner.enable` is false) in its own task queue;
     /// it ends once `stopping` says so.
     pub fn spawn_cleaner(self: &Rc<Self>, stopping: fn() -> bool) {
-        let config = CleanerConfig::from_settings(&self.config.log_settings);
+        let config = CleanerConfig::from_settings(&self.log_settings());
         if !config.enable {
             tracing::info!(shard = %self.me, "log cleaner disabled (log.cleaner.enable=false)");
             return;
@@ -52,13 +52,20 @@ impl Shard {
         }
     }
 
-    async fn run_cleaner(&self, config: CleanerConfig, stopping: fn() -> bool) {
+    async fn run_cleaner(&self, mut config: CleanerConfig, stopping: fn() -> bool) {
         let shards = self.config.cores.max(1);
         let data_dir = self.config.data_dir.clone();
         let mut state = CleanerState { first_dirty: checkpoint::read(&data_dir).into_iter().collect(), ..Default::default() };
         let mut map: Option<OffsetMap> = None;
-        let backoff = Duration::from_millis(config.backoff_ms.max(1));
         while !stopping() {
+            // Dynamic `log.cleaner.*` values (KIP-226) take effect from the next pass; a new map
+            // size or load factor means a new offset map.
+            let now = CleanerConfig::from_settings(&self.log_settings());
+            if (now.dedupe_buffer_size, now.load_factor) != (config.dedupe_buffer_size, config.load_factor) {
+                map = None;
+            }
+            config = now;
+            let backoff = Duration::from_millis(config.backoff_ms.max(1));
             let Some((log, plan)) = self.filthiest_log(&state) else {
                 glommio::timer::sleep(backoff).await;
                 continue;

@@ -45,9 +45,17 @@ impl Shard {
             MetadataMutation::AlterConfigs { validate_only: false, .. } => Some(ShardRequest::ReloadConfig),
             _ => None,
         };
-        let result = store.apply(m, &self.config.topic_defaults).await;
+        let broker_configs = matches!(m, MetadataMutation::AlterBrokerConfigs { .. });
+        let result = store.apply(m, &self.topic_defaults()).await;
         if let (Some(make), Ok(MutationOutcome { topic: Some(topic), .. })) = (follow_up, &result) {
             router.broadcast_topic(topic, make).await;
+        }
+        if broker_configs && result.is_ok() {
+            // A dynamic `log.*` default may change any topic's effective config.
+            let topics: Vec<Arc<TopicMeta>> = self.metadata.load().topics.values().cloned().collect();
+            for topic in &topics {
+                router.broadcast_topic(topic, ShardRequest::ReloadConfig).await;
+            }
         }
         result
     }

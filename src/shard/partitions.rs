@@ -1,12 +1,15 @@
 //! The partitions a core owns: opening their logs (at start-up and when a topic is created or
-//! grows), removing them with their topic, re-resolving their configs, and retention.
+//! grows), removing them with their topic, re-resolving their configs (topic overrides over the
+//! dynamic and static broker defaults), and retention.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::codes::ErrorCode;
 use super::Shard;
 use crate::config::TopicConfig;
+use crate::config::dynamic::{effective_log_settings, effective_topic_defaults};
 use crate::metadata::TopicMeta;
 use crate::storage::{PartitionLog, ShardLogContext, StorageError};
 use crate::types::TopicPartition;
@@ -43,6 +46,19 @@ impl Shard {
         }
     }
 
+    /// The broker-wide topic config defaults in effect on this broker: the config file's, under
+    /// the dynamic `log.*` values of the metadata (this broker's own over the cluster default).
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        let snapshot = self.metadata.load();
+        effective_topic_defaults(&self.config.topic_defaults, snapshot.dynamic_configs(self.config.node_id))
+    }
+
+    /// The `log.cleaner.*` and other stored broker settings in effect (file, then dynamic).
+    pub fn log_settings(&self) -> BTreeMap<String, String> {
+        let snapshot = self.metadata.load();
+        effective_log_settings(&self.config.log_settings, snapshot.dynamic_configs(self.config.node_id))
+    }
+
     /// Every log this core owns.
     pub fn all_logs(&self) -> Vec<Rc<PartitionLog>> {
         self.logs.borrow().values().cloned().collect()
@@ -69,7 +85,7 @@ impl Shard {
     /// Opens the logs of `topic`'s partitions that this core owns and has not opened yet (on a
     /// cluster, those this broker holds a replica of).
     pub(super) async fn open_topic(&self, topic: &TopicMeta) -> Result<(), StorageError> {
-        let config = TopicConfig::resolve(&self.config.topic_defaults, &topic.configs);
+        let config = TopicConfig::resolve(&self.topic_defaults(), &topic.configs);
         for (i, p) in topic.partitions.iter().enumerate() {
             if p.owner != self.me || !p.replicas.contains(&self.config.node_id) {
                 continue;
@@ -86,7 +102,7 @@ impl Shard {
             let snapshot = self.metadata.load();
             snapshot.topics.get(&tp.topic).and_then(|t| {
                 t.partitions.get(usize::try_from(tp.partition).ok()?)?;
-                Some(TopicConfig::resolve(&self.config.topic_defaults, &t.configs))
+                Some(TopicConfig::resolve(&self.topic_defaults(), &t.configs))
             })
         };
         // A cluster replica opens with its role unknown (epoch -1): become_leader or the
@@ -152,9 +168,10 @@ impl Shard {
         }
     }
 
-    /// Re-resolves the configs of `topic`'s partitions on this core after an AlterConfigs.
+    /// Re-resolves the configs of `topic`'s partitions on this core after an AlterConfigs of the topic
+    /// or of a dynamic broker default.
     pub(super) fn reload_config(&self, topic: &TopicMeta) {
-        let config = TopicConfig::resolve(&self.config.topic_defaults, &topic.configs);
+        let config = TopicConfig::resolve(&self.topic_defaults(), &topic.configs);
         for (tp, log) in self.logs.borrow().iter() {
             if tp.topic == topic.name {
                 log.set_config(config.clone());

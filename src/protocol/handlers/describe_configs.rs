@@ -1,5 +1,6 @@
-//! DescribeConfigs: a topic's configs (override, broker default or Kafka's default) and the
-//! broker's, with source, type, synonyms and documentation as Kafka sends them.
+//! DescribeConfigs: a topic's configs (override, dynamic or static broker default, or Kafka's
+//! default), the broker's and the cluster-wide dynamic defaults, with source, type, synonyms and
+//! documentation as Kafka sends them.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -8,7 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::codes::ErrorCode;
-use crate::config::described::{DescribedConfig, broker_configs, topic_configs};
+use crate::config::described::{DescribedConfig, broker_configs, cluster_default_configs, topic_configs};
 use crate::protocol::RequestContext;
 
 /// Versions served.
@@ -24,18 +25,19 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> De
     let router = ctx.router;
     let config = &router.shard.config;
     let snapshot = router.shard.metadata.load_full();
+    let layers = snapshot.dynamic_configs(config.node_id);
     let mut results = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let name = res.resource_name.as_str();
         let described = match res.resource_type {
             RESOURCE_TOPIC => match snapshot.topics.get(name) {
-                Some(t) => Ok(topic_configs(config, &t.configs)),
+                Some(t) => Ok(topic_configs(config, layers, &t.configs)),
                 None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {name}"))),
             },
-            // "" asks for the cluster-wide dynamic defaults, of which Ringlog has none (as a
-            // Kafka cluster that never set one); another node's id is that node's to answer.
-            RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
-            RESOURCE_BROKER if name.parse::<i32>().ok() == Some(config.node_id) => Ok(broker_configs(config)),
+            // "" asks for the cluster-wide dynamic defaults (only those set); another node's id
+            // is that node's to answer.
+            RESOURCE_BROKER if name.is_empty() => Ok(cluster_default_configs(layers.cluster_default)),
+            RESOURCE_BROKER if name.parse::<i32>().ok() == Some(config.node_id) => Ok(broker_configs(config, layers)),
             RESOURCE_BROKER => Err((
                 ErrorCode::INVALID_REQUEST,
                 format!("unexpected broker id, expected {} or empty string, but received {name}", config.node_id),
