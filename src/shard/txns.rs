@@ -153,6 +153,10 @@ impl TxnLog for Router {
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         self.shard.metadata.load().owner(topic, partition).is_some()
     }
+
+    async fn pause(&self, change: event_listener::EventListener, at_most: Duration) {
+        futures::future::select(change, Box::pin(glommio::timer::sleep(at_most))).await;
+    }
 }
 
 impl Shard {

@@ -29,6 +29,8 @@ pub trait TxnLog {
     fn write_markers(&self, markers: Vec<(TopicPartition, TxnMarker)>) -> impl std::future::Future<Output = Vec<(TopicPartition, ErrorCode)>>;
     /// Whether a topic partition exists (partitions of a missing topic are refused).
     fn partition_exists(&self, topic: &str, partition: i32) -> bool;
+    /// Waits until `change` fires or `at_most` passes (the runtime's timer).
+    fn pause(&self, change: event_listener::EventListener, at_most: std::time::Duration) -> impl std::future::Future<Output = ()>;
 }
 
 /// The transaction coordinator of one shard. `!Send`.
@@ -40,6 +42,8 @@ pub struct TxnCoordinator {
     pub(super) marking: RefCell<HashSet<String>>,
     wake: mpsc::UnboundedSender<()>,
     wake_rx: RefCell<Option<mpsc::UnboundedReceiver<()>>>,
+    /// Fires after every state write, done or failed (a request that met one in flight waits).
+    pub(super) state_written: event_listener::Event,
 }
 
 impl TxnCoordinator {
@@ -53,6 +57,7 @@ impl TxnCoordinator {
             marking: RefCell::new(HashSet::new()),
             wake,
             wake_rx: RefCell::new(Some(wake_rx)),
+            state_written: event_listener::Event::new(),
         }
     }
 
@@ -138,8 +143,15 @@ impl TxnCoordinator {
     }
 
     /// Writes `next` (acks=all) and applies it once `__transaction_state` holds it. While the
-    /// write is in flight the id is `pending`; if it fails, the state before stays.
+    /// write is in flight the id is `pending`; if it fails, the state before stays. Either way
+    /// [`TxnCoordinator::state_written`] fires.
     pub(super) async fn write(&self, next: TxnMetadata, log: &impl TxnLog) -> Result<TxnMetadata, TxnError> {
+        let written = self.write_state(next, log).await;
+        self.state_written.notify(usize::MAX);
+        written
+    }
+
+    async fn write_state(&self, next: TxnMetadata, log: &impl TxnLog) -> Result<TxnMetadata, TxnError> {
         let id = next.transactional_id.clone();
         let partition = self.partition_of(&id);
         let epoch = self.check_serving(&id)?;

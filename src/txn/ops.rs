@@ -2,11 +2,17 @@
 //! verification) and EndTxn: each checks the request against the id's state
 //! ([`TxnMetadata`]'s transitions), writes the new state, then answers.
 
+use std::time::{Duration, Instant};
+
 use super::coordinator::{TxnCoordinator, TxnLog};
 use super::error::TxnError;
 use super::state::{EndStep, InitStep, TxnMetadata};
 use crate::codes::ErrorCode;
 use crate::types::{now_ms, TopicPartition};
+
+/// How long AddPartitionsToTxn waits for a state change in flight before it answers
+/// CONCURRENT_TRANSACTIONS.
+const CONCURRENT_WAIT: Duration = Duration::from_millis(50);
 
 impl TxnCoordinator {
     fn current(&self, transactional_id: &str) -> Option<TxnMetadata> {
@@ -99,16 +105,27 @@ impl TxnCoordinator {
                 })
                 .collect();
         }
-        let Some(m) = self.current(transactional_id) else {
-            return all(&TxnError::InvalidProducerIdMapping { transactional_id: transactional_id.to_string(), producer_id });
-        };
-        if verify_only {
-            return partitions.iter().map(|tp| (tp.clone(), super::error::outcome_code(&m.verify(producer_id, producer_epoch, tp)))).collect();
-        }
-        let outcome = match m.add_partitions(producer_id, producer_epoch, &partitions, client_txn_version, now_ms()) {
-            Ok(None) => Ok(()),
-            Ok(Some(next)) => self.write(next, log).await.map(|_| ()),
-            Err(e) => Err(e),
+        let deadline = Instant::now() + CONCURRENT_WAIT;
+        let outcome = loop {
+            // Registered before the state is read: a write that ends meanwhile still wakes us.
+            let change = self.state_written.listen();
+            let Some(m) = self.current(transactional_id) else {
+                return all(&TxnError::InvalidProducerIdMapping { transactional_id: transactional_id.to_string(), producer_id });
+            };
+            if verify_only {
+                return partitions.iter().map(|tp| (tp.clone(), super::error::outcome_code(&m.verify(producer_id, producer_epoch, tp)))).collect();
+            }
+            match m.add_partitions(producer_id, producer_epoch, &partitions, client_txn_version, now_ms()) {
+                Ok(None) => break Ok(()),
+                Ok(Some(next)) => break self.write(next, log).await.map(|_| ()),
+                // The previous transaction is ending (its markers, then its Complete record, take
+                // a millisecond or so): wait for it here rather than send the producer away, whose
+                // retry backoff (librdkafka's, the Java client's) costs tens of milliseconds.
+                Err(TxnError::ConcurrentTransactions { .. }) if Instant::now() < deadline => {
+                    log.pause(change, deadline.saturating_duration_since(Instant::now())).await;
+                }
+                Err(e) => break Err(e),
+            }
         };
         match outcome {
             Ok(()) => partitions.into_iter().map(|tp| (tp, ErrorCode::NONE)).collect(),

@@ -51,6 +51,11 @@ impl TxnLog for MemLog {
     fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         (topic == "t" && (0..4).contains(&partition)) || topic == "__consumer_offsets"
     }
+
+    /// Unit tests run without a timer: the whole wait, as a sleep.
+    async fn pause(&self, _change: event_listener::EventListener, at_most: std::time::Duration) {
+        std::thread::sleep(at_most);
+    }
 }
 
 impl TxnCoordinator {
