@@ -122,7 +122,7 @@ fn a_small_offset_map_cleans_up_to_where_it_fills() {
             put(&log, "filler", Some(&format!("f{i}"))).await;
         }
         let plan = log.cleanable(0, now_ms()).unwrap();
-        let mut map = OffsetMap::new(24 * 40, 0.9); // 36 keys
+        let mut map = OffsetMap::new(crate::storage::cleaner::offset_map::SLOT_BYTES * 40, 0.9); // 36 keys
         let done = log.clean(&plan, &mut map, &mut Throttle::new(f64::MAX), 64 << 10, now_ms()).await.unwrap();
         assert!(done.end > 0 && done.end < plan.first_uncleanable, "{done:?} {plan:?}");
         assert_eq!(done.end, 36);
