@@ -371,11 +371,11 @@ fn producer_thread(bootstrap: String, w: Workload, index: usize, stats: Arc<Stat
             return;
         };
         let txn_timeout = Duration::from_secs(60);
-        if txn_records > 0 {
-            if let Err(e) = producer.init_transactions(txn_timeout).and_then(|()| producer.begin_transaction()) {
-                eprintln!("producer {index}: cannot start a transaction: {e}");
-                return;
-            }
+        if txn_records > 0
+            && let Err(e) = producer.init_transactions(txn_timeout).and_then(|()| producer.begin_transaction())
+        {
+            eprintln!("producer {index}: cannot start a transaction: {e}");
+            return;
         }
         // Records queued in the open transaction.
         let mut in_txn: u64 = 0;

@@ -23,6 +23,9 @@ use crate::types::{TopicPartition, TxnMarker};
 /// with `request.timeout.ms` (30 s), and retries what timed out.
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The markers for one leader: its id, each marker's place in the answer, and the markers.
+type LeaderMarkers = (i32, Vec<usize>, Vec<(TopicPartition, TxnMarker)>);
+
 impl Router {
     /// Writes each marker to its partition wherever its leader is (acks=all, as Kafka's
     /// coordinator writes them): here through [`Router::write_local_txn_markers`], on another
@@ -35,7 +38,7 @@ impl Router {
             return self.write_local_txn_markers(markers).await;
         }
         // Per leader: the markers it gets, with each one's place in the answer.
-        let mut by_leader: Vec<(i32, Vec<usize>, Vec<(TopicPartition, TxnMarker)>)> = Vec::new();
+        let mut by_leader: Vec<LeaderMarkers> = Vec::new();
         for (i, (tp, marker)) in markers.iter().enumerate() {
             let leader = leader_of(tp);
             match by_leader.iter_mut().find(|(l, _, _)| *l == leader) {

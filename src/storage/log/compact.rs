@@ -228,7 +228,8 @@ impl PartitionLog {
                 }
                 // Below the last stable offset every transaction has ended: an aborted one's
                 // records supersede nothing (they go), a committed one's count as any other.
-                if !h.is_control() && !(h.is_transactional() && is_aborted(&aborted, &h)) {
+                let aborted_data = h.is_transactional() && is_aborted(&aborted, &h);
+                if !h.is_control() && !aborted_data {
                     let (_, records) = read_records(&batch)?;
                     for r in &records {
                         if let Some(key) = &r.key
