@@ -71,7 +71,7 @@ impl Shard {
                 continue;
             };
             let map = map.get_or_insert_with(|| OffsetMap::new(config.dedupe_bytes_per_shard(shards), config.load_factor));
-            let mut io = Throttle::new(config.io_rate_per_shard(shards));
+            let mut io = Throttle::new(config.io_rate_per_shard(shards)).with_produce_signal(Rc::clone(&self.sync_rounds));
             let started = std::time::Instant::now();
             tracing::info!(partition = %log.tp, first_dirty = plan.first_dirty, first_uncleanable = plan.first_uncleanable,
                 dirty_ratio = format!("{:.2}", plan.dirty_ratio), max_lag_passed = plan.max_lag_passed, "log cleaning started");

@@ -31,6 +31,12 @@ impl SyncRounds {
         self.last_end.get().map_or(std::time::Duration::ZERO, |end| self.linger.saturating_sub(end.elapsed()))
     }
 
+    /// Whether a sync of this shard ended within `window`: appends are being made durable here
+    /// (the log cleaner paces itself then).
+    pub fn synced_within(&self, window: std::time::Duration) -> bool {
+        self.last_end.get().is_some_and(|end| end.elapsed() < window)
+    }
+
     /// Records that a sync just ended.
     fn ended(&self) {
         self.last_end.set(Some(std::time::Instant::now()));
