@@ -51,6 +51,7 @@ pub const BROKER_LOG_SETTINGS: &[BrokerSettingDef] = &[
     setting("log.flush.scheduler.interval.ms", ConfigType::Long, "9223372036854775807", Rule::Any, "How often logs are checked for a flush."),
     setting("log.flush.start.offset.checkpoint.interval.ms", ConfigType::Int, "60000", Rule::AtLeast(0), "How often the log start offset is written."),
     setting("num.recovery.threads.per.data.dir", ConfigType::Int, "2", Rule::AtLeast(1), "Threads per data directory for log recovery."),
+    setting("producer.id.expiration.ms", ConfigType::Int, "86400000", Rule::AtLeast(1), "Time without a write after which a producer's state is forgotten."),
     setting("remote.log.storage.system.enable", ConfigType::Boolean, "false", Rule::FalseOnly, "Tiered storage in this broker (not built)."),
 ];
 

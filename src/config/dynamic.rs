@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 use super::described::{BrokerSettingDef, broker_setting_def, validate_broker_setting};
 use super::topic::{ConfigSource, ConfigType, TOPIC_CONFIGS, TopicConfigDef, apply_list_change, check_value};
 
-/// The `log.cleaner.*` keys Kafka's `LogCleaner.ReconfigurableConfigs` lists, and the thread
-/// pool key Ringlog stores (`DynamicThreadPool`); all are rows of `BROKER_LOG_SETTINGS`.
+/// The `log.cleaner.*` keys Kafka's `LogCleaner.ReconfigurableConfigs` lists, the thread pool key
+/// Ringlog stores (`DynamicThreadPool`) and `producer.id.expiration.ms`
+/// (`DynamicProducerStateManagerConfig`); all are rows of `BROKER_LOG_SETTINGS`.
 const DYNAMIC_SETTINGS: &[&str] = &[
     "log.cleaner.backoff.ms",
     "log.cleaner.dedupe.buffer.size",
@@ -27,6 +28,8 @@ const DYNAMIC_SETTINGS: &[&str] = &[
     "log.cleaner.io.max.bytes.per.second",
     "log.cleaner.threads",
     "num.recovery.threads.per.data.dir",
+    // KIP-854: producer state expiry is reconfigurable.
+    "producer.id.expiration.ms",
 ];
 
 /// What a dynamic broker key sets.

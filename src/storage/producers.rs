@@ -275,6 +275,23 @@ impl ProducerStates {
         }
     }
 
+    /// Forgets the producers whose last batch is `max_age_ms` or more before `now_ms` and that
+    /// have no transaction open here (Kafka's `producer.id.expiration.ms`); answers how many. A
+    /// forgotten producer must start again at sequence 0, as an unknown one does.
+    pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) -> usize {
+        let expired: Vec<i64> = self
+            .producers
+            .iter()
+            .filter(|(_, e)| e.txn_first_offset.is_none() && now_ms.saturating_sub(e.last_timestamp) >= max_age_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            self.producers.remove(id);
+            self.guards.remove(id);
+        }
+        expired.len()
+    }
+
     /// Every producer with state here (DescribeProducers).
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<_> = self
@@ -527,6 +544,23 @@ mod tests {
         assert_eq!(back.last_stable_offset(100), 100);
         s.prune_decided(14);
         assert_eq!(s.last_stable_offset(100), 11);
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut s = ProducerStates::default();
+        let mut idle = header(0, 1, 0);
+        idle.max_timestamp = 1_000;
+        s.record(&idle);
+        let mut recent = header(0, 1, 0);
+        recent.producer_id = 8;
+        recent.max_timestamp = 9_000;
+        s.record(&recent);
+        assert_eq!(s.expire(10_000, 5_000), 1, "only the producer idle for 9 s of a 5 s limit");
+        assert!(s.check(&header(1, 1, 0)).is_err(), "a forgotten producer starts again at 0");
+        assert_eq!(s.active().len(), 1);
+        assert_eq!(s.expire(100_000, 5_000), 1);
+        assert!(s.active().is_empty());
     }
 
     #[test]

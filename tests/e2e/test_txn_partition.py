@@ -331,3 +331,16 @@ def test_transaction_state_is_replicated_and_a_new_leader_serves_it(cluster_fact
     error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
     assert (hw, lso, aborted) == (7, 7, [(pid, 0), (pid, 5)])
     assert committed_view(batches, aborted) == [b"b3"]
+
+
+def test_an_idle_producer_expires_after_producer_id_expiration_ms(broker_factory):
+    broker = broker_factory(config={"producer.id.expiration.ms": 1000, "log.retention.check.interval.ms": 200})
+    create_topic(broker, TOPIC, 1)
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    p.produce(TOPIC, value=b"once", partition=0)
+    assert p.flush(30) == 0
+    c = Client(broker)
+    assert len(c.describe_producers()) == 1, "the idempotent producer has state here"
+    wait_until(lambda: c.describe_producers() == {}, 15, what="the idle producer's state to expire")
+    assert "idle producers expired" in broker.log_text()

@@ -59,6 +59,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Forgets the producers idle for `producer.id.expiration.ms` (`max_age_ms`) with no
+    /// transaction open here; answers how many.
+    pub fn expire_producers(&self, max_age_ms: i64) -> usize {
+        self.state.borrow_mut().producers.expire(crate::types::now_ms(), max_age_ms)
+    }
+
     /// Applies `retention.ms` and `retention.bytes` to closed segments.
     pub fn enforce_retention(&self) -> Result<(), StorageError> {
         let config = self.config.borrow().clone();
