@@ -42,11 +42,13 @@ fn whole_batches(records: &Bytes) -> Result<Vec<Bytes>, StorageError> {
 
 impl PartitionLog {
     /// Appends batches fetched from the leader, as the leader stored them: its base offsets,
-    /// leader epochs and timestamps stay (no re-stamping); each batch's CRC is checked. The
-    /// first batch must start at this log's end and each next one where the last ended (on a
-    /// compacted topic: at or past it, since the cleaner leaves holes), else
-    /// [`StorageError::OffsetMismatch`]. A partial last batch is dropped; with no whole batch
-    /// there is nothing to append (`done` is `None`).
+    /// leader epochs and timestamps stay (no re-stamping); each batch's CRC is checked. Each
+    /// batch must start at or past where the log (or the batch before it) ends, else
+    /// [`StorageError::OffsetMismatch`]: a leader's log has holes where its cleaner removed
+    /// batches, and Kafka's follower refuses only a batch that goes back. The topic's config is
+    /// not asked: a replica that has just restarted may not know yet that its topic is compacted
+    /// (a restarted follower of a cleaned log was refused this way, on and off). A partial last
+    /// batch is dropped; with no whole batch there is nothing to append (`done` is `None`).
     ///
     /// The epoch cache and its checkpoint learn each new epoch at its first offset (Kafka's
     /// `LeaderEpochFileCache.assign`). Producer state is updated from the batches, so a producer
@@ -72,10 +74,9 @@ impl PartitionLog {
         let base_offset = st.log_end;
         let mut expected = base_offset;
         for h in &headers {
-            // A compacted leader's log has holes where the cleaner removed batches: a batch may
-            // start past where the last ended, never before (Kafka allows the gap).
-            let gap_allowed = config.compacted && h.base_offset > expected;
-            if h.base_offset != expected && !gap_allowed {
+            // A cleaned leader's log has holes: a batch may start past where the last ended,
+            // never before (Kafka allows the gap).
+            if h.base_offset < expected {
                 return Err(StorageError::OffsetMismatch { expected, got: h.base_offset });
             }
             expected = h.last_offset() + 1;
