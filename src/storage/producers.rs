@@ -292,6 +292,12 @@ impl ProducerStates {
         expired.len()
     }
 
+    /// Each producer's last data batch (its base offset, `None` when its epoch changed after
+    /// it) and epoch: the batches the log cleaner keeps for the producer's state.
+    pub fn last_entries(&self) -> HashMap<i64, (Option<i64>, i16)> {
+        self.producers.iter().map(|(id, e)| (*id, (e.batches.back().map(|b| b.base_offset), e.epoch))).collect()
+    }
+
     /// Every producer with state here (DescribeProducers).
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<_> = self

@@ -187,7 +187,13 @@ pub mod testing {
     /// An uncompressed transactional batch of `values` from `producer_id` at `epoch`, starting
     /// at sequence `seq`.
     pub fn txn_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-        let plain = crate::storage::batch::testing::make_batch(values, crate::types::now_ms(), producer_id, seq);
+        let records: Vec<crate::storage::batch::RecordRef<'_>> = values.iter().map(|v| (None, Some(*v))).collect();
+        txn_records(&records, producer_id, epoch, seq)
+    }
+
+    /// [`txn_batch`] of keyed (or keyless) records.
+    pub fn txn_records(records: &[crate::storage::batch::RecordRef<'_>], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+        let plain = crate::storage::batch::build(records, crate::types::now_ms(), producer_id, seq);
         let mut b = BytesMut::from(&plain[..]);
         let attrs = i16::from_be_bytes([b[21], b[22]]) | 0x10;
         b[21..23].copy_from_slice(&attrs.to_be_bytes());

@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import (consume_all, consumer_conf, create_topic, high_watermarks, parse_log_events, producer_conf,
-                      wait_until)
+                      read_until_idle, wait_until)
 
 CLEANER = {"log.cleaner.backoff.ms": 100, "log.segment.delete.delay.ms": 500}
 COMPACTED = {
@@ -206,3 +206,84 @@ def test_a_follower_that_was_down_catches_up_across_the_holes_the_cleaner_left(c
     wait_until(lambda: follower in cluster.partition_state(topic)[0]["isrs"], 60,
                what=f"node {follower} back in the ISR after fetching across the holes")
     assert "OffsetMismatch" not in cluster.broker(follower).log_text()
+
+
+def all_batches(broker, topic):
+    """Every batch of partition 0 with a read_uncommitted fetch, control batches too:
+    [(base offset, attributes, producer id, [(offset, value)])], and the aborted list a
+    read_committed fetch from offset 0 answers."""
+    from test_txn_partition import Client
+
+    c = Client(broker, topic)
+    seen, offset = {}, 0
+    while True:
+        err, hw, _, _, batches = c.fetch(offset, read_committed=False)
+        assert err == 0, err
+        for b in batches:
+            seen[b[0]] = b
+        if not batches or offset >= hw:
+            break
+        offset = max(max([o for o, _ in b[3]] + [b[0]]) for b in batches) + 1
+        if offset >= hw:
+            break
+    err, _, _, aborted, _ = c.fetch(0, read_committed=True)
+    assert err == 0, err
+    return [seen[k] for k in sorted(seen)], aborted
+
+
+def test_old_transaction_markers_go_once_their_transactions_are_cleaned(broker_factory):
+    """Kafka's cleaner removes aborted records, then the abort marker (and its .txnindex entry)
+    once no batch of its transaction is left and delete.retention.ms has passed; a commit marker
+    goes the same way once its records are all superseded. A read_committed consumer (librdkafka
+    and the Java client) reads the right values before and after, including a later transaction
+    of the producer whose abort marker went."""
+    broker = broker_factory(config=CLEANER)
+    topic = "compacted-txn"
+    create_topic(broker, topic, 1, config={**COMPACTED, "delete.retention.ms": "1000"})
+    p = Producer(producer_conf(broker, **{"transactional.id": "compact-txn", "linger.ms": 2}))
+    p.init_transactions(30)
+    for keys, value, commit in ((range(10), b"a", True), (range(10), b"b", False), (range(10), b"c", True),
+                                (range(10, 15), b"d", True)):
+        p.begin_transaction()
+        for i in keys:
+            p.produce(topic, value, key=f"k{i}".encode(), partition=0)
+        p.flush(30)  # written before the abort, which would otherwise purge them unsent
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    expected = {f"k{i}".encode(): b"c" for i in range(10)} | {f"k{i}".encode(): b"d" for i in range(10, 15)}
+    batches, aborted = all_batches(broker, topic)
+    markers_before = [b[0] for b in batches if b[1] & 0x20]
+    assert len(markers_before) == 4 and len(aborted) == 1, (batches, aborted)
+    (pid,) = {b[2] for b in batches}
+    b_marker = markers_before[1]
+
+    def read_committed_values():
+        got = read_until_idle(broker, topic, [0], isolation="read_committed", idle_s=1.0)
+        return {m.key(): m.value() for m in got if m.key().startswith(b"k")}
+
+    def cleaned_to_the_end():
+        roll(broker, topic)  # new dirty data: the cleaner makes another pass
+        batches, aborted = all_batches(broker, topic)
+        return [b[0] for b in batches if b[1] & 0x20 and b[2] == pid] == markers_before[2:] and aborted == []
+
+    wait_until(cleaned_to_the_end, timeout=60, what="the markers of the superseded and the aborted transaction removed")
+    batches, aborted = all_batches(broker, topic)
+    values = [v for b in batches if b[2] == pid for _, v in b[3]]
+    assert b"b" not in values and b"a" not in values, values
+    assert b_marker not in [b[0] for b in batches]
+    assert read_committed_values() == expected
+    java = read_java_committed(broker, topic)
+    if java is not None:
+        assert sorted(java) == sorted(v.decode() for v in expected.values()), java
+    print(f"markers before: {markers_before}, after: {[b[0] for b in batches if b[1] & 0x20]}")
+
+
+def read_java_committed(broker, topic):
+    """The values the Java client's read_committed consumer reads, or None without its jar."""
+    from test_txn_java import JAR, read_values
+
+    if not JAR.exists():
+        return None
+    return [v for v in read_values(broker, topic, "read_committed") if v != "r"]

@@ -10,12 +10,15 @@
 //!          when it fills, the pass stops there)                         (offset_map)
 //!    ─► rewrite every segment below that end, in groups up to segment.bytes,
 //!         into <base>.log.cleaned, keeping each key's latest record    (rewrite, segment_io)
+//!         and what the transaction walk keeps                         (txns)
 //!    ─► swap: .cleaned ─► .swap ─► rename over the old segments        (swap)
 //!    ─► cleaner-offset-checkpoint: the pass's end is the next first dirty offset (checkpoint)
 //! ```
 //! The first uncleanable offset is the lowest of: the active segment's base, the base of the
 //! segment holding the high watermark, and the base of the first segment with a record younger
-//! than `min.compaction.lag.ms`. The last stable offset will bound it too once transactions land.
+//! than `min.compaction.lag.ms`, and the segment holding the last stable offset (an open
+//! transaction may yet abort). Aborted transactions' records go; a marker goes once no batch of
+//! its transaction is left and its delete horizon has passed (`txns`).
 //!
 //! Memory is the offset map plus one read chunk and one write chunk; I/O is limited by
 //! `log.cleaner.io.max.bytes.per.second`, and the task runs in its own low-share task queue and
@@ -26,6 +29,7 @@ pub mod offset_map;
 pub mod rewrite;
 pub mod segment_io;
 pub mod swap;
+pub mod txns;
 
 use std::collections::BTreeMap;
 

@@ -10,8 +10,9 @@
 //! - the batch keeps its base offset and last offset delta (so producers' sequences and the next
 //!   offset read from it stay right) and its producer fields; an emptied batch that is the last of
 //!   its producer is kept empty, so the producer's state survives;
-//! - control batches and transactional batches are kept byte for byte: whether their data was
-//!   aborted is the transaction index's to say (not decided here yet).
+//! - a batch of an aborted transaction loses all its records; a marker stays whole until the
+//!   walk ([`super::txns`]) finds its transaction has no batch left, then gets a delete horizon
+//!   like a tombstone's and goes after it (unless it holds its producer's epoch).
 //!
 //! Compressed batches are decompressed to read their keys and, when they change, written back
 //! with the same codec.
@@ -22,7 +23,7 @@ use super::offset_map::OffsetMap;
 use crate::storage::StorageError;
 use crate::storage::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, put_varint, read_varint};
 use crate::storage::compression::{self, Codec};
-use crate::storage::txn::AbortedTxn;
+use super::txns::TxnVerdict;
 
 /// Attribute bit: the base timestamp is the delete horizon (KIP-534).
 pub const DELETE_HORIZON_BIT: i16 = 0x40;
@@ -110,14 +111,6 @@ pub struct RetainRules<'a> {
     pub now: i64,
     /// `delete.retention.ms` of the topic.
     pub delete_retention_ms: i64,
-    /// The log's aborted transactions: their records are removed.
-    pub aborted: &'a [AbortedTxn],
-}
-
-/// Whether a transactional batch belongs to one of the `aborted` transactions: its producer's,
-/// from the transaction's first offset up to its abort marker.
-pub fn is_aborted(aborted: &[AbortedTxn], h: &BatchHeader) -> bool {
-    aborted.iter().any(|a| a.producer_id == h.producer_id && a.first_offset <= h.base_offset && h.base_offset <= a.last_offset)
 }
 
 /// What became of one batch.
@@ -143,15 +136,15 @@ pub struct BatchOutcome {
     pub horizon: Option<i64>,
 }
 
-/// Applies the compaction rules to one whole batch. `last_of_producer` says whether this batch
-/// is the last one of its producer that the pass knows of (then it survives, empty if need be).
-pub fn rewrite_batch(batch: &[u8], rules: &RetainRules<'_>, last_of_producer: bool) -> Result<(Rewritten, BatchOutcome), StorageError> {
+/// Applies the compaction rules to one whole batch, which the transaction walk judged `txn`.
+/// `last_of_producer` says whether the batch holds its producer's state (then it survives,
+/// empty if need be).
+pub fn rewrite_batch(batch: &[u8], rules: &RetainRules<'_>, txn: TxnVerdict, last_of_producer: bool) -> Result<(Rewritten, BatchOutcome), StorageError> {
     let h = BatchHeader::parse(batch).ok_or_else(|| StorageError::CorruptBatch("short batch".into()))?;
-    // Markers stay: a read_committed consumer needs them to end its transactions.
     if h.is_control() {
-        return Ok((Rewritten::Same, BatchOutcome { kept: h.records_count.max(0) as usize, ..Default::default() }));
+        return rewrite_marker(batch, &h, rules, txn, last_of_producer);
     }
-    let aborted = h.is_transactional() && is_aborted(rules.aborted, &h);
+    let aborted = txn == TxnVerdict::Aborted;
     let (h, records) = read_records(batch)?;
     let horizon = delete_horizon(&h);
     let total = records.len();
@@ -185,6 +178,26 @@ pub fn rewrite_batch(batch: &[u8], rules: &RetainRules<'_>, last_of_producer: bo
     Ok((Rewritten::Changed(build_batch(&h, &kept, new_horizon)?), outcome))
 }
 
+/// A marker stays whole while its transaction has batches in the log (a read_committed consumer
+/// needs it to end them). With none left it gets a delete horizon, as a tombstone does, and
+/// goes once that has passed, unless it holds its producer's epoch.
+fn rewrite_marker(batch: &[u8], h: &BatchHeader, rules: &RetainRules<'_>, txn: TxnVerdict, last_of_producer: bool) -> Result<(Rewritten, BatchOutcome), StorageError> {
+    let whole = BatchOutcome { kept: h.records_count.max(0) as usize, ..Default::default() };
+    if txn != TxnVerdict::EmptyTxnMarker {
+        return Ok((Rewritten::Same, whole));
+    }
+    match delete_horizon(h) {
+        Some(at) if at <= rules.now && !last_of_producer => Ok((Rewritten::Dropped, BatchOutcome { kept: 0, removed: whole.kept, horizon: None })),
+        // Kept for its producer: nothing more to wait for.
+        Some(at) if at <= rules.now => Ok((Rewritten::Same, whole)),
+        Some(at) => Ok((Rewritten::Same, BatchOutcome { horizon: Some(at), ..whole })),
+        None => {
+            let at = rules.now.saturating_add(rules.delete_retention_ms);
+            let (h, records) = read_records(batch)?;
+            Ok((Rewritten::Changed(build_batch(&h, &records, Some(at))?), BatchOutcome { horizon: Some(at), ..whole }))
+        }
+    }
+}
 
 /// A v2 batch with `h`'s offsets and producer fields holding `records`, compressed with `h`'s
 /// codec; with `horizon`, the delete-horizon bit is set and the base timestamp is the horizon.

@@ -60,7 +60,7 @@ pub fn commit(final_path: &Path) -> Result<(), StorageError> {
 pub fn finish(final_path: &Path, replaced: &[PathBuf]) -> Result<Vec<PathBuf>, StorageError> {
     let mut deleted = Vec::with_capacity(replaced.len());
     for old in replaced {
-        for ext in ["index", "timeindex"] {
+        for ext in ["index", "timeindex", "txnindex"] {
             let _ = std::fs::remove_file(old.with_extension(ext));
         }
         let gone = with_suffix(old, DELETED_SUFFIX);
@@ -93,7 +93,7 @@ pub fn recover_leftovers(dir: &Path) -> Result<usize, StorageError> {
         for old in segment::base_offsets(dir)? {
             if old == *base || (old > *base && old <= last) {
                 let path = log_path(dir, old);
-                for ext in ["index", "timeindex"] {
+                for ext in ["index", "timeindex", "txnindex"] {
                     let _ = std::fs::remove_file(path.with_extension(ext));
                 }
                 std::fs::remove_file(&path)?;

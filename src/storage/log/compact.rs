@@ -2,7 +2,6 @@
 //! cleaning pass ([`PartitionLog::clean`]). The pieces (offset map, batch rewrite, chunked I/O,
 //! swap) are in `storage::cleaner`; this file holds what needs the log's state.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -12,10 +11,12 @@ use super::{PartitionLog, open_dma};
 use crate::storage::StorageError;
 use crate::storage::batch::BatchHeader;
 use crate::storage::cleaner::offset_map::OffsetMap;
-use crate::storage::cleaner::rewrite::{RetainRules, Rewritten, is_aborted, read_records, rewrite_batch};
+use crate::storage::cleaner::rewrite::{RetainRules, Rewritten, read_records, rewrite_batch};
 use crate::storage::cleaner::segment_io::{BatchReader, CleanedWriter, Throttle};
 use crate::storage::cleaner::swap;
+use crate::storage::cleaner::txns::{CleanedTxns, LastOfProducers, TxnVerdict};
 use crate::storage::segment::Segment;
+use crate::storage::txn::AbortedTxn;
 
 /// What a log offers the cleaner now.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,7 +150,7 @@ impl PartitionLog {
     /// offset map: builds the map over the dirty section (stopping where it fills), then
     /// rewrites and swaps every segment below the pass's end, in groups up to `segment.bytes`.
     pub async fn clean(&self, plan: &Cleanable, map: &mut OffsetMap, io: &mut Throttle, chunk: usize, now: i64) -> Result<CleanOutcome, StorageError> {
-        let (end, producers) = self.build_offset_map(plan, map, io, chunk).await?;
+        let end = self.build_offset_map(plan, map, io, chunk).await?;
         let mut outcome = CleanOutcome { end, ..Default::default() };
         let (segment_bytes, delete_retention_ms, interval, delay) = {
             let c = self.config.borrow();
@@ -160,8 +161,9 @@ impl PartitionLog {
         // With no dirty progress (a tombstone's horizon is due, or the map filled at once) the
         // pass still drops what the rules drop below the uncleanable part.
         let segments = self.segment_infos(if end > plan.first_dirty { end } else { plan.first_uncleanable });
-        let aborted = self.aborted_txns();
-        let rules = RetainRules { map: &*map, now, delete_retention_ms, aborted: &aborted };
+        let rules = RetainRules { map: &*map, now, delete_retention_ms };
+        let last_of_producers = LastOfProducers { last: self.state.borrow().producers.last_entries() };
+        let mut txns = CleanedTxns::new(&self.aborted_txns(), segments.first().map_or(0, |s| s.base));
         let mut groups: Vec<Vec<SegmentInfo>> = Vec::new();
         for seg in segments {
             let fits = groups.last().is_some_and(|g| {
@@ -185,8 +187,8 @@ impl PartitionLog {
                 outcome.bytes_before += old.size;
                 let mut reader = BatchReader::new(Rc::clone(&old.file), old.size, chunk);
                 while let Some((h, batch)) = reader.next(io).await? {
-                    let last_of_producer = h.producer_id >= 0 && producers.get(&h.producer_id).is_none_or(|&last| last == h.last_offset());
-                    let (rewritten, seen) = rewrite_batch(&batch, &rules, last_of_producer)?;
+                    let verdict = txns.next(&h, &batch);
+                    let (rewritten, seen) = rewrite_batch(&batch, &rules, verdict, last_of_producers.holds_state(&h))?;
                     outcome.records_removed += seen.removed;
                     if let Some(at) = seen.horizon {
                         outcome.next_horizon = Some(outcome.next_horizon.map_or(at, |n: i64| n.min(at)));
@@ -205,7 +207,7 @@ impl PartitionLog {
             }
             let size = writer.finish(io).await?;
             outcome.bytes_after += size;
-            if !self.swap_in(seg, &group, delay).await? {
+            if !self.swap_in(seg, &group, &txns.take_emptied(), delay).await? {
                 outcome.abandoned += 1;
             }
         }
@@ -213,11 +215,10 @@ impl PartitionLog {
     }
 
     /// Fills `map` from the dirty section; returns the pass's end (the first offset not in the
-    /// map) and each producer's last batch in it (its last offset).
-    async fn build_offset_map(&self, plan: &Cleanable, map: &mut OffsetMap, io: &mut Throttle, chunk: usize) -> Result<(i64, HashMap<i64, i64>), StorageError> {
+    /// map).
+    async fn build_offset_map(&self, plan: &Cleanable, map: &mut OffsetMap, io: &mut Throttle, chunk: usize) -> Result<i64, StorageError> {
         map.clear();
-        let aborted = self.aborted_txns();
-        let mut producers = HashMap::new();
+        let mut txns = CleanedTxns::new(&self.aborted_txns(), plan.first_dirty);
         let dirty: Vec<_> = self.segment_infos(plan.first_uncleanable).into_iter().filter(|s| s.last_offset >= plan.first_dirty).collect();
         let mut end = plan.first_dirty;
         for seg in dirty {
@@ -228,8 +229,8 @@ impl PartitionLog {
                 }
                 // Below the last stable offset every transaction has ended: an aborted one's
                 // records supersede nothing (they go), a committed one's count as any other.
-                let aborted_data = h.is_transactional() && is_aborted(&aborted, &h);
-                if !h.is_control() && !aborted_data {
+                let verdict = txns.next(&h, &batch);
+                if !h.is_control() && verdict != TxnVerdict::Aborted {
                     let (_, records) = read_records(&batch)?;
                     for r in &records {
                         if let Some(key) = &r.key
@@ -237,19 +238,16 @@ impl PartitionLog {
                         {
                             // Full: this batch and what follows wait for the next pass. Its
                             // keys already put point at records that stay (offsets ≥ end).
-                            return Ok((end, producers));
+                            return Ok(end);
                         }
                     }
-                }
-                if h.producer_id >= 0 {
-                    producers.insert(h.producer_id, h.last_offset());
                 }
                 end = h.last_offset() + 1;
                 io.pace().await;
             }
             end = end.max(seg.last_offset + 1);
         }
-        Ok((end.max(plan.first_uncleanable), producers))
+        Ok(end.max(plan.first_uncleanable))
     }
 
     /// Whether the segments of `group` are still in the log as the pass read them (retention,
@@ -265,7 +263,9 @@ impl PartitionLog {
     /// cleaned file is dropped and false returned. The directory syncs run off the shard's
     /// thread; between the last check and the swap of the in-memory segments nothing awaits, so
     /// no fetch sees a half-done swap.
-    async fn swap_in(&self, seg: Segment, group: &[SegmentInfo], delay_ms: i64) -> Result<bool, StorageError> {
+    /// `emptied` are the abort entries of the group whose transaction has no batch left: they
+    /// leave the aborted list, and the cleaned segment's `.txnindex` holds the rest.
+    async fn swap_in(&self, seg: Segment, group: &[SegmentInfo], emptied: &[AbortedTxn], delay_ms: i64) -> Result<bool, StorageError> {
         let final_path = seg.log_path.clone();
         let base = seg.base_offset;
         let abandon = |suffix: &str| {
@@ -290,6 +290,7 @@ impl PartitionLog {
                 st.segments.remove(&old.base);
             }
             st.segments.insert(base, seg);
+            st.aborted.retain(|a| !emptied.contains(a));
         }
         let deleted = swap::finish(&final_path, &replaced)?;
         // Batches cached from the old segments may hold records the cleaned one dropped.
@@ -297,8 +298,12 @@ impl PartitionLog {
         self.cache.drop_below(self.uid, next_base);
         let dir = self.dir.clone();
         glommio::executor().spawn_blocking(move || swap::sync_dir(&dir)).await?;
-        if let Some(s) = self.state.borrow().segments.get(&base).filter(|s| s.log_path == final_path) {
-            s.write_index_files()?;
+        {
+            let st = self.state.borrow();
+            if let Some(s) = st.segments.get(&base).filter(|s| s.log_path == final_path) {
+                s.write_index_files()?;
+                super::txn::write_txn_index(s, &st.aborted)?;
+            }
         }
         glommio::spawn_local(async move {
             glommio::timer::sleep(std::time::Duration::from_millis(delay_ms.max(0) as u64)).await;

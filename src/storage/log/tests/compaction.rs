@@ -130,3 +130,93 @@ fn a_small_offset_map_cleans_up_to_where_it_fills() {
         assert_eq!(read_all(&log).await.len(), 120);
     });
 }
+
+/// Every batch header from the log start.
+async fn headers(log: &PartitionLog) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let (mut offset, end) = (log.offsets().log_start, log.offsets().high_watermark);
+    while offset < end {
+        let r = log.read(offset, 1 << 20).await.unwrap();
+        assert!(!r.records.is_empty(), "a batch at {offset}");
+        for b in &r.records {
+            let h = batch::validate(b).unwrap();
+            offset = h.last_offset() + 1;
+            out.push(h);
+        }
+    }
+    out
+}
+
+#[test]
+fn markers_go_once_their_transactions_have_no_batch_left_and_their_horizon_passed() {
+    use crate::storage::txn::{AbortedTxn, ControlMarker, read_txn_index, testing::txn_records};
+    run(|dir| async move {
+        let log = open(&dir, compacted(4096)).await;
+        let end_txn = |producer_id: i64, producer_epoch: i16, commit: bool| {
+            let out = log.append_marker(&crate::types::TxnMarker { producer_id, producer_epoch, coordinator_epoch: 0, commit }).unwrap();
+            out.done.unwrap()
+        };
+        let append = |b: Bytes| log.append(&b, -1).unwrap().done.unwrap();
+        // Producer 7 aborts [0, 1] then commits k3 [4, 5]; producer 8 commits k2 [2, 3], superseded
+        // later; producer 9 commits k4 with a version 2 marker (epoch 0 → 1) [6, 7], superseded.
+        append(txn_records(&[(Some(b"k1"), Some(b"aborted"))], 7, 0, 0)).await.unwrap().unwrap();
+        end_txn(7, 0, false).await.unwrap().unwrap();
+        append(txn_records(&[(Some(b"k2"), Some(b"old"))], 8, 0, 0)).await.unwrap().unwrap();
+        end_txn(8, 0, true).await.unwrap().unwrap();
+        append(txn_records(&[(Some(b"k3"), Some(b"t"))], 7, 0, 1)).await.unwrap().unwrap();
+        end_txn(7, 0, true).await.unwrap().unwrap();
+        append(txn_records(&[(Some(b"k4"), Some(b"old"))], 9, 0, 0)).await.unwrap().unwrap();
+        end_txn(9, 1, true).await.unwrap().unwrap();
+        put(&log, "k2", Some("new")).await;
+        put(&log, "k4", Some("new")).await;
+        for i in 0..30 {
+            put(&log, "filler", Some(&format!("f{i}"))).await;
+        }
+        let abort = AbortedTxn { producer_id: 7, first_offset: 0, last_offset: 1, last_stable_offset: 2 };
+        assert_eq!(log.aborted_txns(), vec![abort]);
+        let markers = |hs: &[BatchHeader]| hs.iter().filter(|h| h.is_control()).map(|h| h.base_offset).collect::<Vec<_>>();
+        let t = now_ms();
+
+        // Pass 1: the aborted and superseded records go; every marker stays, as each still had
+        // a batch of its transaction in the log when the pass read it.
+        let first = clean_once(&log, 0, t).await;
+        let hs = headers(&log).await;
+        assert_eq!(markers(&hs), vec![1, 3, 5, 7]);
+        assert!(!hs.iter().any(|h| h.base_offset == 0), "the aborted batch is gone");
+        let empty_of_8 = hs.iter().find(|h| h.base_offset == 2).expect("producer 8's last batch holds its sequence");
+        assert_eq!(empty_of_8.records_count, 0);
+        assert!(!hs.iter().any(|h| h.base_offset == 6), "producer 9's superseded batch is gone (its marker holds its epoch)");
+        assert_eq!(log.aborted_txns(), vec![abort], "the abort marker stays, and its entry");
+
+        // Pass 2: the abort marker and producer 9's commit marker end transactions with no batch
+        // left: they get a delete horizon (delete.retention.ms = 0: now) and the abort entry goes.
+        let second = clean_once(&log, first.end, t + 10).await;
+        assert_eq!(second.next_horizon, Some(t + 10));
+        let hs = headers(&log).await;
+        assert_eq!(markers(&hs), vec![1, 3, 5, 7]);
+        let horizon = |o: i64| hs.iter().find(|h| h.base_offset == o).and_then(crate::storage::cleaner::rewrite::delete_horizon);
+        assert_eq!((horizon(1), horizon(3), horizon(5), horizon(7)), (Some(t + 10), None, None, Some(t + 10)));
+        assert!(log.aborted_txns().is_empty());
+        let seg0 = log.state.borrow().segments.values().next().unwrap().log_path.clone();
+        assert_eq!(read_txn_index(&seg0), Some(vec![]), "the cleaned segment's .txnindex lost the entry too");
+
+        // Pass 3, after the horizon: the abort marker goes; producer 9's marker holds its epoch
+        // and stays; producer 8's and 7's commit markers still have their batches.
+        let third = clean_once(&log, second.end, t + 20).await;
+        assert_eq!(third.next_horizon, None, "nothing is due any more");
+        let hs = headers(&log).await;
+        assert_eq!(markers(&hs), vec![3, 5, 7]);
+        let kept_marker = log.read(7, 1 << 20).await.unwrap().records.into_iter().next().unwrap();
+        assert_eq!(ControlMarker::parse(&kept_marker).map(|m| m.commit), Some(true));
+        let values: Vec<_> = read_all(&log).await.into_iter().filter(|r| r.1.starts_with('k')).map(|r| (r.1, r.2)).collect();
+        assert!(values.contains(&("k3".into(), Some("t".into()))) && values.contains(&("k2".into(), Some("new".into()))), "{values:?}");
+        assert!(!values.iter().any(|v| v.0 == "k1"), "{values:?}");
+
+        // A restart agrees: no aborted entry, the same batches.
+        log.close().await.unwrap();
+        drop(log);
+        let log = open(&dir, compacted(4096)).await;
+        assert!(log.aborted_txns().is_empty());
+        assert_eq!(markers(&headers(&log).await), vec![3, 5, 7]);
+    });
+}
