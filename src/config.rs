@@ -426,6 +426,9 @@ pub struct TopicConfig {
     /// `compression.type` as Kafka's codec id every batch is stored with (0 for
     /// `uncompressed`); `None` for `producer`: batches keep the producer's codec.
     pub final_compression: Option<i16>,
+    /// The level of `final_compression` (`compression.gzip.level`, `compression.lz4.level` or
+    /// `compression.zstd.level`); `None` for the codec's default.
+    pub compression_level: Option<i32>,
 }
 
 impl TopicConfig {
@@ -471,6 +474,10 @@ impl TopicConfig {
                 "snappy" => Some(2),
                 "lz4" => Some(3),
                 "zstd" => Some(4),
+                _ => None,
+            },
+            compression_level: match text("compression.type").as_str() {
+                codec @ ("gzip" | "lz4" | "zstd") => text(&format!("compression.{codec}.level")).trim().parse().ok(),
                 _ => None,
             },
         }

@@ -363,11 +363,12 @@ pub fn plain_records(batch: &[u8]) -> Result<Bytes, StorageError> {
     compression::decompress(codec, section).map_err(|e| StorageError::CorruptBatch(e.to_string()))
 }
 
-/// `batch` with its records compressed by `target` instead (a topic's `compression.type`):
-/// every other field is kept; the length, the codec bits and the CRC are rewritten.
-pub fn with_codec(batch: &[u8], target: Codec) -> Result<Bytes, StorageError> {
+/// `batch` with its records compressed by `target` at `level` instead (a topic's
+/// `compression.type` and its level): every other field is kept; the length, the codec bits
+/// and the CRC are rewritten.
+pub fn with_codec(batch: &[u8], target: Codec, level: Option<i32>) -> Result<Bytes, StorageError> {
     let plain = plain_records(batch)?;
-    let packed = compression::compress(target, &plain).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
+    let packed = compression::compress_at(target, &plain, level).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
     let mut out = BytesMut::with_capacity(HEADER_LEN + packed.len());
     out.extend_from_slice(&batch[..HEADER_LEN]);
     out.extend_from_slice(&packed);

@@ -234,14 +234,14 @@ mod tests {
     fn compressed_batches_are_read_record_by_record() {
         let plain = build_batch_with(&[(Some(b"k"), NOW), (None, NOW - 2 * HOUR), (Some(b"k"), NOW)], 0);
         for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            let b = batch::with_codec(&plain, codec).unwrap();
+            let b = batch::with_codec(&plain, codec, None).unwrap();
             assert_eq!(batch::validate(&b).unwrap().compression(), codec.id());
             let err = check(&b, &rules(true, i64::MAX)).unwrap_err();
             assert!(matches!(err, StorageError::InvalidRecords(_)), "{codec:?}: {err:?}");
             assert_eq!(indexes(&err), vec![1], "{codec:?}: only the keyless record");
             assert_eq!(indexes(&check(&b, &rules(false, HOUR)).unwrap_err()), vec![1], "{codec:?}: only the old record");
         }
-        let mut broken = BytesMut::from(&batch::with_codec(&plain, Codec::Zstd).unwrap()[..]);
+        let mut broken = BytesMut::from(&batch::with_codec(&plain, Codec::Zstd, None).unwrap()[..]);
         broken[HEADER_LEN] ^= 0xff; // the zstd frame's magic number
         let crc = crc32c::crc32c(&broken[21..]);
         broken[17..21].copy_from_slice(&crc.to_be_bytes());

@@ -18,9 +18,9 @@ JAR = REPO_ROOT / "tests" / "java" / "target" / "failover-client.jar"
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
-def stored_codecs(broker, topic: str, partition: int = 0) -> List[str]:
-    """The codec of every batch in the partition's segment files, in order."""
-    codecs = []
+def stored_batches(broker, topic: str, partition: int = 0) -> List[tuple]:
+    """(codec, bytes) of every batch in the partition's segment files, in order."""
+    batches = []
     for seg in sorted((broker.data_dir / f"{topic}-{partition}").glob("*.log")):
         data, pos = seg.read_bytes(), 0
         while pos + 12 <= len(data):
@@ -28,9 +28,14 @@ def stored_codecs(broker, topic: str, partition: int = 0) -> List[str]:
             if length <= 0 or pos + 12 + length > len(data):
                 break
             attributes = struct.unpack_from(">h", data, pos + 21)[0]
-            codecs.append(CODECS[attributes & 0x07])
+            batches.append((CODECS[attributes & 0x07], 12 + length))
             pos += 12 + length
-    return codecs
+    return batches
+
+
+def stored_codecs(broker, topic: str, partition: int = 0) -> List[str]:
+    """The codec of every batch in the partition's segment files, in order."""
+    return [codec for codec, _ in stored_batches(broker, topic, partition)]
 
 
 def produce_mixed(broker, topic: str) -> List[bytes]:
@@ -100,3 +105,24 @@ def test_a_keyless_record_in_a_compressed_batch_is_refused_on_a_compacted_topic(
     p.flush(30)
     assert len(errors) == 2 and all(e is not None and e.name() == "INVALID_RECORD" for e in errors), errors
     assert stored_codecs(broker, "compact-gzip") == [], "the whole batch was refused"
+
+
+def test_the_topics_compression_level_is_the_one_used(broker_factory):
+    """compression.zstd.level and compression.gzip.level (KIP-390) set how hard the broker
+    recompresses: the same records take fewer bytes at the higher level, and read back the same."""
+    broker = broker_factory()
+    values = [f"record-{i % 997} value-{(i * 7919) % 1013} ".encode() * 40 for i in range(400)]
+    sizes = {}
+    for codec, level in (("zstd", 1), ("zstd", 19), ("gzip", 1), ("gzip", 9)):
+        topic = f"{codec}-level-{level}"
+        create_topic(broker, topic, 1, config={"compression.type": codec, f"compression.{codec}.level": str(level)})
+        p = Producer(producer_conf(broker, **{"compression.type": "none", "linger.ms": 50, "batch.size": 1 << 20}))
+        for v in values:
+            p.produce(topic, value=v, partition=0)
+        assert p.flush(30) == 0
+        assert set(stored_codecs(broker, topic)) == {codec}
+        assert [v for (_, _, v) in consume_all(broker, topic, [0])[0]] == values
+        sizes[(codec, level)] = sum(n for _, n in stored_batches(broker, topic))
+    print(f"stored bytes by (codec, level): {sizes}")
+    assert sizes[("zstd", 19)] < sizes[("zstd", 1)], sizes
+    assert sizes[("gzip", 9)] < sizes[("gzip", 1)], sizes

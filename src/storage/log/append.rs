@@ -64,7 +64,7 @@ impl PartitionLog {
                 // The topic's compression.type decides how its batches are stored (Kafka recompresses).
                 Some(id) => {
                     let codec = Codec::from_id(id).map_err(|e| StorageError::CorruptBatch(e.to_string()))?;
-                    *b = batch::with_codec(b, codec)?;
+                    *b = batch::with_codec(b, codec, config.compression_level)?;
                     batch::validate(b)?
                 }
                 None => header,
