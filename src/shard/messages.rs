@@ -112,10 +112,8 @@ impl FetchPartResult {
 pub enum OffsetQuery {
     /// The log start offset (-2, and -4 earliest-local).
     Earliest,
-    /// The high watermark (-1).
+    /// The high watermark, or the last stable offset for read_committed (-1).
     Latest,
-    /// The last stable offset (-1 with isolation_level 1, read_committed).
-    LastStable,
     /// The record with the largest timestamp (-3).
     MaxTimestamp,
     /// The first record at or after a timestamp.
@@ -127,6 +125,9 @@ pub enum OffsetQuery {
 pub struct ListOffsetsPart {
     /// What is asked.
     pub query: OffsetQuery,
+    /// isolation_level 1: nothing at or past the last stable offset is answered (else nothing
+    /// at or past the high watermark), as Kafka's `lastFetchableOffset`.
+    pub read_committed: bool,
     /// The leader epoch the client believes current, or -1 (KIP-320).
     pub current_leader_epoch: i32,
 }

@@ -26,12 +26,14 @@ impl Shard {
         }
         let offsets = log.offsets();
         let (start, hw) = (offsets.log_start, offsets.high_watermark);
+        // Kafka's `lastFetchableOffset`: what a consumer of this isolation level may read below.
+        let fetchable = if part.read_committed { log.last_stable_offset() } else { hw };
+        let below_fetchable = |found: Result<Option<(i64, i64)>, _>| found.map(|f| f.filter(|&(offset, _)| offset < fetchable));
         let found = match part.query {
             OffsetQuery::Earliest => Ok(Some((start, -1))),
-            OffsetQuery::Latest => Ok(Some((hw, -1))),
-            OffsetQuery::LastStable => Ok(Some((log.last_stable_offset(), -1))),
-            OffsetQuery::MaxTimestamp => log.max_timestamp_offset().await,
-            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts).await,
+            OffsetQuery::Latest => Ok(Some((fetchable, -1))),
+            OffsetQuery::MaxTimestamp => below_fetchable(log.max_timestamp_offset().await),
+            OffsetQuery::Timestamp(ts) => below_fetchable(log.offset_for_timestamp(ts).await),
         };
         match found {
             Ok(Some((offset, ts))) => OffsetAnswer::found(offset, ts, log.epoch_at(offset)),

@@ -131,7 +131,11 @@ class Client:
         return error, hw, lso, aborted, parse_batches(records)
 
     def list_latest(self, read_committed: bool) -> int:
-        body = kw.i32(-1) + kw.i8(1 if read_committed else 0) + kw.array([kw.string(self.topic) + kw.array([kw.i32(0) + kw.i64(-1)])])
+        return self.list_offset(-1, read_committed)
+
+    def list_offset(self, timestamp: int, read_committed: bool) -> int:
+        """ListOffsets v2 for `timestamp` (-1 latest, -3 max timestamp): the offset, -1 for none."""
+        body = kw.i32(-1) + kw.i8(1 if read_committed else 0) + kw.array([kw.string(self.topic) + kw.array([kw.i32(0) + kw.i64(timestamp)])])
         r = self.call(API_LIST_OFFSETS, 2, body)
         r.i32()
         assert r.i32() == 1 and r.string() == self.topic
@@ -266,6 +270,26 @@ def test_markers_commit_and_abort_and_read_committed_sees_only_committed(broker)
     assert c.marker(pid, 1, commit=True) == 0
     assert c.marker(pid, 0, commit=False) == ERR_INVALID_PRODUCER_EPOCH
     assert c.describe_producers()[pid][0] == 1
+
+
+def test_list_offsets_by_timestamp_answers_only_below_the_last_stable_offset_for_read_committed(broker):
+    """Kafka bounds timestamp and max-timestamp lookups by `lastFetchableOffset`: the last
+    stable offset for read_committed, the high watermark otherwise."""
+    create_topic(broker, TOPIC, 1)
+    c = Client(broker)
+    pid = c.init_producer_id()
+    c.add_partition(pid)
+    before = int(time.time() * 1000) - 60_000
+    assert c.append(txn_batch(pid, 0, 0, [b"open"])) == 0
+    assert c.list_offset(before, read_committed=False) == 0
+    assert c.list_offset(before, read_committed=True) == -1, "the record is at the last stable offset"
+    assert c.list_offset(-3, read_committed=True) == -1
+    assert c.list_offset(-3, read_committed=False) == 0
+    assert c.marker(pid, 0, commit=True) == 0
+    assert c.list_offset(before, read_committed=True) == 0, "committed: below the last stable offset now"
+    # The commit marker (offset 1) carries the newest timestamp; Kafka's segments count it too.
+    assert c.list_offset(-3, read_committed=True) == 1
+    assert c.list_latest(True) == 2
 
 
 def test_a_parked_read_committed_fetch_wakes_when_a_marker_moves_the_lso(broker):
