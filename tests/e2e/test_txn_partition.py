@@ -222,6 +222,7 @@ def test_markers_commit_and_abort_and_read_committed_sees_only_committed(broker)
     assert c.append(kw.record_batch([(None, b"p2")])) == 2
     error, hw, lso, aborted, batches = c.fetch(0, read_committed=False)
     assert (error, hw, lso) == (0, 3, 0), "an open transaction holds the last stable offset at its first offset"
+    assert aborted is None, "read_uncommitted: a null aborted list, as Kafka sends"
     assert [v for b in batches for _, v in b[3]] == [b"a0", b"a1", b"p2"]
     error, hw, lso, aborted, batches = c.fetch(0, read_committed=True)
     assert (error, lso, batches, aborted) == (0, 0, [], []), "read_committed stops at the LSO"

@@ -96,10 +96,9 @@ async fn read_located(router: &Router, results: &mut [FetchPartResult]) -> Vec<V
         .collect()
 }
 
-/// The response's aborted-transaction list: read_committed's, or empty.
-fn aborted_transactions(aborted: Option<&[(i64, i64)]>) -> Vec<AbortedTransaction> {
+/// The response's aborted-transaction list (read_committed's; Kafka sends null for read_uncommitted).
+fn aborted_transactions(aborted: &[(i64, i64)]) -> Vec<AbortedTransaction> {
     aborted
-        .unwrap_or_default()
         .iter()
         .map(|&(producer_id, first_offset)| AbortedTransaction::default().with_producer_id(ProducerId(producer_id)).with_first_offset(first_offset))
         .collect()
@@ -206,7 +205,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 .with_high_watermark(r.high_watermark)
                 .with_last_stable_offset(r.last_stable_offset)
                 .with_log_start_offset(r.log_start_offset)
-                .with_aborted_transactions(Some(aborted_transactions(r.aborted.as_deref())))
+                .with_aborted_transactions(r.aborted.as_deref().map(aborted_transactions))
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(records)),
         );
