@@ -383,7 +383,7 @@ impl BrokerConfig {
 pub struct TopicConfig {
     /// `segment.bytes`.
     pub segment_bytes: u64,
-    /// `segment.ms`.
+    /// `segment.ms`, or `max.compaction.lag.ms` when smaller on a compacted topic.
     pub segment_ms: i64,
     /// `retention.ms` (-1: unlimited).
     pub retention_ms: i64,
@@ -444,9 +444,15 @@ impl TopicConfig {
         let text = |name: &str| -> String {
             overrides.get(name).or_else(|| defaults.get(name)).cloned().unwrap_or_default()
         };
+        let compacted = text("cleanup.policy").split(',').any(|p| p.trim() == "compact");
         TopicConfig {
             segment_bytes: get("segment.bytes").max(4096) as u64,
-            segment_ms: get("segment.ms"),
+            // Kafka's `maxSegmentMs`: a compacted topic's active segment also rolls at
+            // max.compaction.lag.ms, so no record waits longer than that to be cleanable.
+            segment_ms: match compacted {
+                true => get("segment.ms").min(get("max.compaction.lag.ms").max(1)),
+                false => get("segment.ms"),
+            },
             retention_ms: get("retention.ms"),
             retention_bytes: get("retention.bytes"),
             max_message_bytes: get("max.message.bytes").max(0) as usize,
@@ -456,7 +462,7 @@ impl TopicConfig {
             index_interval_bytes: get("index.interval.bytes").max(1) as u64,
             delete_retention: text("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
             min_insync_replicas: get("min.insync.replicas").max(1) as usize,
-            compacted: text("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            compacted,
             timestamp_before_max_ms: get("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: get("message.timestamp.after.max.ms").max(0),
             delete_retention_ms: get("delete.retention.ms").max(0),
@@ -606,6 +612,11 @@ mod tests {
         assert!(TopicConfig::resolve(&cfg.topic_defaults, &o).delete_retention);
         o.insert("cleanup.policy".to_string(), "compact".to_string());
         assert!(!TopicConfig::resolve(&cfg.topic_defaults, &o).delete_retention, "compacted topics keep their segments");
+        assert_eq!(TopicConfig::resolve(&cfg.topic_defaults, &o).segment_ms, 604_800_000, "Kafka's default segment.ms");
+        o.insert("max.compaction.lag.ms".to_string(), "60000".to_string());
+        assert_eq!(TopicConfig::resolve(&cfg.topic_defaults, &o).segment_ms, 60_000, "a compacted topic rolls at its max compaction lag");
+        o.insert("cleanup.policy".to_string(), "delete".to_string());
+        assert_eq!(TopicConfig::resolve(&cfg.topic_defaults, &o).segment_ms, 604_800_000, "only a compacted one");
         assert!(validate_topic_config("retention.ms", "x").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
     }

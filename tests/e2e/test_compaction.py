@@ -287,3 +287,18 @@ def read_java_committed(broker, topic):
     if not JAR.exists():
         return None
     return [v for v in read_values(broker, topic, "read_committed") if v != "r"]
+
+
+def test_max_compaction_lag_rolls_the_active_segment_and_forces_a_clean(broker_factory):
+    """KIP-354: with max.compaction.lag.ms, a compacted topic's active segment rolls at that lag
+    (Kafka's maxSegmentMs) and the log is cleaned whatever its dirty ratio."""
+    broker = broker_factory(config=CLEANER)
+    topic = "compacted-max-lag"
+    create_topic(broker, topic, 1, config={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.99",
+                                           "max.compaction.lag.ms": "1000", "delete.retention.ms": "1000"})
+    latest = produce(broker, topic, [(f"k{i % 5}".encode(), f"v{i}".encode()) for i in range(100)])
+    time.sleep(1.2)
+    produce(broker, topic, [(b"later", b"x")])  # rolls: the first segment is older than the lag
+    expected = sorted((off, k) for k, off in latest.items())
+    wait_until(lambda: [(o, k) for o, k, _ in consume_all(broker, topic, [0])[0] if k != b"later"] == expected,
+               timeout=30, what="one record per key, though segment.ms (7 days) never passed")
