@@ -384,7 +384,9 @@ impl ReplicaFetcher {
     async fn fetch_once(&mut self) -> Result<(), StepError> {
         let fetch_offset = self.log.log_end();
         let request = self.fetch_request(fetch_offset);
+        let asked = std::time::Instant::now();
         let response = self.call(&request, versions::FETCH).await?;
+        let answered = asked.elapsed();
         leader_error(response.error_code)?;
         let (topic_id, partition) = (self.target.topic_id, self.target.partition);
         let data = response
@@ -404,9 +406,11 @@ impl ReplicaFetcher {
         leader_error(data.error_code)?;
         let records = data.records.unwrap_or_default();
         let batches = whole_batches(&records, fetch_offset).map_err(StepError::BadFetch)?;
+        let appending = std::time::Instant::now();
         if batches.count > 0 {
             self.log.append_fetched(&batches.records).await?;
         }
+        let appended = appending.elapsed();
         let log_end = self.log.log_end();
         let hw = data.high_watermark.min(log_end);
         if hw >= 0 {
@@ -415,7 +419,7 @@ impl ReplicaFetcher {
         }
         self.progress.fetched_to.set(log_end);
         tracing::debug!(topic = %self.target.topic, partition, fetch_offset, batches = batches.count, bytes = batches.records.len(),
-            log_end, leader_hw = data.high_watermark, "fetched");
+            log_end, leader_hw = data.high_watermark, fetch_us = answered.as_micros() as u64, append_us = appended.as_micros() as u64, "fetched");
         Ok(())
     }
 
