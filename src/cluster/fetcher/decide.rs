@@ -95,7 +95,9 @@ pub struct BadFetch {
 
 /// Cuts `records` to whole batches that continue the log at `fetch_offset`: batches wholly
 /// below it are skipped (a leader may answer from the batch that holds the offset), a partial
-/// batch at the end is dropped (a size-limited answer may cut one), and a gap is an error.
+/// batch at the end is dropped (a size-limited answer may cut one), a gap forward is taken (a
+/// cleaned leader's log has holes, and Kafka's followers take them), and a batch that starts
+/// below where the last one ended is an error.
 pub fn whole_batches(records: &Bytes, fetch_offset: i64) -> Result<FetchedBatches, BadFetch> {
     let bad = |reason: String| BadFetch { fetch_offset, reason };
     let (mut pos, mut start, mut count, mut next) = (0usize, None, 0usize, fetch_offset);
@@ -112,8 +114,8 @@ pub fn whole_batches(records: &Bytes, fetch_offset: i64) -> Result<FetchedBatche
             pos = end;
             continue;
         }
-        if header.base_offset != next {
-            return Err(bad(format!("batch at offset {} where {next} was expected", header.base_offset)));
+        if header.base_offset < next {
+            return Err(bad(format!("batch at offset {} where {next} or later was expected", header.base_offset)));
         }
         start.get_or_insert(pos);
         count += 1;

@@ -69,7 +69,7 @@ fn out_of_range_follows_kafkas_rule() {
 }
 
 #[test]
-fn whole_batches_skips_old_cuts_partial_and_refuses_gaps() {
+fn whole_batches_skips_old_cuts_partial_takes_holes_and_refuses_going_back() {
     let (a, b, c) = (batch(0, 3, 0), batch(3, 2, 0), batch(5, 4, 1));
     let mut all = BytesMut::new();
     for x in [&a, &b, &c] {
@@ -89,8 +89,15 @@ fn whole_batches_skips_old_cuts_partial_and_refuses_gaps() {
     // Nothing, or less than a header: nothing to append.
     assert_eq!(whole_batches(&Bytes::new(), 7).unwrap().next_offset, 7);
     assert_eq!(whole_batches(&all.slice(..20), 0).unwrap().count, 0);
-    // A batch that does not continue the log is refused.
-    assert!(whole_batches(&c, 3).is_err());
+    // A gap forward (the cleaner's holes) is taken; a batch that straddles the fetch offset, or
+    // starts below where the last ended, is refused.
+    let got = whole_batches(&c, 3).unwrap();
+    assert_eq!((got.count, got.next_offset), (1, 9), "batch 5..=8 fetched at 3");
+    assert!(whole_batches(&c, 6).is_err(), "5..=8 does not start at or after 6");
+    let mut back = BytesMut::new();
+    back.extend_from_slice(&c);
+    back.extend_from_slice(&b);
+    assert!(whole_batches(&back.freeze(), 5).is_err(), "3..=4 after 5..=8 goes back");
 }
 
 #[test]
