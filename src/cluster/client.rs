@@ -231,8 +231,10 @@ impl BrokerClient {
         if size < 0 || size as usize > MAX_RESPONSE_BYTES {
             return Err(ClientError::Closed { broker_id, reason: format!("response frame of {size} bytes") });
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        self.stream.read_exact(&mut frame).await.map_err(closed)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
+        let frame = crate::net::transport::recv_frame(fd, &mut self.stream, size as usize)
+            .await
+            .map_err(|e| ClientError::Closed { broker_id, reason: e.to_string() })?;
         Ok(frame.freeze())
     }
 
