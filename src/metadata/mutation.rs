@@ -356,7 +356,11 @@ pub fn plan(current: &ClusterSnapshot, m: MetadataMutation, ctx: &PlanContext<'_
             Ok(Plan::new(records, Report::TopicAfter(name), validate_only))
         }
         MetadataMutation::AlterBrokerConfigs { broker_id, changes, incremental } => {
-            Ok(Plan::new(broker_config_records(current, broker_id, changes, incremental), Report::Nothing, false))
+            let mut records = broker_config_records(current, broker_id, changes, incremental);
+            if broker_id.is_none() {
+                records.extend(unclean_elections_for_cluster_default(current, ctx.defaults, &records));
+            }
+            Ok(Plan::new(records, Report::Nothing, false))
         }
         MetadataMutation::AllocateProducerId => {
             let records = if ctx.producer_ids_left {
@@ -486,6 +490,26 @@ fn broker_config_records(
     let mut records: Vec<MetadataRecord> = existing.keys().filter(|k| !wanted.contains_key(*k)).map(|k| record(k.clone(), None)).collect();
     records.extend(wanted.into_iter().filter(|(k, v)| existing.get(k) != Some(v)).map(|(k, v)| record(k, Some(v))));
     records
+}
+
+/// When `records` switch the cluster-wide `unclean.leader.election.enable` on, the elections of
+/// every leaderless partition whose topic does not override it off, in the same frame (Kafka's
+/// controller elects leaderless partitions once unclean elections are allowed; the controller
+/// reads the cluster-level default, not one broker's).
+fn unclean_elections_for_cluster_default(current: &ClusterSnapshot, defaults: &BTreeMap<String, String>, records: &[MetadataRecord]) -> Vec<MetadataRecord> {
+    let key = "unclean.leader.election.enable";
+    let switched_on = records.iter().any(|r| matches!(r, MetadataRecord::Config(c) if c.name == key && c.value.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))));
+    if !switched_on {
+        return Vec::new();
+    }
+    let mut defaults = defaults.clone();
+    defaults.insert(key.to_string(), "true".to_string());
+    current
+        .topics
+        .values()
+        .filter(|t| unclean_leader_election_enabled(&defaults, &t.configs))
+        .flat_map(|t| unclean_elections_for_topic(current, t))
+        .collect()
 }
 
 fn topic_config(topic: &str, name: String, value: Option<String>) -> MetadataRecord {

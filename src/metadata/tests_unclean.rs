@@ -137,6 +137,27 @@ fn switching_the_topic_config_on_elects_the_leaderless_partitions_in_the_same_fr
 }
 
 #[test]
+fn switching_the_cluster_default_on_elects_the_leaderless_partitions_of_topics_that_allow_it() {
+    let set_default = |c: &mut Cluster, broker_id: Option<i32>, value: &str| {
+        c.run(MetadataMutation::AlterBrokerConfigs { broker_id, changes: vec![(UNCLEAN.into(), Some(value.into()))], incremental: true })
+    };
+    let mut c = cluster(None, None);
+    c.run(MetadataMutation::FenceBroker { broker_id: 1 }).unwrap();
+    assert_eq!(state(&c), (NO_LEADER, 1, 2, vec![1]));
+    assert_eq!(set_default(&mut c, Some(2), "true").unwrap().len(), 1, "one broker's value is not the controller's");
+    assert_eq!(set_default(&mut c, None, "false").unwrap().len(), 1);
+    assert_eq!(state(&c), (NO_LEADER, 1, 2, vec![1]));
+    let records = set_default(&mut c, None, "true").unwrap();
+    assert_eq!(records.len(), 2, "the config and the election, in one frame");
+    assert_eq!(state(&c), (2, 2, 3, vec![2]));
+
+    let mut c = cluster(None, Some("false"));
+    c.run(MetadataMutation::FenceBroker { broker_id: 1 }).unwrap();
+    assert_eq!(set_default(&mut c, None, "true").unwrap().len(), 1, "the topic's false wins");
+    assert_eq!(state(&c), (NO_LEADER, 1, 2, vec![1]));
+}
+
+#[test]
 fn elect_leaders_unclean_elects_outside_the_isr_whatever_the_config() {
     let mut c = cluster(None, Some("false"));
     let elect = |c: &mut Cluster| c.run(MetadataMutation::ElectLeader { topic: "t".into(), partition: 0, preferred: false });

@@ -1,10 +1,12 @@
 """Issue 17: `unclean.leader.election.enable`, as Kafka (KRaft) honours it. A partition whose
-only in-sync replica is dead stays leaderless while the topic forbids unclean elections; switching
-the topic's config on (IncrementalAlterConfigs) elects the live replica outside the ISR at once,
+only in-sync replica is dead stays leaderless while unclean elections are off; switching the
+topic's config, or the cluster-wide broker default, on (IncrementalAlterConfigs) elects the live
+replica outside the ISR at once,
 and the records only the dead replica had are gone: unclean election's price."""
 
 import time
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from kafka import KafkaAdminClient
@@ -64,20 +66,31 @@ def read_all(broker):
         c.close()
 
 
-def set_unclean(cluster, value):
+def set_unclean(cluster, value, where: str = "topic"):
+    """Sets unclean.leader.election.enable on the topic, or as the cluster-wide broker default
+    (the BROKER resource named "")."""
+    if where != "topic":
+        # On the wire: the Python clients refuse a BROKER resource named "".
+        from test_dynamic_broker_configs import SET, incremental
+
+        port = next(cluster.broker(b).port for b in cluster.live_brokers())
+        assert incremental(port, "", [(UNCLEAN, SET, value)]) == (0, None)
+        return
     admin = cluster.admin()
-    res = ConfigResource(ResourceType.TOPIC, TOPIC,
-                         incremental_configs=[ConfigEntry(UNCLEAN, value, incremental_operation=AlterConfigOpType.SET)])
+    res = ConfigResource(ResourceType.TOPIC, TOPIC, incremental_configs=[ConfigEntry(UNCLEAN, value, incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([res])[res].result(timeout=30)
 
 
-def test_a_leaderless_partition_waits_until_unclean_election_is_switched_on(cluster_factory):
+@pytest.mark.parametrize("where", ["topic", "cluster-default"])
+def test_a_leaderless_partition_waits_until_unclean_election_is_switched_on(cluster_factory, where):
     # Five voters: the quorum outlives both replicas' brokers.
     cluster = cluster_factory(size=5)
     wait_until(lambda: controller_of(cluster) is not None, 15, what="an active controller")
     controller = controller_of(cluster)
     first, second = [b for b in (1, 2, 3, 4, 5) if b != controller][:2]
-    create_assigned(cluster, TOPIC, [[first, second]], config={"min.insync.replicas": "1", UNCLEAN: "false"})
+    # Off by default (Kafka's); the topic variant also says so on the topic.
+    topic_config = {"min.insync.replicas": "1", **({UNCLEAN: "false"} if where == "topic" else {})}
+    create_assigned(cluster, TOPIC, [[first, second]], config=topic_config)
     wait_until(lambda: partition_zero(cluster) == (first, 0, sorted([first, second])), 15, what="both replicas in sync")
 
     # Both replicas have the first batch.
@@ -107,8 +120,9 @@ def test_a_leaderless_partition_waits_until_unclean_election_is_switched_on(clus
     assert errors[0].code() in (KafkaError._MSG_TIMED_OUT, KafkaError.LEADER_NOT_AVAILABLE,
                                 KafkaError.NOT_LEADER_FOR_PARTITION), errors[0]
 
-    # Switching the topic's config on elects the live replica outside the ISR, in the next epoch.
-    set_unclean(cluster, "true")
+    # Switching the config on (the topic's, or the cluster-wide default) elects the live replica
+    # outside the ISR, in the next epoch.
+    set_unclean(cluster, "true", where)
     wait_until(lambda: partition_zero(cluster) == (second, 2, [second]), 20, what=f"broker {second} elected uncleanly")
     late = [f"late-{i}".encode() for i in range(10)]
     acked = produce_acked(cluster.bootstrap, late)
