@@ -6,7 +6,8 @@
 //! [`group`] (consumer group coordinators), [`metadata`] (typed records and their state
 //! machine), [`session`] (a connection's principal and listener), [`codes`] and [`error`]
 //! (Kafka's error codes, and the one mapping from every subsystem's errors to them); [`cluster`]
-//! (the Raft metadata quorum on openraft);
+//! (the Raft metadata quorum on openraft); [`sockets`] (frame reads shared by [`net`] and the
+//! cluster's broker client);
 //! [`server`] starts the shards.
 
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shard;
+pub mod sockets;
 pub mod storage;
 pub mod txn;
 pub mod types;

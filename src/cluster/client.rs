@@ -232,7 +232,7 @@ impl BrokerClient {
             return Err(ClientError::Closed { broker_id, reason: format!("response frame of {size} bytes") });
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
-        let frame = crate::net::transport::recv_frame(fd, &mut self.stream, size as usize)
+        let frame = crate::sockets::recv_frame(fd, &mut self.stream, size as usize)
             .await
             .map_err(|e| ClientError::Closed { broker_id, reason: e.to_string() })?;
         Ok(frame.freeze())

@@ -46,6 +46,15 @@ pub enum ConnectionError {
     Protocol(#[from] ProtocolError),
 }
 
+impl From<crate::sockets::FrameReadError> for ConnectionError {
+    fn from(e: crate::sockets::FrameReadError) -> Self {
+        match e {
+            crate::sockets::FrameReadError::Truncated { size, got } => ConnectionError::Truncated { size, got },
+            crate::sockets::FrameReadError::Io(e) => ConnectionError::Io(e),
+        }
+    }
+}
+
 /// Accepts connections on this shard's socket of `listener` until the executor stops. `splice`
 /// is this core's splice ring for cold reads, when `cold_read_splice` is on and the kernel has one.
 pub async fn serve_listener(socket: TcpListener, listener: Arc<Listener>, router: Rc<Router>, splice: Option<Rc<splice::SpliceRing>>) {

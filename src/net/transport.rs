@@ -120,52 +120,10 @@ impl TransportWriter {
 
 impl PlainReader {
     async fn read_frame(&mut self, size: usize) -> Result<BytesMut, ConnectionError> {
-        recv_frame(self.fd, &mut self.half, size).await
+        Ok(crate::sockets::recv_frame(self.fd, &mut self.half, size).await?)
     }
 }
 
-/// Reads a frame of `size` bytes from the socket `fd`; `reader` reads the same socket through
-/// glommio, for the waits. What the socket holds is received straight into the frame's unfilled
-/// capacity: zero-filling a frame first, to read it through an initialised slice, was 5% of the
-/// broker's samples at the acks=1 max rate (session 11) and 7.8% of a replicating broker's
-/// (session 16, zeroing 1 MB requests and 3 MB fetch answers). When the socket runs dry, glommio
-/// waits for more and reads at most [`WAIT_PIECE`] bytes, the only ones zeroed.
-pub async fn recv_frame<R: futures::AsyncRead + Unpin>(fd: RawFd, reader: &mut R, size: usize) -> Result<BytesMut, ConnectionError> {
-    let mut frame = BytesMut::with_capacity(size);
-    while frame.len() < size {
-        let want = size - frame.len();
-        let spare = frame.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `want` bytes into `spare`, which has room for them;
-        // MSG_DONTWAIT keeps the executor thread from blocking.
-        let got = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) };
-        if got > 0 {
-            // SAFETY: the kernel initialised the first `got` bytes of the spare capacity.
-            unsafe { frame.set_len(frame.len() + got as usize) };
-            continue;
-        }
-        if got == 0 {
-            return Err(ConnectionError::Truncated { size, got: frame.len() });
-        }
-        let error = io::Error::last_os_error();
-        match error.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {
-                let at = frame.len();
-                frame.resize(at + want.min(WAIT_PIECE), 0);
-                let n = reader.read(&mut frame[at..]).await?;
-                if n == 0 {
-                    return Err(ConnectionError::Truncated { size, got: at });
-                }
-                frame.truncate(at + n);
-            }
-            _ => return Err(error.into()),
-        }
-    }
-    Ok(frame)
-}
-
-/// The most [`recv_frame`] reads through glommio after a wait; what follows is received raw.
-const WAIT_PIECE: usize = 4096;
 
 impl PlainWriter {
     /// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
