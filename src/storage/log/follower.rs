@@ -45,10 +45,10 @@ impl PartitionLog {
     /// leader epochs and timestamps stay (no re-stamping); each batch's CRC is checked. Each
     /// batch must start at or past where the log (or the batch before it) ends, else
     /// [`StorageError::OffsetMismatch`]: a leader's log has holes where its cleaner removed
-    /// batches, and Kafka's follower refuses only a batch that goes back. The topic's config is
-    /// not asked: a replica that has just restarted may not know yet that its topic is compacted
-    /// (a restarted follower of a cleaned log was refused this way, on and off). A partial last
-    /// batch is dropped; with no whole batch there is nothing to append (`done` is `None`).
+    /// batches, and Kafka's follower refuses only a batch that goes back, whatever the topic's
+    /// config (the fetcher's `whole_batches` applies the same rule to what it fetched). A
+    /// partial last batch is dropped; with no whole batch there is nothing to append (`done` is
+    /// `None`).
     ///
     /// The epoch cache and its checkpoint learn each new epoch at its first offset (Kafka's
     /// `LeaderEpochFileCache.assign`). Producer state is updated from the batches, so a producer
