@@ -253,6 +253,10 @@ def test_old_transaction_markers_go_once_their_transactions_are_cleaned(broker_f
         else:
             p.abort_transaction(30)
     expected = {f"k{i}".encode(): b"c" for i in range(10)} | {f"k{i}".encode(): b"d" for i in range(10, 15)}
+    # EndTxn is answered once the decision is logged; the markers follow (as Kafka's), so the last
+    # commit's marker may land a moment after commit_transaction returns.
+    wait_until(lambda: len([b for b in all_batches(broker, topic)[0] if b[1] & 0x20]) == 4, timeout=30,
+               what="the four transaction markers written")
     batches, aborted = all_batches(broker, topic)
     markers_before = [b[0] for b in batches if b[1] & 0x20]
     assert len(markers_before) == 4 and len(aborted) == 1, (batches, aborted)
