@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Measures this machine's own limits, in one run, so benchmark figures can be stated as ratios of them:
 #   - O_DIRECT sequential write bandwidth (fio, bs=1M and bs=128k) and read bandwidth (bs=1M)
+#   - O_DIRECT sequential write bandwidth into never-written blocks (one pass over a fresh file):
+#     what an appending log gets, and the disk bound its benchmarks are stated against
 #   - 4 KiB O_DIRECT write + fdatasync latency (p50/p99/p99.9) and rate, over written blocks (the
 #     floor) and into fallocate'd, never-written space (what a preallocating log segment pays)
 #   - loopback TCP bandwidth (iperf3, 1 and 2 streams)
@@ -56,6 +58,7 @@ if ((QUICK)); then
     NET_OMIT=0     # iperf3 -O (seconds left out at the start)
     MEMCPY_S=0.5
     WANT_SIZE=$((256 << 20))
+    WANT_NEW_SIZE=$((512 << 20))
 else
     RT=10
     SYNC_RT=10
@@ -64,6 +67,7 @@ else
     NET_OMIT=1
     MEMCPY_S=2
     WANT_SIZE=$((2 << 30))
+    WANT_NEW_SIZE=$((8 << 30))
 fi
 IODEPTH=16
 SYNC_SIZE=$((64 << 20)) # region the 4 KiB write+fdatasync job cycles over
@@ -230,11 +234,12 @@ rm -f -- "$WORK/probe"
 put FIO_IOENGINE "$ENGINE"
 log "disk: $DIR on ${R[DATA_DEV]} (${R[DATA_FS]}, rotational=$rota), fio $ENGINE, file $((SIZE >> 20)) MiB"
 
-fio_run() { # fio_run NAME RUNTIME ARGS... -> $TMP/NAME.json
-    local name="$1" runtime="$2"
+fio_run() { # fio_run NAME RUNTIME ARGS... -> $TMP/NAME.json; RUNTIME 0: one pass over --size
+    local name="$1" runtime="$2" timed=()
     shift 2
+    ((runtime == 0)) || timed=(--time_based --runtime="$runtime")
     if ! timeout $((runtime + 120)) fio --name="$name" --ioengine="$ENGINE" --direct=1 --numjobs=1 \
-        --time_based --runtime="$runtime" --output-format=json --output="$TMP/$name.json" \
+        "${timed[@]}" --output-format=json --output="$TMP/$name.json" \
         "$@" >"$TMP/$name.log" 2>&1; then
         cat "$TMP/$name.log" >&2
         die "fio job $name failed"
@@ -265,6 +270,21 @@ RSIZE=$(((written < SIZE ? written : SIZE) >> 20 << 20))
 put READ_SPAN_MIB "$((RSIZE >> 20))"
 
 bandwidth ODIRECT_READ_MBPS read1m read 1M "$RSIZE"
+
+# The jobs above wrap around one file, so after its first pass they rewrite blocks. A log never
+# does: each segment is a new file. Where the disk is thin-provisioned (this VM's virtio disk,
+# ext4 mounted with discard, so deleted segments' blocks go back to the host), a block's first
+# write costs more than a rewrite: 1.4-1.6 GB/s against 2.2-3.5 GB/s here, with 1 or 3 writers
+# and any queue depth (perf/RESULTS.md, session 17). One pass over a fresh, sparse file.
+avail_now=$(df -B1 --output=avail -- "$WORK" | tail -n 1 | tr -d ' ')
+NEW_SIZE=$(((WANT_NEW_SIZE < avail_now / 2 ? WANT_NEW_SIZE : avail_now / 2) >> 20 << 20))
+log "O_DIRECT sequential write into never-written blocks, bs=1M, iodepth=$IODEPTH, one pass of $((NEW_SIZE >> 20)) MiB"
+fio_run writenew 0 --filename="$WORK/new.dat" --size="$NEW_SIZE" --fallocate=none --rw=write --bs=1M \
+    --iodepth="$IODEPTH"
+read -r mbps _ <<<"$(py fio-bw "$TMP/writenew.json" write)"
+put ODIRECT_WRITE_NEW_MBPS "$mbps"
+put NEW_FILE_MIB "$((NEW_SIZE >> 20))"
+rm -f -- "$WORK/new.dat"
 
 # The floor: overwrite blocks already written, so fdatasync has no metadata to commit.
 SSIZE=$((SYNC_SIZE < RSIZE ? SYNC_SIZE : RSIZE))
@@ -400,6 +420,7 @@ Machine limits (${R[MODE]} run, ${R[DATE]})
                   fio ${R[FIO_VERSION]}, ioengine=$ENGINE, iodepth=$IODEPTH, ${R[FILE_SIZE_MIB]} MiB file
   O_DIRECT write  bs=1M   ${R[ODIRECT_WRITE_MBPS]} MB/s
                   bs=128k ${R[ODIRECT_WRITE_128K_MBPS]} MB/s
+                  bs=1M into never-written blocks ${R[ODIRECT_WRITE_NEW_MBPS]} MB/s (one pass, ${R[NEW_FILE_MIB]} MiB): an appending log's bound
   O_DIRECT read   bs=1M   ${R[ODIRECT_READ_MBPS]} MB/s (over ${R[READ_SPAN_MIB]} MiB)
   4 KiB write + fdatasync (O_DIRECT, iodepth=1)
     written blocks  ${R[FSYNC_4K_IOPS]} IOPS; p50 ${R[FSYNC_4K_P50_US]} us, p99 ${R[FSYNC_4K_P99_US]} us, p99.9 ${R[FSYNC_4K_P999_US]} us
