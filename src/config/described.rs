@@ -60,6 +60,12 @@ pub fn broker_setting_def(name: &str) -> Option<&'static BrokerSettingDef> {
     BROKER_LOG_SETTINGS.iter().find(|d| d.name == name)
 }
 
+/// The value of broker setting `name` in `settings` (a broker's effective Kafka-named settings),
+/// else its default from [`BROKER_LOG_SETTINGS`]; `None` for a name not in the table.
+pub fn broker_setting_or_default<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    settings.get(name).map(String::as_str).or_else(|| broker_setting_def(name).map(|d| d.default))
+}
+
 /// Checks a value for a broker setting of [`BROKER_LOG_SETTINGS`].
 pub fn validate_broker_setting(d: &BrokerSettingDef, value: &str) -> Result<(), String> {
     check_value(d.name, d.config_type, d.rule, value)

@@ -182,11 +182,10 @@ impl Shard {
     /// Periodic work: retention, and the expiry of idle producers' state
     /// (`producer.id.expiration.ms`). (The core's loop applies the `flush.ms` policy every second.)
     pub fn housekeeping(&self) {
-        const EXPIRY: &str = "producer.id.expiration.ms";
         let settings = self.log_settings();
-        let set = settings.get(EXPIRY).map(String::as_str);
-        let default = crate::config::described::broker_setting_def(EXPIRY).map(|d| d.default);
-        let producer_expiry_ms = set.or(default).and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MAX);
+        let producer_expiry_ms = crate::config::described::broker_setting_or_default(&settings, "producer.id.expiration.ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
         for log in self.all_logs() {
             if let Err(e) = log.enforce_retention() {
                 tracing::warn!(partition = %log.tp, error = %e, "retention failed");

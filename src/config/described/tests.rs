@@ -169,3 +169,12 @@ fn a_topic_follows_the_dynamic_broker_default() {
     let c = find(&only_cluster, "compression.type");
     assert_eq!((c.value.as_deref(), c.source), (Some("zstd"), ConfigSource::DynamicDefaultBroker));
 }
+
+#[test]
+fn a_broker_setting_is_its_set_value_else_the_tables_default() {
+    let mut settings = BTreeMap::new();
+    assert_eq!(broker_setting_or_default(&settings, "producer.id.expiration.ms"), Some("86400000"));
+    settings.insert("producer.id.expiration.ms".to_string(), "1000".to_string());
+    assert_eq!(broker_setting_or_default(&settings, "producer.id.expiration.ms"), Some("1000"));
+    assert_eq!(broker_setting_or_default(&settings, "no.such.setting"), None);
+}
