@@ -32,7 +32,8 @@ public final class WordCountApp {
         p.put(StreamsConfig.STATE_DIR_CONFIG, args[4]);
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "200");
-        p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, "1");
+        // Internal topics take the broker's default.replication.factor (Streams' own default, -1).
+        p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, "-1");
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.String().getClass());
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.String().getClass());
         // Ride out a broker restart: the default 60 s max block covers it.
