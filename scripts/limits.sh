@@ -20,7 +20,7 @@ Usage: scripts/limits.sh [--quick] [--out FILE] [DIR]
               when this script created it
   --out FILE  KEY=VALUE results file (default: perf/limits.env under the repository)
   --quick     ~3 s per measurement and a smaller file (for smoke tests), ~30 s in all
-              (the full run takes ~70 s)
+              (the full run takes ~80 s)
   -h, --help  this text
 
 Relative DIR and FILE are taken from the current directory.
@@ -274,7 +274,7 @@ bandwidth ODIRECT_READ_MBPS read1m read 1M "$RSIZE"
 # The jobs above wrap around one file, so after its first pass they rewrite blocks. A log never
 # does: each segment is a new file. Where the disk is thin-provisioned (this VM's virtio disk,
 # ext4 mounted with discard, so deleted segments' blocks go back to the host), a block's first
-# write costs more than a rewrite: 1.4-1.6 GB/s against 2.2-3.5 GB/s here, with 1 or 3 writers
+# write costs more than a rewrite: 1.3-1.7 GB/s against 2.0-3.5 GB/s here, with 1 or 3 writers
 # and any queue depth (perf/RESULTS.md, session 17). One pass over a fresh, sparse file.
 avail_now=$(df -B1 --output=avail -- "$WORK" | tail -n 1 | tr -d ' ')
 NEW_SIZE=$(((WANT_NEW_SIZE < avail_now / 2 ? WANT_NEW_SIZE : avail_now / 2) >> 20 << 20))
