@@ -498,12 +498,16 @@ fn broker_config_records(
 /// reads the cluster-level default, not one broker's).
 fn unclean_elections_for_cluster_default(current: &ClusterSnapshot, defaults: &BTreeMap<String, String>, records: &[MetadataRecord]) -> Vec<MetadataRecord> {
     let key = "unclean.leader.election.enable";
-    let switched_on = records.iter().any(|r| matches!(r, MetadataRecord::Config(c) if c.name == key && c.value.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))));
-    if !switched_on {
+    let set_to = records.iter().find_map(|r| match r {
+        MetadataRecord::Config(c) if c.name == key => c.value.clone(),
+        _ => None,
+    });
+    let Some(value) = set_to else { return Vec::new() };
+    let mut defaults = defaults.clone();
+    defaults.insert(key.to_string(), value);
+    if !unclean_leader_election_enabled(&defaults, &BTreeMap::new()) {
         return Vec::new();
     }
-    let mut defaults = defaults.clone();
-    defaults.insert(key.to_string(), "true".to_string());
     current
         .topics
         .values()

@@ -124,7 +124,6 @@ impl PlainReader {
     }
 }
 
-
 impl PlainWriter {
     /// Writes a frame's chunks: as many as the socket takes at once in one vectored `sendmsg`, and
     /// through glommio's writer (which waits for the socket to drain) when it is full. File chunks
