@@ -1,8 +1,8 @@
 """Issue 17: `unclean.leader.election.enable`, as Kafka (KRaft) honours it. A partition whose
 only in-sync replica is dead stays leaderless while unclean elections are off; switching the
 topic's config, or the cluster-wide broker default, on (IncrementalAlterConfigs) elects the live
-replica outside the ISR at once,
-and the records only the dead replica had are gone: unclean election's price."""
+replica outside the ISR at once, and the records only the dead replica had are gone: unclean
+election's price."""
 
 import time
 
